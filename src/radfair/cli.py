@@ -1,0 +1,113 @@
+"""The ``radfair`` command line: every command is a thin wrapper over a Python function.
+
+Bad input (RadfairInputError) prints ``error: <one line>`` to stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import RadfairInputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit the fairness of medical-imaging AI.")
+degrade_app = typer.Typer(no_args_is_help=True, help="Simulate low-dose X-ray or undersampled MRI acquisitions.")
+app.add_typer(degrade_app, name="degrade")
+console = Console(stderr=True, soft_wrap=True)
+
+
+def handles_input_errors(func):
+    """Turn RadfairInputError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RadfairInputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@app.command()
+@handles_input_errors
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write every synthetic release into.")],
+    patients: Annotated[int, typer.Option(help="Chest X-ray patients (split between CheXpert and MIMIC as in Table 1).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical tables.")] = 0,
+    image_size: Annotated[int, typer.Option(help="Radiograph size in pixels (multiple of 8).")] = 64,
+    mri_patients: Annotated[int, typer.Option(help="UCSF-PDGM patients (MRI volumes).")] = 40,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+):
+    """Write synthetic CheXpert, MIMIC-CXR-JPG + MIMIC-IV, embeddings and UCSF-PDGM releases."""
+    from .data.synthetic import generate
+
+    start = time.perf_counter()
+    with console.status("generating synthetic releases"):
+        truth = generate(out, patients=patients, seed=seed, image_size=image_size, mri_patients=mri_patients, overwrite=overwrite)
+    console.print(f"wrote {truth['images']} radiographs, {mri_patients} MRI volumes to {out} in {time.perf_counter() - start:.1f}s")
+
+
+@app.command()
+@handles_input_errors
+def cohort(
+    source: Annotated[str, typer.Option(help="chexpert, mimic, all (CheXpert + MIMIC) or ucsf-pdgm.")],
+    root: Annotated[Path, typer.Option(help="Release folder or any folder above it.")],
+    out: Annotated[Path, typer.Option(help="Output cohort table (.parquet or .csv).")],
+    root_mimic_iv: Annotated[Path | None, typer.Option(help="MIMIC-IV folder, if not below --root.")] = None,
+    uncertain: Annotated[str, typer.Option(help="Uncertain (-1) labels become: zeros, ones or ignore (NaN).")] = "zeros",
+    views: Annotated[str, typer.Option(help="frontal (default) or all.")] = "frontal",
+):
+    """Build the canonical cohort table (one row per image) from a dataset release."""
+    from .data.cohort import build_cohort, save_cohort
+
+    table, meta = build_cohort(source, root, root_mimic_iv, uncertain, views)
+    save_cohort(table, meta, out)
+    for name, prov in meta["provenance"].items():
+        console.print(f"{name}: read release at {prov['release']}")
+    _print_summary(meta["summary"], out)
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    console.print(f"wrote {out}: {summary['rows']} images, {summary['patients']} patients")
+    for key, shares in summary.items():
+        if key.endswith("_share"):
+            console.print(f"  {key[:-6]}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
+    if summary.get("prevalence"):
+        console.print("  prevalence: " + ", ".join(f"{k} {v:.1%}" for k, v in summary["prevalence"].items()))
+
+
+@app.command()
+@handles_input_errors
+def split(
+    cohort: Annotated[Path, typer.Option(help="Cohort table from `radfair cohort`.")],
+    out: Annotated[Path, typer.Option(help="Output table with a `split` column (train/val/test).")],
+    fractions: Annotated[str, typer.Option(help="train,val,test fractions of patients.")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Seed of the patient ordering.")] = 0,
+    stratify: Annotated[str | None, typer.Option(help="Comma-separated labels to stratify patients on.")] = None,
+):
+    """Assign patient-level train/val/test splits and save them for every later stage."""
+    from .data.splits import parse_fractions, split_cohort_file
+
+    table = split_cohort_file(cohort, out, parse_fractions(fractions), seed, _csv_list(stratify))
+    counts = table.groupby("split").agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
+    console.print(f"wrote {out}: " + "; ".join(f"{s} {r.images} images / {r.patients} patients" for s, r in counts.iterrows()))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

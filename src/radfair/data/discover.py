@@ -1,0 +1,57 @@
+"""Find a dataset release below a user-given folder by its marker file(s).
+
+``--root`` may be the release folder itself or any folder above it; the first match in
+breadth-first order (shallowest) wins, and ties are broken alphabetically so the choice is stable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MISSING_FILE, MISSING_FOLDER, RELEASE_NOT_FOUND, RadfairInputError
+
+#: release name -> marker path relative to the release folder.
+MARKERS = {
+    "chexpert": "CheXpert-v1.0/train.csv",
+    "mimic-cxr-jpg": "mimic-cxr-2.0.0-metadata.csv.gz",
+    "mimic-iv": "hosp/patients.csv.gz",
+    "ucsf-pdgm": "UCSF-PDGM-metadata_v2.csv",
+}
+MAX_DEPTH = 6
+
+
+def find_release(root: str | Path, release: str) -> Path:
+    """Return the folder holding ``MARKERS[release]``, searching ``root`` and below."""
+    root = Path(root)
+    if not root.is_dir():
+        raise RadfairInputError(MISSING_FOLDER.format(path=root, what="expected a dataset release or a folder above it"))
+    marker = MARKERS[release]
+    level = [root]
+    for _ in range(MAX_DEPTH + 1):
+        for folder in level:
+            if (folder / marker).is_file():
+                return folder
+        level = sorted(
+            (child for folder in level for child in _subdirs(folder)),
+            key=lambda p: str(p),
+        )
+        if not level:
+            break
+    raise RadfairInputError(RELEASE_NOT_FOUND.format(root=root, release=release, marker=marker))
+
+
+def _subdirs(folder: Path):
+    try:
+        # skip image folders quickly: patient/study trees never hold a release marker
+        return [c for c in folder.iterdir() if c.is_dir() and not c.name.startswith((".", "patient", "p1"))]
+    except PermissionError:
+        return []
+
+
+def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
+    """The first of ``names`` that exists in ``folder`` or its parent (side files such as demographics)."""
+    for base in (folder, folder.parent):
+        for name in names:
+            if (base / name).is_file():
+                return base / name
+    raise RadfairInputError(MISSING_FILE.format(path=folder / names[0], what=what))

@@ -1,0 +1,186 @@
+"""CXR Foundation embedding files, read and written without TensorFlow.
+
+* MIMIC (PhysioNet "generalized image embeddings"): one TFRecord per DICOM at
+  ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` holding one ``tf.train.Example`` with features
+  ``embedding`` (float_list, 1376 values), ``image/id`` and ``image/format`` (bytes_list).
+* CheXpert: ``train.npz``, a mapping from the CheXpert ``Path`` to a 1376-float vector.
+
+TFRecord framing: ``uint64 length, uint32 masked_crc32c(length), data, uint32 masked_crc32c(data)``.
+The protobuf subset needed (Example > Features > map<string, Feature>) is encoded and decoded here.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import crc32c
+import numpy as np
+
+from ..errors import BAD_VALUES, MISSING_FILE, RadfairInputError, preview
+
+EMBEDDING_DIM = 1376
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = crc32c.crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def encode_example(features: dict[str, np.ndarray | bytes]) -> bytes:
+    """Serialise a ``tf.train.Example``: float arrays -> float_list, bytes -> bytes_list."""
+    entries = b""
+    for key in sorted(features):
+        value = features[key]
+        if isinstance(value, bytes):
+            feature = _field(1, _field(1, value))  # Feature.bytes_list(1) > BytesList.value(1)
+        else:
+            packed = np.asarray(value, dtype="<f4").tobytes()
+            feature = _field(2, _field(1, packed))  # Feature.float_list(2) > FloatList.value(1, packed)
+        entries += _field(1, _field(1, key.encode()) + _field(2, feature))  # Features.feature map entry
+    return _field(1, entries)  # Example.features(1)
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf: bytes):
+    """Yield (field number, wire type, payload) for a protobuf message."""
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _read_varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 2:
+            length, pos = _read_varint(buf, pos)
+            yield number, wire, buf[pos : pos + length]
+            pos += length
+        elif wire == 0:
+            value, pos = _read_varint(buf, pos)
+            yield number, wire, value
+        elif wire == 5:
+            yield number, wire, buf[pos : pos + 4]
+            pos += 4
+        elif wire == 1:
+            yield number, wire, buf[pos : pos + 8]
+            pos += 8
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+
+
+def decode_example(data: bytes) -> dict[str, np.ndarray | list[bytes]]:
+    """Parse a serialised ``tf.train.Example`` into {key: float32 array | list of bytes | int64 array}."""
+    out: dict = {}
+    for number, _, features in _fields(data):
+        if number != 1:
+            continue
+        for _, _, entry in _fields(features):
+            key, feature = None, b""
+            for n, _, payload in _fields(entry):
+                if n == 1:
+                    key = payload.decode()
+                elif n == 2:
+                    feature = payload
+            for kind, _, inner in _fields(feature):
+                values = [(wire, p) for _, wire, p in _fields(inner)]
+                if kind == 2:  # float_list: packed (wire 2) or repeated fixed32 (wire 5)
+                    raw = b"".join(p for _, p in values)
+                    out[key] = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+                elif kind == 1:
+                    out[key] = [p for _, p in values]
+                elif kind == 3:
+                    ints = []
+                    for wire, p in values:
+                        if wire == 0:
+                            ints.append(p)
+                        else:
+                            pos = 0
+                            while pos < len(p):
+                                v, pos = _read_varint(p, pos)
+                                ints.append(v)
+                    out[key] = np.array(ints, dtype=np.int64)
+    return out
+
+
+def write_tfrecord(path: str | Path, records: list[bytes]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        for data in records:
+            length = struct.pack("<Q", len(data))
+            fh.write(length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data)))
+
+
+def read_tfrecord(path: str | Path, verify: bool = True) -> list[bytes]:
+    """The serialised records of a TFRecord file; CRCs checked when ``verify``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadfairInputError(MISSING_FILE.format(path=path, what="embedding TFRecord"))
+    buf = path.read_bytes()
+    records, pos = [], 0
+    while pos < len(buf):
+        if pos + 12 > len(buf):
+            raise RadfairInputError(f"{path}: truncated TFRecord header at byte {pos}")
+        length_bytes = buf[pos : pos + 8]
+        (length,) = struct.unpack("<Q", length_bytes)
+        (length_crc,) = struct.unpack("<I", buf[pos + 8 : pos + 12])
+        data = buf[pos + 12 : pos + 12 + length]
+        if len(data) != length or pos + 16 + length > len(buf):
+            raise RadfairInputError(f"{path}: truncated TFRecord record at byte {pos}")
+        (data_crc,) = struct.unpack("<I", buf[pos + 12 + length : pos + 16 + length])
+        if verify and (length_crc != _masked_crc(length_bytes) or data_crc != _masked_crc(data)):
+            raise RadfairInputError(f"{path}: TFRecord checksum mismatch at byte {pos} (corrupt file)")
+        records.append(data)
+        pos += 16 + length
+    return records
+
+
+def write_mimic_embedding(path: str | Path, dicom_id: str, vector: np.ndarray) -> None:
+    example = encode_example({"embedding": vector, "image/id": dicom_id.encode(), "image/format": b"png"})
+    write_tfrecord(path, [example])
+
+
+def read_mimic_embedding(path: str | Path) -> tuple[str, np.ndarray]:
+    """(image id, 1376-float vector) from one MIMIC CXR-Foundation TFRecord."""
+    example = decode_example(read_tfrecord(path)[0])
+    vector = example.get("embedding")
+    if vector is None or len(vector) != EMBEDDING_DIM:
+        got = None if vector is None else len(vector)
+        raise RadfairInputError(BAD_VALUES.format(path=path, column="embedding", values=preview([got]), expected=f"expected {EMBEDDING_DIM} floats"))
+    image_id = example.get("image/id", [b""])[0].decode()
+    return image_id, vector
+
+
+def read_chexpert_embeddings(path: str | Path) -> dict[str, np.ndarray]:
+    """{CheXpert Path: vector} from ``train.npz`` (a pickled dict or named arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadfairInputError(MISSING_FILE.format(path=path, what="CheXpert embeddings .npz"))
+    with np.load(path, allow_pickle=True) as npz:
+        if len(npz.files) == 1 and npz[npz.files[0]].dtype == object:
+            return dict(npz[npz.files[0]].item())
+        return {key: npz[key] for key in npz.files}

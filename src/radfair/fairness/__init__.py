@@ -1,0 +1,22 @@
+"""radfair.fairness: thresholds, subgroup rates, disparities, equalized odds, segmentation
+fairness and the patient-level bootstrap. Pure, vectorised functions behind a curated namespace.
+"""
+
+from ._auc import AucPlan, weighted_auc
+from ._bootstrap import GroupCounts, patient_multiplicities, replicate_chunks
+from ._disparity import extreme_groups, gap, tpr_disparity
+from ._equalized_odds import equalized_odds
+from ._rates import confusion_indicators, rates
+from ._segmentation import dice, group_dice, segmentation_fairness
+from ._stats import benjamini_hochberg, bootstrap_p_value, holm, mean_ci_over_seeds, percentile_ci
+from ._thresholds import RULES, choose_threshold
+from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
+from .audit import CONVENTIONS, AuditConfig, AuditWarning, audit_files, run_audit
+
+__all__ = [
+    "AucPlan", "AuditConfig", "AuditWarning", "CONVENTIONS", "GroupCounts", "RULES", "TEST_THRESHOLD_WARNING",
+    "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
+    "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "mean_ci_over_seeds", "patient_multiplicities",
+    "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds", "run_audit", "segmentation_fairness",
+    "tpr_disparity", "weighted_auc",
+]

@@ -1,0 +1,66 @@
+"""Patient-level bootstrap by count matrices: no Python loop over replicates.
+
+A replicate draws patients with replacement (all images of a drawn patient come along), so it is
+fully described by a multiplicity matrix ``W`` (B, n_patients). Every count-based statistic of a
+group is then ``W[:, patients] @ per_patient_counts``: one matrix product for all replicates.
+Replicates are generated and consumed in chunks to bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def patient_multiplicities(n_patients: int, n_replicates: int, rng: np.random.Generator,
+                           strata: np.ndarray | None = None) -> np.ndarray:
+    """(B, n_patients) draw counts; with ``strata`` (code per patient) each stratum keeps its size."""
+    if strata is None:
+        strata = np.zeros(n_patients, dtype=np.int64)
+    out = np.zeros((n_replicates, n_patients), dtype=np.float64)
+    offsets = (np.arange(n_replicates) * n_patients)[:, None]
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        draws = members[rng.integers(0, len(members), size=(n_replicates, len(members)))]
+        out += np.bincount((draws + offsets).ravel(), minlength=n_replicates * n_patients).reshape(n_replicates, n_patients)
+    return out
+
+
+def replicate_chunks(n_patients: int, n_replicates: int, seed: int, chunk: int = 100,
+                     strata: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Yield multiplicity matrices of at most ``chunk`` replicates; same seed -> same replicates."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n_replicates:
+        size = min(chunk, n_replicates - done)
+        yield patient_multiplicities(n_patients, size, rng, strata)
+        done += size
+
+
+class GroupCounts:
+    """Per-(patient, group) sums of per-image indicator rows, ready for replicate weighting.
+
+    ``values`` (n_images, K) are summed within each (patient, group) cell once; ``counts(W)`` then
+    returns (B, G, K) group totals for multiplicities ``W`` (B, n_patients).
+    """
+
+    def __init__(self, patient: np.ndarray, group: np.ndarray, n_groups: int, values: np.ndarray):
+        known = group >= 0
+        key = patient[known] * n_groups + group[known]
+        cells, inverse = np.unique(key, return_inverse=True)
+        onehot = sp.csr_matrix((np.ones(len(key)), (inverse, np.arange(len(key)))), shape=(len(cells), len(key)))
+        summed = np.asarray(onehot @ values[known])
+        self.n_groups = n_groups
+        self.cell_patient = cells // n_groups
+        cell_group = cells % n_groups
+        self.members = [np.flatnonzero(cell_group == g) for g in range(n_groups)]
+        self.summed = summed
+
+    def counts(self, multiplicities: np.ndarray) -> np.ndarray:
+        b = multiplicities.shape[0]
+        out = np.empty((b, self.n_groups, self.summed.shape[1]))
+        for g, rows in enumerate(self.members):
+            out[:, g] = multiplicities[:, self.cell_patient[rows]] @ self.summed[rows]
+        return out

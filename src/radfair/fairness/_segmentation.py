@@ -1,0 +1,49 @@
+"""Segmentation fairness: per-patient Dice, group Dice, delta-Dice and skewed error ratio.
+
+* Dice per sample: ``2|P & T| / (|P| + |T|)``; both masks empty -> NaN (as MONAI's DiceMetric with
+  ``ignore_empty=True``), so empty slices do not count as perfect.
+* Group Dice: mean of per-patient Dice within the group.
+* ``delta_dice = max_g Dice_g - min_g Dice_g``.
+* ``SER = max_g (1 - Dice_g) / min_g (1 - Dice_g)`` (Siddiqui et al. 2024, adapted to Dice in the
+  reconstruction paper); 1 means equal error.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+
+def dice(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Dice per sample for boolean masks of shape (N, ...)."""
+    p = np.asarray(pred, dtype=bool).reshape(len(pred), -1)
+    t = np.asarray(target, dtype=bool).reshape(len(target), -1)
+    inter = np.sum(p & t, axis=1)
+    total = p.sum(axis=1) + t.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2 * inter / np.where(total > 0, total, 1), np.nan)
+
+
+def group_dice(dice_per_patient: np.ndarray, group: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Weighted mean Dice per group: (B, G) for weights (B, n_patients) or (1, G) without weights."""
+    d = np.asarray(dice_per_patient, dtype=float)
+    w = np.ones((1, len(d))) if weights is None else weights
+    ok = ~np.isnan(d) & (group >= 0)
+    onehot = np.zeros((len(d), n_groups))
+    onehot[np.flatnonzero(ok), group[ok]] = 1.0
+    num = w @ (onehot * np.nan_to_num(d)[:, None])
+    den = w @ onehot
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def segmentation_fairness(group_dice_values: np.ndarray) -> dict[str, np.ndarray]:
+    """delta_dice and SER from group Dice (..., G)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        hi, lo = np.nanmax(group_dice_values, axis=-1), np.nanmin(group_dice_values, axis=-1)
+        err = 1 - group_dice_values
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ser = np.nanmax(err, axis=-1) / np.nanmin(err, axis=-1)
+    return {"delta_dice": hi - lo, "ser": ser}

@@ -1,0 +1,56 @@
+"""Resolve the ``--threshold`` option: a rule, a fixed value, or a CSV file (label, threshold)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BAD_OPTION, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError
+from ._thresholds import RULES, choose_threshold
+
+TEST_THRESHOLD_WARNING = (
+    "thresholds were chosen on the TEST split (--threshold-on-test): test metrics are optimistically biased"
+)
+
+
+def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = "f1", on_test: bool = False,
+                       path: str = "scored table") -> pd.DataFrame:
+    """A table ``label, rule, threshold`` for every label."""
+    spec_text = str(spec)
+    if spec_text in RULES:
+        split = "test" if on_test else "val"
+        if on_test:
+            warnings.warn(TEST_THRESHOLD_WARNING, UserWarning, stacklevel=2)
+        rows = df[df["split"] == split]
+        if rows.empty:
+            raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step=f"selecting split == '{split}' to choose {spec_text} thresholds"))
+        values = [choose_threshold(rows[f"y_{label}"].to_numpy(float), rows[f"p_{label}"].to_numpy(float), spec_text) for label in labels]
+        return pd.DataFrame({"label": labels, "rule": f"{spec_text} on {split}", "threshold": values})
+    try:
+        value = float(spec_text)
+    except ValueError:
+        value = None
+    if value is not None:
+        if not 0 <= value <= 1:
+            raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text, expected="a number in [0, 1]"))
+        return pd.DataFrame({"label": labels, "rule": "fixed", "threshold": value})
+    file = Path(spec_text)
+    if not file.is_file():
+        raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text, expected=f"one of {list(RULES)}, a number, or an existing CSV file"))
+    table = pd.read_csv(file)
+    if not {"label", "threshold"} <= set(table.columns):
+        raise RadfairInputError(MISSING_COLUMNS.format(path=file, columns=sorted({"label", "threshold"} - set(table.columns)), expected=["label", "threshold"]))
+    lookup = dict(zip(table["label"].str.removeprefix("y_"), table["threshold"], strict=True))
+    missing = [label for label in labels if label not in lookup]
+    if missing:
+        raise RadfairInputError(f"{file}: no threshold for label(s) {missing}")
+    return pd.DataFrame({"label": labels, "rule": f"file {file.name}", "threshold": [float(lookup[k]) for k in labels]})
+
+
+def apply_thresholds(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Binary predictions ``score >= threshold`` (a NaN threshold predicts nothing positive)."""
+    with np.errstate(invalid="ignore"):
+        return scores >= thresholds[None, :]

@@ -1,0 +1,332 @@
+"""``radfair audit``: every fairness quantity of a scored table, with patient-level bootstrap CIs.
+
+Input: one row per image with ``patient_id``, ``split``, attribute columns, ``y_<label>`` (1/0/NaN)
+and ``p_<label>`` (scores in [0, 1]). Thresholds are chosen on ``split == "val"`` and every metric
+is computed on ``split == "test"``. Conventions are written, by name, into ``audit.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..errors import BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
+from ..io import read_table, write_json, write_table
+from ._auc import AucPlan
+from ._bootstrap import GroupCounts, replicate_chunks
+from ._disparity import extreme_groups, gap, tpr_disparity
+from ._equalized_odds import equalized_odds
+from ._groups import attribute_values, encode_groups
+from ._rates import confusion_indicators, rates
+from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
+from ._thresholds_io import apply_thresholds, resolve_thresholds
+
+RATE_NAMES = ("tpr", "fpr", "tnr", "ppv")
+EO_NAMES = ("eodd_worst", "eodd_mean", "eop")
+CONVENTIONS = {
+    "tpr_disparity": "binary attribute: TPR_g - TPR_(not g); otherwise TPR_g - median over groups with >=1 positive (median includes g)",
+    "gap": "max_g disparity - min_g disparity per label; NaN with fewer than two defined groups",
+    "average_gap": "mean of per-label gaps over the summary labels (excluded labels listed in config)",
+    "eodd_worst": "max(dTPR, dFPR), d = max - min over groups (fairlearn equalized_odds_difference agg='worst_case')",
+    "eodd_mean": "(dTPR + dFPR) / 2 (fairlearn agg='mean'; the reconstruction paper's code)",
+    "eop": "dTPR = max - min TPR over groups",
+    "prediction": "score >= threshold",
+    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed; percentile intervals",
+    "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
+    "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
+    "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
+}
+
+
+class AuditWarning(UserWarning):
+    """A data condition the user must know about (e.g. a subgroup with no positives)."""
+
+
+@dataclass
+class AuditConfig:
+    attributes: list[str]
+    labels: list[str] | None = None
+    threshold: str = "f1"
+    threshold_on_test: bool = False
+    bootstrap: int = 1000
+    seed: int = 0
+    level: float = 0.95
+    min_group_size: int = 10
+    summary_exclude: list[str] = field(default_factory=lambda: ["no_finding"])
+    auc: bool = True
+    chunk: int = 100
+
+
+def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> list[str]:
+    """Check columns and values; return the audited labels."""
+    needed = ["patient_id", "split"] + sorted({p for a in config.attributes for p in a.split("*")})
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=missing, expected="patient_id, split, the attribute columns, y_<label>, p_<label>"))
+    available = [c[2:] for c in df.columns if c.startswith("y_") and f"p_{c[2:]}" in df.columns]
+    labels = available if config.labels is None else [label.removeprefix("y_") for label in config.labels]
+    absent = [f"{prefix}{label}" for label in labels for prefix in ("y_", "p_") if f"{prefix}{label}" not in df.columns]
+    if absent or not labels:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=absent or ["y_<label>/p_<label>"], expected="a y_ and a p_ column per label"))
+    for label in labels:
+        y, p = df[f"y_{label}"], pd.to_numeric(df[f"p_{label}"], errors="coerce")
+        bad_y = y[y.notna() & ~y.isin((0, 1))]
+        if len(bad_y):
+            raise RadfairInputError(BAD_VALUES.format(path=path, column=f"y_{label}", values=preview(bad_y), expected="expected 1, 0 or NaN"))
+        bad_p = df[f"p_{label}"][p.isna() | (p < 0) | (p > 1)]
+        if len(bad_p):
+            raise RadfairInputError(BAD_VALUES.format(path=path, column=f"p_{label}", values=preview(bad_p), expected="expected scores in [0, 1], no NaN"))
+    bad_split = df["split"][~df["split"].isin(("train", "val", "test"))]
+    if len(bad_split):
+        raise RadfairInputError(BAD_VALUES.format(path=path, column="split", values=preview(bad_split), expected="expected train, val or test"))
+    return labels
+
+
+class Evaluation:
+    """One scored table's test rows, encoded for fast (replicated) statistics."""
+
+    def __init__(self, test: pd.DataFrame, labels: list[str], thresholds: np.ndarray, attributes: list[str],
+                 patient_index: pd.Index, auc: bool):
+        self.labels = labels
+        self.attributes = attributes
+        self.image_patient = patient_index.get_indexer(test["patient_id"])
+        y = test[[f"y_{k}" for k in labels]].to_numpy(float)
+        scores = test[[f"p_{k}" for k in labels]].to_numpy(float)
+        indicators = confusion_indicators(y, apply_thresholds(scores, thresholds)).reshape(len(test), -1)
+        self.groups: dict[str, list[str]] = {}
+        self.counts: dict[str, GroupCounts] = {}
+        self.auc_plans: dict[str, list[list[AucPlan]]] = {}
+        for attribute in attributes:
+            codes, names = encode_groups(attribute_values(test, attribute), attribute)
+            self.groups[attribute] = names
+            self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
+            if auc:
+                self.auc_plans[attribute] = [
+                    [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j]) for j in range(len(labels))]
+                    for g in range(len(names))
+                ]
+        self.overall_auc = [AucPlan(y[:, j], scores[:, j]) for j in range(len(labels))] if auc else None
+
+    def statistics(self, multiplicities: np.ndarray, summary_mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Every statistic for each row of ``multiplicities`` (B, n_patients); arrays lead with B."""
+        b, n_labels = multiplicities.shape[0], len(self.labels)
+        image_weights = multiplicities[:, self.image_patient]
+        out: dict[str, np.ndarray] = {}
+        if self.overall_auc is not None:
+            out["auc|all"] = np.stack([plan.auc(image_weights) for plan in self.overall_auc], axis=-1)
+        for attribute, counter in self.counts.items():
+            counts = counter.counts(multiplicities).reshape(b, counter.n_groups, n_labels, 4)
+            r = rates(counts)
+            for name in ("n", "n_pos", "n_neg") + RATE_NAMES:
+                out[f"{name}|{attribute}"] = r[name]
+            disparity = tpr_disparity(r["tpr"])
+            out[f"disparity|{attribute}"] = disparity
+            out[f"gap|{attribute}"] = gap(disparity)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[f"average_gap|{attribute}"] = np.nanmean(out[f"gap|{attribute}"][:, summary_mask], axis=-1)
+            for name, value in equalized_odds(r["tpr"], r["fpr"]).items():
+                out[f"{name}|{attribute}"] = value
+            if self.overall_auc is not None:
+                out[f"auc|{attribute}"] = np.stack(
+                    [np.stack([plan.auc(image_weights) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
+                )
+        return out
+
+
+def _hash(path: str | Path | None) -> str | None:
+    if path is None or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _prepare(df: pd.DataFrame, config: AuditConfig, path: str):
+    labels = validate_scored(df, config, path)
+    thresholds = resolve_thresholds(df, labels, config.threshold, config.threshold_on_test, path)
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="selecting split == 'test'"))
+    return labels, thresholds, test
+
+
+def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | None = None,
+              path: str = "scored table", compare_path: str = "compare table") -> dict:
+    """Compute every output table; returns {name: DataFrame} plus "audit" (a JSON-ready dict)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels, thresholds, test = _prepare(df, config, path)
+        patients = pd.Index(pd.unique(test["patient_id"]))
+        if compare is not None:
+            labels_b, thresholds_b, test_b = _prepare(compare, config, compare_path)
+            if labels_b != labels:
+                raise RadfairInputError(f"{compare_path}: labels {labels_b} differ from {path}'s {labels}")
+            patients = patients.append(pd.Index(pd.unique(test_b["patient_id"]))).unique()
+        summary_mask = np.array([label not in config.summary_exclude for label in labels])
+        ev = Evaluation(test, labels, thresholds["threshold"].to_numpy(float), config.attributes, patients, config.auc)
+        ev_b = Evaluation(test_b, labels, thresholds_b["threshold"].to_numpy(float), config.attributes, patients, config.auc) if compare is not None else None
+
+        ones = np.ones((1, len(patients)))
+        point = {k: v[0] for k, v in ev.statistics(ones, summary_mask).items()}
+        point_b = {k: v[0] for k, v in ev_b.statistics(ones, summary_mask).items()} if ev_b else None
+        reps: dict[str, list] = {}
+        reps_delta: dict[str, list] = {}
+        for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
+            stats_a = ev.statistics(w, summary_mask)
+            for k, v in stats_a.items():
+                reps.setdefault(k, []).append(v)
+            if ev_b is not None:
+                for k, v in ev_b.statistics(w, summary_mask).items():
+                    reps_delta.setdefault(k, []).append(v - stats_a[k])
+        reps_all = {k: np.concatenate(v) for k, v in reps.items()} if config.bootstrap else {}
+        delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
+        _warn_empty_groups(ev, point, labels)
+
+        tables = _tables(ev, point, reps_all, labels, summary_mask, config)
+        tables["thresholds"] = thresholds
+        if ev_b is not None:
+            tables["comparison"] = _comparison(ev, point, point_b, delta_all, labels, config)
+            tables["thresholds_compare"] = thresholds_b
+    messages = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
+    for message in messages:
+        warnings.warn(message, AuditWarning, stacklevel=2)
+    tables["audit"] = {
+        "radfair_version": __version__,
+        "versions": {"numpy": np.__version__, "pandas": pd.__version__},
+        "config": asdict(config),
+        "labels": labels,
+        "test_rows": int(len(test)),
+        "test_patients": int(test["patient_id"].nunique()),
+        "conventions": CONVENTIONS,
+        "warnings": messages,
+    }
+    return tables
+
+
+def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str]) -> None:
+    for attribute, groups in ev.groups.items():
+        n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
+        for g, group in enumerate(groups):
+            for j, label in enumerate(labels):
+                if n_pos[g, j] == 0:
+                    warnings.warn(f"{attribute}={group}, label {label}: no positives in test; TPR is NaN", AuditWarning, stacklevel=3)
+                if n_neg[g, j] == 0:
+                    warnings.warn(f"{attribute}={group}, label {label}: no negatives in test; FPR is NaN", AuditWarning, stacklevel=3)
+
+
+def _ci(reps: dict, key: str, level: float, shape) -> tuple[np.ndarray, np.ndarray]:
+    if key not in reps:
+        return np.full(shape, np.nan), np.full(shape, np.nan)
+    return percentile_ci(reps[key], level)
+
+
+def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig) -> dict:
+    level = config.level
+    group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
+    for attribute, groups in ev.groups.items():
+        n_groups = len(groups)
+        cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity")}
+        gap_ci = _ci(reps, f"gap|{attribute}", level, (len(labels),))
+        eo_ci = {name: _ci(reps, f"{name}|{attribute}", level, (len(labels),)) for name in EO_NAMES}
+        n_pos = point[f"n_pos|{attribute}"]
+        share = n_pos / np.where(n_pos.sum(axis=0) > 0, n_pos.sum(axis=0), np.nan)
+        disparity = point[f"disparity|{attribute}"]
+        for j, label in enumerate(labels):
+            for g, group in enumerate(groups):
+                row = {"label": label, "attribute": attribute, "group": group,
+                       "n": int(point[f"n|{attribute}"][g, j]), "n_pos": int(n_pos[g, j]), "n_neg": int(point[f"n_neg|{attribute}"][g, j])}
+                for name in RATE_NAMES + ("auc",):
+                    value = point.get(f"{name}|{attribute}")
+                    row[name] = float(value[g, j]) if value is not None else np.nan
+                    row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(cis[name][0][g, j]), float(cis[name][1][g, j])
+                row["small_group"] = bool(n_pos[g, j] < config.min_group_size)
+                group_rows.append(row)
+                disp_rows.append({"label": label, "attribute": attribute, "group": group, "share_of_positives": float(share[g, j]),
+                                  "tpr_disparity": float(disparity[g, j]), "ci_low": float(cis["disparity"][0][g, j]),
+                                  "ci_high": float(cis["disparity"][1][g, j]), "small_group": row["small_group"]})
+            column = disparity[:, j]
+            defined = ~np.isnan(column)
+            gap_rows.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j]),
+                             "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
+                             "most_favorable": groups[int(np.nanargmax(column))] if defined.any() else "",
+                             "most_unfavorable": groups[int(np.nanargmin(column))] if defined.any() else ""})
+            eo = {"label": label, "attribute": attribute}
+            for name in EO_NAMES:
+                eo[name] = float(point[f"{name}|{attribute}"][j])
+                eo[f"{name}_ci_low"], eo[f"{name}_ci_high"] = float(eo_ci[name][0][j]), float(eo_ci[name][1][j])
+            eo_rows.append(eo)
+        gaps = np.where(summary_mask, point[f"gap|{attribute}"], np.nan)
+        avg_ci = _ci(reps, f"average_gap|{attribute}", level, ())
+        finite = np.isfinite(gaps)
+        summary_rows.append({
+            "attribute": attribute,
+            "average_gap": float(point[f"average_gap|{attribute}"]),
+            "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]),
+            "lowest_label": labels[int(np.nanargmin(gaps))] if finite.any() else "",
+            "lowest_gap": float(np.nanmin(gaps)) if finite.any() else np.nan,
+            "highest_label": labels[int(np.nanargmax(gaps))] if finite.any() else "",
+            "highest_gap": float(np.nanmax(gaps)) if finite.any() else np.nan,
+            "unfavorable": extreme_groups(disparity[:, summary_mask], groups, favourable=False),
+            "favorable": extreme_groups(disparity[:, summary_mask], groups, favourable=True),
+        })
+    auc_all = point.get("auc|all")
+    auc_ci = _ci(reps, "auc|all", level, (len(labels),))
+    performance = pd.DataFrame({"label": labels, "auc": auc_all if auc_all is not None else np.nan,
+                                "ci_low": auc_ci[0], "ci_high": auc_ci[1]})
+    return {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
+            "summary": pd.DataFrame(summary_rows), "equalized_odds": pd.DataFrame(eo_rows), "performance": performance}
+
+
+def _comparison(ev: Evaluation, point_a: dict, point_b: dict, deltas: dict, labels: list[str], config: AuditConfig) -> pd.DataFrame:
+    rows = []
+
+    def add(label, attribute, metric, key, index):
+        a, b = float(point_a[key][index]), float(point_b[key][index])
+        d = b - a
+        if key in deltas:
+            reps = deltas[key][(slice(None),) + index]
+            low, high = percentile_ci(reps, config.level)
+            p = float(bootstrap_p_value(np.array(d), reps))
+        else:
+            low = high = p = np.nan
+        rows.append({"label": label, "attribute": attribute, "metric": metric, "value_a": a, "value_b": b,
+                     "delta": d, "ci_low": float(low), "ci_high": float(high), "p_value": p})
+
+    if "auc|all" in point_a:
+        for j, label in enumerate(labels):
+            add(label, "(all)", "auc", "auc|all", (j,))
+    for attribute in ev.groups:
+        for j, label in enumerate(labels):
+            for metric in ("gap",) + EO_NAMES:
+                add(label, attribute, metric, f"{metric}|{attribute}", (j,))
+        add("(average)", attribute, "average_gap", f"average_gap|{attribute}", ())
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table["p_value"].to_numpy())
+    table["p_bh"] = benjamini_hochberg(table["p_value"].to_numpy())
+    return table
+
+
+OUTPUTS = ("thresholds", "group_metrics", "disparities", "gaps", "summary", "equalized_odds", "performance",
+           "comparison", "thresholds_compare")
+
+
+def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compare: str | Path | None = None) -> dict:
+    """Read, audit and write every output (CSV and parquet) plus ``audit.json`` into ``out``."""
+    df = read_table(scored, "scored table")
+    other = read_table(compare, "scored table to compare") if compare else None
+    tables = run_audit(df, config, other, str(scored), str(compare))
+    out = Path(out)
+    for name in OUTPUTS:
+        if name in tables:
+            write_table(tables[name], out / f"{name}.csv")
+            write_table(tables[name], out / f"{name}.parquet")
+    tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
+                                 "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
+    write_json(out / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
+    return tables

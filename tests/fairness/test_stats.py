@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from radfair.fairness import benjamini_hochberg, bootstrap_p_value, holm, mean_ci_over_seeds, percentile_ci
+
+
+def test_holm_hand_computed():
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    # sorted: 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06
+    assert holm(p)[[4, 0, 2, 1]] == pytest.approx([0.02, 0.03, 0.06, 0.06])
+    assert np.isnan(holm(p)[3])
+
+
+def test_bh_matches_scipy():
+    rng = np.random.default_rng(0)
+    p = rng.random(50) ** 2
+    assert benjamini_hochberg(p) == pytest.approx(stats.false_discovery_control(p, method="bh"))
+
+
+def test_t_interval_over_five_seeds_uses_t4():
+    values = np.array([0.80, 0.82, 0.81, 0.79, 0.83])
+    mean, low, high = mean_ci_over_seeds(values)
+    half = 2.7764451 * values.std(ddof=1) / np.sqrt(5)
+    assert mean == pytest.approx(0.81) and high - mean == pytest.approx(half, rel=1e-6)
+
+
+def test_percentile_ci_and_centred_p_value():
+    reps = np.linspace(-1, 1, 1001)
+    low, high = percentile_ci(reps)
+    assert low == pytest.approx(-0.95) and high == pytest.approx(0.95)
+    # estimate 0 -> every centred replicate is at least as extreme -> p = 1
+    assert bootstrap_p_value(np.array(0.0), reps) == pytest.approx(1.0)
+    # estimate far from 0 relative to the spread -> tiny p
+    assert bootstrap_p_value(np.array(5.0), reps + 5.0) == pytest.approx(1 / 1002)

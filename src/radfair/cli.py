@@ -105,6 +105,43 @@ def split(
     console.print(f"wrote {out}: " + "; ".join(f"{s} {r.images} images / {r.patients} patients" for s, r in counts.iterrows()))
 
 
+@app.command()
+@handles_input_errors
+def audit(
+    scored: Annotated[Path, typer.Argument(help="Scored table (.parquet or .csv): patient_id, split, attributes, y_<label>, p_<label>.")],
+    out: Annotated[Path, typer.Option(help="Output folder for the CSV/parquet tables and audit.json.")],
+    attributes: Annotated[str, typer.Option(help="Comma-separated attributes; intersections as sex*race.")] = "sex,age_group,race",
+    labels: Annotated[str | None, typer.Option(help="Comma-separated labels (default: every y_/p_ pair).")] = None,
+    threshold: Annotated[str, typer.Option(help="f1, balanced, youden (chosen on val), a number, or a CSV of label,threshold.")] = "f1",
+    threshold_on_test: Annotated[bool, typer.Option(help="Choose thresholds on the test split (biased; prints a warning).")] = False,
+    bootstrap: Annotated[int, typer.Option(help="Patient-level bootstrap replicates (0 = none).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    min_group_size: Annotated[int, typer.Option(help="Flag groups with fewer positives than this.")] = 10,
+    compare: Annotated[Path | None, typer.Option(help="A second scored table of the same patients: paired comparison B - A.")] = None,
+    no_auc: Annotated[bool, typer.Option("--no-auc", help="Skip AUROC (faster).")] = False,
+):
+    """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
+    import warnings
+
+    from .fairness import AuditConfig, audit_files
+
+    config = AuditConfig(attributes=_csv_list(attributes) or [], labels=_csv_list(labels), threshold=threshold,
+                         threshold_on_test=threshold_on_test, bootstrap=bootstrap, seed=seed,
+                         min_group_size=min_group_size, auc=not no_auc)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught, console.status("auditing"):
+        warnings.simplefilter("always")
+        tables = audit_files(scored, out, config, compare)
+    for message in sorted({str(w.message) for w in caught}):
+        console.print(f"[yellow]warning:[/] {message}")
+    console.print(f"audited {tables['audit']['test_rows']} test images of {tables['audit']['test_patients']} patients "
+                  f"with {bootstrap} patient-level replicates in {time.perf_counter() - start:.1f}s -> {out}")
+    summary = tables["summary"]
+    for row in summary.itertuples():
+        console.print(f"  {row.attribute}: average gap {row.average_gap:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]; "
+                      f"unfavourable {row.unfavorable}; favourable {row.favorable}")
+
+
 def main() -> None:
     app()
 

@@ -8,8 +8,10 @@ is computed on ``split == "test"``. Conventions are written, by name, into ``aud
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +64,7 @@ class AuditConfig:
     summary_exclude: list[str] = field(default_factory=lambda: ["no_finding"])
     auc: bool = True
     chunk: int = 100
+    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
 
 def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> list[str]:
@@ -109,18 +112,18 @@ class Evaluation:
             self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
             if auc:
                 self.auc_plans[attribute] = [
-                    [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j]) for j in range(len(labels))]
+                    [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j], self.image_patient) for j in range(len(labels))]
                     for g in range(len(names))
                 ]
-        self.overall_auc = [AucPlan(y[:, j], scores[:, j]) for j in range(len(labels))] if auc else None
+        self.overall_auc = [AucPlan(y[:, j], scores[:, j], self.image_patient) for j in range(len(labels))] if auc else None
 
     def statistics(self, multiplicities: np.ndarray, summary_mask: np.ndarray) -> dict[str, np.ndarray]:
         """Every statistic for each row of ``multiplicities`` (B, n_patients); arrays lead with B."""
         b, n_labels = multiplicities.shape[0], len(self.labels)
-        image_weights = multiplicities[:, self.image_patient]
+        dtype = np.float64 if b == 1 else np.float32  # point estimates in float64; replicates are exact in float32
         out: dict[str, np.ndarray] = {}
         if self.overall_auc is not None:
-            out["auc|all"] = np.stack([plan.auc(image_weights) for plan in self.overall_auc], axis=-1)
+            out["auc|all"] = np.stack([plan.auc(multiplicities, dtype) for plan in self.overall_auc], axis=-1)
         for attribute, counter in self.counts.items():
             counts = counter.counts(multiplicities).reshape(b, counter.n_groups, n_labels, 4)
             r = rates(counts)
@@ -136,7 +139,7 @@ class Evaluation:
                 out[f"{name}|{attribute}"] = value
             if self.overall_auc is not None:
                 out[f"auc|{attribute}"] = np.stack(
-                    [np.stack([plan.auc(image_weights) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
+                    [np.stack([plan.auc(multiplicities, dtype) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
                 )
         return out
 
@@ -177,13 +180,19 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         point_b = {k: v[0] for k, v in ev_b.statistics(ones, summary_mask).items()} if ev_b else None
         reps: dict[str, list] = {}
         reps_delta: dict[str, list] = {}
-        for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
+
+        def replicate(w):
             stats_a = ev.statistics(w, summary_mask)
-            for k, v in stats_a.items():
-                reps.setdefault(k, []).append(v)
-            if ev_b is not None:
-                for k, v in ev_b.statistics(w, summary_mask).items():
-                    reps_delta.setdefault(k, []).append(v - stats_a[k])
+            stats_b = ev_b.statistics(w, summary_mask) if ev_b is not None else {}
+            return stats_a, {k: v - stats_a[k] for k, v in stats_b.items()}
+
+        # numpy releases the GIL in the heavy kernels: two threads use both cores; map keeps chunk order
+        with ThreadPoolExecutor(max_workers=config.workers) as pool:
+            for stats_a, deltas in pool.map(replicate, replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk)):
+                for k, v in stats_a.items():
+                    reps.setdefault(k, []).append(v)
+                for k, v in deltas.items():
+                    reps_delta.setdefault(k, []).append(v)
         reps_all = {k: np.concatenate(v) for k, v in reps.items()} if config.bootstrap else {}
         delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
         _warn_empty_groups(ev, point, labels)

@@ -15,8 +15,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
-
 from radfair.data.synthetic.scored import simulate_scored
 from radfair.fairness import AuditConfig, run_audit
 

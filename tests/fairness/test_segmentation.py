@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from monai.metrics import DiceMetric
 import torch
+from monai.metrics import DiceMetric
 
 from radfair.fairness import dice, group_dice, segmentation_fairness
 

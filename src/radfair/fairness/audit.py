@@ -8,8 +8,8 @@ is computed on ``split == "test"``. Conventions are written, by name, into ``aud
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field

@@ -1,0 +1,10 @@
+"""radfair.degradation: acquisition simulators (low-dose X-ray, undersampled MRI) and image quality."""
+
+from .mri import Undersample, fft2c, golden_angle_mask, ifft2c, paper_mask
+from .quality import psnr, ssim
+from .radon import ParallelBeam, fbp, fourier_filter
+from .registry import OPERATORS
+from .xray import LowDoseXray
+
+__all__ = ["OPERATORS", "LowDoseXray", "ParallelBeam", "Undersample", "fbp", "fft2c", "fourier_filter",
+           "golden_angle_mask", "ifft2c", "paper_mask", "psnr", "ssim"]

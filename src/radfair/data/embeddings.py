@@ -184,3 +184,46 @@ def read_chexpert_embeddings(path: str | Path) -> dict[str, np.ndarray]:
         if len(npz.files) == 1 and npz[npz.files[0]].dtype == object:
             return dict(npz[npz.files[0]].item())
         return {key: npz[key] for key in npz.files}
+
+
+def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:
+    level = [Path(root)]
+    for _ in range(max_depth + 1):
+        for folder in level:
+            if predicate(folder):
+                return folder
+        level = sorted(c for f in level for c in f.iterdir() if c.is_dir() and not c.name.startswith(("p1", "patient", ".")))
+        if not level:
+            return None
+    return None
+
+
+def load_cohort_embeddings(cohort, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Embedding matrix (n, 1376) aligned with the cohort rows, and a mask of rows that have one.
+
+    CheXpert rows are looked up by ``Path`` in the first ``train.npz`` below ``root``; MIMIC rows by
+    ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` below the first folder holding a ``files``
+    tree of TFRecords.
+    """
+    root = Path(root)
+    out = np.zeros((len(cohort), EMBEDDING_DIM), dtype=np.float32)
+    found = np.zeros(len(cohort), dtype=bool)
+    datasets = set(cohort["dataset"])
+    if "chexpert" in datasets:
+        folder = _find_below(root, lambda f: (f / "train.npz").is_file())
+        mapping = read_chexpert_embeddings(folder / "train.npz") if folder else {}
+        for i, (dataset, image_id) in enumerate(zip(cohort["dataset"], cohort["image_id"], strict=True)):
+            key = image_id.removeprefix("chexpert:")
+            if dataset == "chexpert" and key in mapping:
+                out[i], found[i] = mapping[key], True
+    if "mimic" in datasets:
+        folder = _find_below(root, lambda f: (f / "files").is_dir() and any((f / "files").rglob("*.tfrecord")))
+        if folder is not None:
+            for i, (dataset, path) in enumerate(zip(cohort["dataset"], cohort["path"], strict=True)):
+                if dataset != "mimic":
+                    continue
+                rel = Path(*Path(path).parts[-5:]).with_suffix(".tfrecord")  # files/pXX/pSUBJ/sSTUDY/<id>
+                record = folder / rel
+                if record.is_file():
+                    out[i], found[i] = read_mimic_embedding(record)[1], True
+    return out, found

@@ -106,3 +106,12 @@ def test_psnr_and_ssim_match_skimage():
         assert float(ours[i]) == pytest.approx(ref, abs=1e-9)
     mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
     assert psnr(torch.tensor(a), torch.tensor(b), 1.0).numpy() == pytest.approx(10 * np.log10(1 / mse))
+
+
+def test_functional_form_matches_module():
+    from radfair.degradation import simulate_low_dose
+
+    x = torch.rand(2, 1, 32, 32)
+    a = simulate_low_dose(x, 1e4, generator=torch.Generator().manual_seed(0))
+    b = LowDoseXray(1e4, size=32, n_angles=32)(x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)

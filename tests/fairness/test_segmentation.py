@@ -29,3 +29,16 @@ def test_group_dice_ser_and_delta():
     fair = segmentation_fairness(gd)
     assert fair["delta_dice"] == pytest.approx(0.25)
     assert fair["ser"] == pytest.approx(0.4 / 0.15)
+
+
+def test_segmentation_audit_intervals_cover_point_and_flag_gap():
+    from radfair.fairness import segmentation_audit
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 2, 300)
+    d = np.clip(np.where(groups == 0, 0.85, 0.75) + rng.normal(0, 0.05, 300), 0, 1)
+    out = segmentation_audit(d, groups, ["Male", "Female"], bootstrap=200)
+    for g in ("Male", "Female"):
+        assert out["groups"][g]["ci_low"] <= out["groups"][g]["dice"] <= out["groups"][g]["ci_high"]
+    assert out["delta_dice"]["ci_low"] > 0.05
+    assert out["ser"]["value"] == pytest.approx((1 - out["groups"]["Female"]["dice"]) / (1 - out["groups"]["Male"]["dice"]))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import BAD_OPTION, MISSING_COLUMNS, PATIENT_IN_TWO_SPLITS, RadfairInputError, preview
 from ..io import read_metadata, read_table, write_table
+from .schema import validate_cohort
 
 SPLITS = ("train", "val", "test")
 
@@ -76,7 +77,7 @@ def check_patient_level(df: pd.DataFrame, path="table") -> None:
 
 
 def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, stratify=None) -> pd.DataFrame:
-    cohort = read_table(cohort_path, "cohort table")
+    cohort = validate_cohort(read_table(cohort_path, "cohort table"), cohort_path)
     cohort["split"] = assign_splits(cohort, fractions, seed, stratify)
     check_patient_level(cohort, out)
     meta = read_metadata(cohort_path) if Path(cohort_path).suffix == ".parquet" else {}

@@ -111,3 +111,11 @@ class LowDoseXray(torch.nn.Module):
                 counts = counts + math.sqrt(self.electronic_var) * noise
             p = -torch.log(counts.clamp_min(self.photon_floor) / incident)
         return (fbp(p, self.projector, self.filter_name) / per_pixel).clamp(0, 1)
+
+
+def simulate_low_dose(images: torch.Tensor, photons: float | None, mode: str = "physical",
+                      generator: torch.Generator | None = None, **options) -> torch.Tensor:
+    """Functional form of :class:`LowDoseXray` (same options); the working size defaults to the image size."""
+    options.setdefault("size", images.shape[-1])
+    options.setdefault("n_angles", options["size"])
+    return LowDoseXray(photons=photons, mode=mode, **options).to(images.device)(images, generator=generator)

@@ -47,3 +47,27 @@ def segmentation_fairness(group_dice_values: np.ndarray) -> dict[str, np.ndarray
         with np.errstate(invalid="ignore", divide="ignore"):
             ser = np.nanmax(err, axis=-1) / np.nanmin(err, axis=-1)
     return {"delta_dice": hi - lo, "ser": ser}
+
+
+def segmentation_audit(dice_per_patient: np.ndarray, group: np.ndarray, groups: list[str], bootstrap: int = 1000,
+                       seed: int = 0, level: float = 0.95) -> dict:
+    """Group Dice, delta-Dice and SER with patient-level percentile bootstrap intervals.
+
+    ``dice_per_patient`` holds one value per patient (e.g. the mean over a volume's slices), ``group``
+    the integer group code of each patient (-1 = unknown).
+    """
+    from ._bootstrap import replicate_chunks
+    from ._stats import percentile_ci
+
+    n_groups = len(groups)
+    point_dice = group_dice(dice_per_patient, group, n_groups)[0]
+    point = segmentation_fairness(point_dice)
+    reps = [group_dice(dice_per_patient, group, n_groups, w) for w in replicate_chunks(len(dice_per_patient), bootstrap, seed)]
+    rep_dice = np.concatenate(reps) if reps else np.full((0, n_groups), np.nan)
+    rep_fair = segmentation_fairness(rep_dice)
+    low, high = percentile_ci(rep_dice, level)
+    out = {"groups": {g: {"dice": float(point_dice[i]), "ci_low": float(low[i]), "ci_high": float(high[i])} for i, g in enumerate(groups)}}
+    for name in ("delta_dice", "ser"):
+        lo, hi = percentile_ci(rep_fair[name], level)
+        out[name] = {"value": float(point[name]), "ci_low": float(lo), "ci_high": float(hi)}
+    return out

@@ -29,15 +29,20 @@ def ifft2c(k: torch.Tensor) -> torch.Tensor:
     return torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho"), dim=(-2, -1))
 
 
+def _mark(shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    h, w = shape
+    keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    mask = np.zeros(shape, dtype=bool)
+    mask[rows[keep], cols[keep]] = True
+    return mask
+
+
 def _rasterise(shape: tuple[int, int], angles_rad: np.ndarray, r_min: float, r_max: float) -> np.ndarray:
     h, w = shape
     radii = np.arange(r_min, r_max + 1e-9, 0.5)
     rows = np.rint(h // 2 + radii[None, :] * np.sin(angles_rad)[:, None]).astype(int)
     cols = np.rint(w // 2 + radii[None, :] * np.cos(angles_rad)[:, None]).astype(int)
-    keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    mask = np.zeros(shape, dtype=bool)
-    mask[rows[keep], cols[keep]] = True
-    return mask
+    return _mark(shape, rows, cols)
 
 
 def golden_angle_spokes(shape: tuple[int, int], n_spokes: int, offset_deg: float = 0.0) -> np.ndarray:
@@ -68,10 +73,7 @@ def paper_mask(shape: tuple[int, int], n_rays: int) -> np.ndarray:
     radii = np.arange(max(h, w) // 2)
     cols = np.trunc(w // 2 + radii[None, :] * np.cos(angles)[:, None]).astype(int)
     rows = np.trunc(h // 2 + radii[None, :] * np.sin(angles)[:, None]).astype(int)
-    keep = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-    mask = np.zeros(shape, dtype=bool)
-    mask[rows[keep], cols[keep]] = True
-    return mask
+    return _mark(shape, rows, cols)
 
 
 class Undersample(torch.nn.Module):

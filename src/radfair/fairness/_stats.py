@@ -33,32 +33,25 @@ def bootstrap_p_value(estimate: np.ndarray, replicates: np.ndarray, axis: int = 
     return np.where(np.isfinite(estimate) & (n > 0), p, np.nan)
 
 
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p-values (family-wise error); NaNs are left out of the family."""
+def _adjust(p_values: np.ndarray, step) -> np.ndarray:
+    """Apply a step-wise adjustment ``step(sorted p, m) -> adjusted`` to the non-NaN p-values."""
     p = np.asarray(p_values, dtype=float)
     out = np.full_like(p, np.nan)
     ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adjusted, 1.0)
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="mergesort")]
+        out[order] = np.minimum(step(p[order], len(ok)), 1.0)
     return out
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error); NaNs are left out of the family."""
+    return _adjust(p_values, lambda p, m: np.maximum.accumulate((m - np.arange(m)) * p))
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false discovery rate); NaNs left out of the family."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
-    return out
+    return _adjust(p_values, lambda p, m: np.minimum.accumulate((p * m / np.arange(1, m + 1))[::-1])[::-1])
 
 
 def mean_ci_over_seeds(values, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ def _csv_list(text: str | None) -> list[str] | None:
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write every synthetic release into.")],
     patients: Annotated[int, typer.Option(help="Chest X-ray patients (split between CheXpert and MIMIC as in Table 1).")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed; the same seed gives byte-identical tables.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same data (CSV, images and labels byte-identical).")] = 0,
     image_size: Annotated[int, typer.Option(help="Radiograph size in pixels (multiple of 8).")] = 64,
     mri_patients: Annotated[int, typer.Option(help="UCSF-PDGM patients (MRI volumes).")] = 40,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,

@@ -1,4 +1,5 @@
 import hashlib
+import time
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,15 @@ TABLES = [
     "chexpert/CheXpert-v1.0/train.csv",
     "ground_truth_labels.csv.gz",
     "ucsf-pdgm/UCSF-PDGM-metadata_v2.csv",
+    "mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-metadata.csv.gz",
+    "mimiciv/2.2/hosp/admissions.csv.gz",
 ]
 
 
 def test_same_seed_same_files_and_other_seed_differs(tmp_path):
     kw = dict(SYNTH_KW, patients=60, mri_patients=2)
     generate(tmp_path / "a", **kw)
+    time.sleep(1.1)  # a timestamp anywhere in the output would now differ
     generate(tmp_path / "b", **kw)
     generate(tmp_path / "c", **dict(kw, seed=kw["seed"] + 1))
     assert _digest(tmp_path / "a", TABLES) == _digest(tmp_path / "b", TABLES)

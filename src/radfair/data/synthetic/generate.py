@@ -175,7 +175,7 @@ def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: i
         mri.write_ucsf_pdgm(tmp / "ucsf-pdgm", mri_table, mri_shape, mri_rng) if mri_patients else None
         images = pd.concat([chex, mimic], ignore_index=True)
         truth_table = images[["image_id"] + [f"true_{k}" for k in LABELS]]
-        truth_table.to_csv(tmp / "ground_truth_labels.csv.gz", index=False)
+        truth_table.to_csv(tmp / "ground_truth_labels.csv.gz", index=False, compression=releases.GZIP)
         ground_truth = _ground_truth(seed, patients, image_size, mri_patients, images, mri_table)
         write_json(tmp / "ground_truth.json", ground_truth)
         if out.exists():

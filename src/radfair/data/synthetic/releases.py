@@ -15,6 +15,9 @@ from PIL import Image
 from ..embeddings import write_mimic_embedding
 from ..schema import LABELS
 
+#: gzip without a timestamp in its header, so the same seed gives byte-identical files
+GZIP = {"method": "gzip", "mtime": 0}
+
 #: How each harmonised group is written in the raw files (several spellings, to exercise the mapping).
 MIMIC_RACE_TEXT = {
     "White": ("WHITE", "WHITE - OTHER EUROPEAN", "WHITE - RUSSIAN"),
@@ -99,14 +102,14 @@ def write_mimic(cxr_root: Path, iv_root: Path, images: pd.DataFrame, patients: p
             "StudyTime": 120000.0,
         }
     )
-    meta.to_csv(cxr_root / "mimic-cxr-2.0.0-metadata.csv.gz", index=False)
+    meta.to_csv(cxr_root / "mimic-cxr-2.0.0-metadata.csv.gz", index=False, compression=GZIP)
     studies = images.drop_duplicates("study_id")
     labels = pd.concat(
         [studies[["subject_id", "study_id"]], label_cells(studies[[f"rec_{k}" for k in LABELS]].set_axis(list(LABELS), axis=1))], axis=1
     )
-    labels.to_csv(cxr_root / "mimic-cxr-2.0.0-chexpert.csv.gz", index=False)
+    labels.to_csv(cxr_root / "mimic-cxr-2.0.0-chexpert.csv.gz", index=False, compression=GZIP)
     split = images[["dicom_id", "study_id", "subject_id"]].assign(split=images["official_split"])
-    split.to_csv(cxr_root / "mimic-cxr-2.0.0-split.csv.gz", index=False)
+    split.to_csv(cxr_root / "mimic-cxr-2.0.0-split.csv.gz", index=False, compression=GZIP)
 
     hosp = iv_root / "hosp"
     hosp.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,7 @@ def write_mimic(cxr_root: Path, iv_root: Path, images: pd.DataFrame, patients: p
             "anchor_year_group": "2014 - 2016",
             "dod": None,
         }
-    ).to_csv(hosp / "patients.csv.gz", index=False)
+    ).to_csv(hosp / "patients.csv.gz", index=False, compression=GZIP)
     rows = []
     hadm = 20000000
     for pat in patients.itertuples():
@@ -142,7 +145,7 @@ def write_mimic(cxr_root: Path, iv_root: Path, images: pd.DataFrame, patients: p
                     "race": race,
                 }
             )
-    pd.DataFrame(rows).to_csv(hosp / "admissions.csv.gz", index=False)
+    pd.DataFrame(rows).to_csv(hosp / "admissions.csv.gz", index=False, compression=GZIP)
 
 
 def write_mimic_embeddings(root: Path, images: pd.DataFrame, vectors: np.ndarray) -> None:

@@ -43,6 +43,7 @@ CONVENTIONS = {
     "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed; percentile intervals",
     "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
     "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
+    "compare_thresholds": "each compared table gets its own thresholds, chosen by the same rule on its own val rows",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
 }
 

@@ -14,6 +14,7 @@ and per group).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -108,18 +109,18 @@ def degrade_xray(cohort_path, out, photons: list[float], mode: str = "physical",
     ids, paths = cohort["image_id"].tolist(), cohort["path"].tolist()
     starts = list(range(0, len(ids), batch))
 
+    @functools.lru_cache(maxsize=1)  # jobs run chunk by chunk, so every level reuses the batch just read
     def clean_batch(start: int) -> torch.Tensor:
         images = [torch.from_numpy(_read_gray(p))[None, None] for p in paths[start : start + batch]]
         resized = [F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False) for x in images]
         return torch.cat(resized).clamp(0, 1).to(device)
 
-    def work(level_index: int, n0: float, chunk: int, start: int) -> pd.DataFrame:
+    def work(level: str, n0: float, chunk: int, start: int) -> pd.DataFrame:
         clean = clean_batch(start)
         op = LowDoseXray(photons=n0, mode=mode, size=size, n_angles=size).to(device)
         generator = torch.Generator(device=device).manual_seed(_seed(seed, "xray", mode, n0, chunk))
         degraded = op(clean, generator=generator)
         rows = []
-        level = f"xray_{mode}_{int(n0)}"
         for j, image_id in enumerate(ids[start : start + batch]):
             key = image_key(image_id)
             clean_path, degraded_path = out / "clean" / f"{key}.png", out / level / f"{key}.png"
@@ -133,8 +134,9 @@ def degrade_xray(cohort_path, out, photons: list[float], mode: str = "physical",
         table["ssim"] = ssim(degraded, clean, 1.0).cpu().numpy()
         return table
 
-    jobs = [(f"xray_{mode}_{int(n0)}", c, (lambda i=i, n0=n0, c=c, s=s: work(i, n0, c, s)))
-            for i, n0 in enumerate(photons) for c, s in enumerate(starts)]
+    levels = [(f"xray_{mode}_{int(n0)}", n0) for n0 in photons]
+    jobs = [(level, c, (lambda level=level, n0=n0, c=c, s=s: work(level, n0, c, s)))
+            for c, s in enumerate(starts) for level, n0 in levels]
     return _finish(out, _run_chunks(out, jobs, f"low-dose X-ray ({mode})"), cohort)
 
 

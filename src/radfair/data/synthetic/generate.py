@@ -172,7 +172,8 @@ def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: i
         mimic = _mimic(patients - n_chexpert, image_size, tmp, weights, np.random.default_rng(streams[1]))
         mri_rng = np.random.default_rng(streams[2])
         mri_table = mri.simulate_mri_patients(mri_patients, mri_rng)
-        mri.write_ucsf_pdgm(tmp / "ucsf-pdgm", mri_table, mri_shape, mri_rng) if mri_patients else None
+        if mri_patients:
+            mri.write_ucsf_pdgm(tmp / "ucsf-pdgm", mri_table, mri_shape, mri_rng)
         images = pd.concat([chex, mimic], ignore_index=True)
         truth_table = images[["image_id"] + [f"true_{k}" for k in LABELS]]
         truth_table.to_csv(tmp / "ground_truth_labels.csv.gz", index=False, compression=releases.GZIP)

@@ -14,3 +14,17 @@ def synth_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth") / "releases"
     truth = generate(root, **SYNTH_KW)
     return root, truth
+
+
+@pytest.fixture(scope="session")
+def split_all(synth_root, tmp_path_factory):
+    """The ALL cohort (CheXpert + MIMIC) of the session's synthetic releases, split 80/10/10 by patient."""
+    from radfair.data.cohort import build_cohort, save_cohort
+    from radfair.data.splits import split_cohort_file
+
+    root, _ = synth_root
+    folder = tmp_path_factory.mktemp("cohorts")
+    cohort, meta = build_cohort("all", root)
+    save_cohort(cohort, meta, folder / "all.parquet")
+    split_cohort_file(folder / "all.parquet", folder / "split_all.parquet", seed=0)
+    return folder / "split_all.parquet"

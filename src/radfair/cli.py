@@ -6,6 +6,7 @@ Bad input (RadfairInputError) prints ``error: <one line>`` to stderr and exits w
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from .errors import RadfairInputError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit the fairness of medical-imaging AI.")
 degrade_app = typer.Typer(no_args_is_help=True, help="Simulate low-dose X-ray or undersampled MRI acquisitions.")
 app.add_typer(degrade_app, name="degrade")
+runs_app = typer.Typer(no_args_is_help=True, help="Inspect and tidy a run store (folders of runs named by their config hash).")
+app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
 
 
@@ -191,6 +194,110 @@ def degrade_mri_cmd(
     for level, g in table.groupby("level", sort=False):
         console.print(f"  {level}: {len(g)} volumes, sampled {g.sampled_fraction.mean():.1%}, "
                       f"PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
+
+
+@app.command()
+@handles_input_errors
+def train(
+    cohort: Annotated[Path, typer.Option(help="Split cohort table (from `radfair split`).")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, run.json, run.log, scored.parquet (resumable).")],
+    input: Annotated[str, typer.Option("--input", help="embeddings or images.")] = "embeddings",
+    model: Annotated[str, typer.Option(help="mlp (1376-768-256-L head), linear (probe) or densenet121 (MONAI, same head).")] = "mlp",
+    root: Annotated[Path | None, typer.Option(help="Folder holding the embedding store (CXR-Foundation TFRecords / train.npz).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Comma-separated labels (default: every y_ column).")] = None,
+    image_size: Annotated[int, typer.Option(help="Images are decoded once and resized to this square size.")] = 224,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 20,
+    patience: Annotated[int, typer.Option(help="Early stopping: epochs without a better validation loss.")] = 5,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 48,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (cosine decay to 0).")] = 1e-4,
+    weight_decay: Annotated[float, typer.Option(help="Adam weight decay.")] = 1e-5,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batch order and dropout.")] = 0,
+    weights: Annotated[Path | None, typer.Option(help="Start from a local checkpoint (state dict); nothing is downloaded.")] = None,
+    missing_embeddings: Annotated[str, typer.Option(help="error (default) or drop: rows without an embedding.")] = "error",
+    checkpoint_minutes: Annotated[float, typer.Option(help="Also checkpoint inside an epoch every N minutes (0 = epoch ends only).")] = 10.0,
+    device: Annotated[str, typer.Option(help="cpu or cuda (bf16 autocast and channels-last on CUDA).")] = "cpu",
+    threads: Annotated[int, typer.Option(help="Intra-op CPU threads (0 = torch default).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run folder made with other settings.")] = False,
+):
+    """Train a classifier on embeddings or images; writes checkpoints and scored.parquet (val + test rows)."""
+    from .training.classify import train as train_run
+
+    outcome = train_run(out, cohort=cohort, labels=_csv_list(labels), device=device, cpus=threads, overwrite=overwrite,
+                        input=input, model=model, root=str(root) if root else None, image_size=image_size,
+                        batch_size=batch_size, seed=seed, weights=str(weights) if weights else None,
+                        missing_embeddings=missing_embeddings,
+                        optim={"lr": lr, "weight_decay": weight_decay},
+                        loop={"epochs": epochs, "patience": patience, "checkpoint_minutes": checkpoint_minutes})
+    _print_run(outcome)
+
+
+def _print_run(outcome) -> None:
+    import json as _json
+
+    run_dir = Path(outcome.run_dir)
+    metrics = _json.loads((run_dir / "metrics.json").read_text())
+    verb = "already done, skipped" if outcome.status == "skipped" else f"trained in {outcome.seconds:.1f}s"
+    console.print(f"run {outcome.run_id} {verb}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} -> {run_dir / 'scored.parquet'}")
+    aucs = {k: v for k, v in metrics["auc"]["test"].items() if v is not None}
+    if aucs:
+        console.print("  test AUROC: " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()))
+
+
+@app.command()
+@handles_input_errors
+def predict(
+    run: Annotated[Path, typer.Option(help="Run folder written by `radfair train`.")],
+    cohort: Annotated[Path, typer.Option(help="Any cohort table to score (labels optional).")],
+    out: Annotated[Path, typer.Option(help="Output scored table (.parquet or .csv).")],
+    root: Annotated[Path | None, typer.Option(help="Embedding store folder, if not the one the run was trained with.")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+):
+    """Score every row of a cohort with a trained run's best checkpoint."""
+    from .training.classify import predict_cohort
+
+    table = predict_cohort(run, cohort, out, root=str(root) if root else None, device=device)
+    console.print(f"scored {len(table)} rows -> {out}")
+
+
+@runs_app.command("list")
+@handles_input_errors
+def runs_list(store: Annotated[Path, typer.Argument(help="Run store folder (or one run folder).")]):
+    """One line per run: id, label, kind, status, attempts, seconds."""
+    from rich.table import Table
+
+    from .execution.store import RunStore, summary_row
+
+    rows = [summary_row(d, r) for d, r in RunStore(store).records()]
+    table = Table("run_id", "label", "kind", "status", "attempts", "seconds", "device")
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in ("run_id", "label", "kind", "status", "attempts", "seconds", "device")))
+    Console(soft_wrap=True).print(table)
+
+
+@runs_app.command("show")
+@handles_input_errors
+def runs_show(run: Annotated[Path, typer.Argument(help="A run folder.")]):
+    """Print a run's run.json (config, status, attempts, versions, outputs with sha256)."""
+    from .execution.store import read_record
+
+    record = read_record(run)
+    if record is None:
+        raise RadfairInputError(f"{run}: no run.json; expected a run folder")
+    print(json.dumps(record, indent=2))
+
+
+@runs_app.command("clean")
+@handles_input_errors
+def runs_clean(
+    store: Annotated[Path, typer.Argument(help="Run store folder.")],
+    keep_failed: Annotated[bool, typer.Option(help="Keep failed runs (their logs) and remove only unfinished ones.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
+):
+    """Remove runs that are not done and not running now (done runs are never touched)."""
+    from .execution.store import RunStore
+
+    removed = RunStore(store).clean(include_failed=not keep_failed, dry_run=dry_run)
+    console.print(("would remove" if dry_run else "removed") + f" {len(removed)} run(s)" + "".join(f"\n  {p}" for p in removed))
 
 
 @app.command()

@@ -7,6 +7,7 @@ so a crash or an error never leaves a half-written file where a finished one is 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -88,3 +89,17 @@ def read_metadata(path: str | os.PathLike) -> dict:
     schema_meta = pq.read_schema(path).metadata or {}
     raw = schema_meta.get(METADATA_KEY)
     return json.loads(raw) if raw else {}
+
+
+def file_sha256(path: str | Path, _memo: dict = {}) -> str:  # noqa: B006 - deliberate per-process memo
+    """sha256 of a file, memoised on (path, size, mtime)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _memo:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _memo[key] = digest.hexdigest()
+    return _memo[key]

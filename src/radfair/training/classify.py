@@ -1,0 +1,268 @@
+"""Train a classifier on a cohort's embeddings or images and score its val/test rows.
+
+This is the ``train-classifier`` run kind of the run store (``radfair train``, Study 1): read the split
+cohort, build the inputs (:mod:`radfair.training.inputs`), train with the shared loop, then score the
+val and test rows with the **best** checkpoint into ``scored.parquet`` (the scored-table contract:
+ids, ``split``, attributes, ``y_<label>``, ``p_<label>``), ready for ``radfair audit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import StrictModel, parse_config
+from ..errors import BAD_OPTION, BAD_VALUES, MISSING_COLUMNS, RadfairInputError, preview
+from ..io import read_table, write_json, write_table
+from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, build_classifier, load_weights
+from .checkpoint import load_checkpoint
+from .inputs import EmbeddingBatches, ImageBatches, embedding_matrix, image_array
+from .loop import LoopConfig, fit
+from .steps import ClassifierStep, OptimConfig, make_optimizer
+
+#: Columns of the cohort carried into the scored table (when present).
+CARRIED = ("image_id", "patient_id", "study_id", "dataset", "path", "view", "sex", "age", "age_group", "race", "insurance", "site")
+
+
+class ClassifierRunConfig(StrictModel):
+    """Everything that determines a trained classifier (hashed into the run id)."""
+
+    cohort: str
+    input: Literal["embeddings", "images"]
+    model: str
+    root: str | None = None
+    labels: list[str]
+    image_size: int = 224
+    batch_size: int = 48
+    eval_batch_size: int = 512
+    hidden: list[int] = [768, 256]
+    dropout: float = 0.3
+    seed: int = 0
+    weights: str | None = None
+    missing_embeddings: Literal["error", "drop"] = "error"
+    optim: OptimConfig = OptimConfig()
+    loop: LoopConfig = LoopConfig()
+
+
+def resolve_config(**settings) -> ClassifierRunConfig:
+    """Validate settings, check that model and input agree, and make paths absolute."""
+    config = parse_config(ClassifierRunConfig, settings, "train settings")
+    if config.model not in CLASSIFIER_INPUTS:
+        raise RadfairInputError(BAD_OPTION.format(option="--model", value=config.model, expected=list(CLASSIFIER_INPUTS)))
+    if CLASSIFIER_INPUTS[config.model] != config.input:
+        raise RadfairInputError(BAD_OPTION.format(option="--input", value=config.input,
+                                                  expected=f"{CLASSIFIER_INPUTS[config.model]} for --model {config.model}"))
+    if config.input == "embeddings" and not config.root:
+        raise RadfairInputError(BAD_OPTION.format(option="--root", value=None, expected="the folder holding the embedding store"))
+    if config.image_size < 32:
+        raise RadfairInputError(BAD_OPTION.format(option="--image-size", value=config.image_size, expected="at least 32 pixels"))
+    for option, value in (("--batch-size", config.batch_size), ("--epochs", config.loop.epochs)):
+        if value < 1:
+            raise RadfairInputError(BAD_OPTION.format(option=option, value=value, expected="a positive integer"))
+    updates = {"cohort": str(Path(config.cohort).resolve())}
+    if config.root:
+        updates["root"] = str(Path(config.root).resolve())
+    if config.weights:
+        updates["weights"] = str(Path(config.weights).resolve())
+    return config.model_copy(update=updates)
+
+
+def read_split_cohort(path: str | Path, labels: list[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The cohort with its ``split`` column checked, and the labels to train (default: every ``y_`` column)."""
+    cohort = read_table(path, "split cohort table")
+    needed = ["image_id", "patient_id", "split"]
+    missing = [c for c in needed if c not in cohort.columns]
+    if missing:
+        hint = " (run `radfair split` first)" if "split" in missing else ""
+        raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=missing, expected=f"{needed} and y_<label> columns{hint}"))
+    bad = cohort["split"][~cohort["split"].isin(("train", "val", "test"))]
+    if len(bad):
+        raise RadfairInputError(BAD_VALUES.format(path=path, column="split", values=preview(bad), expected="expected train, val or test"))
+    available = [c[2:] for c in cohort.columns if c.startswith("y_")]
+    chosen = available if not labels else [label.removeprefix("y_") for label in labels]
+    unknown = [label for label in chosen if label not in available]
+    if unknown or not chosen:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=[f"y_{u}" for u in unknown] or ["y_<label>"],
+                                                       expected=f"label columns; available: {available}"))
+    for split in ("train", "val"):
+        if not (cohort["split"] == split).any():
+            raise RadfairInputError(f"{path}: no {split} rows in column 'split'; expected a train/val/test split")
+    return cohort, chosen
+
+
+class Inputs:
+    """The rows a run uses and a way to batch any subset of them."""
+
+    def __init__(self, config: ClassifierRunConfig, cohort: pd.DataFrame, cohort_path: str, *, progress: bool = True,
+                 log=print):
+        self.config = config
+        self.cohort = cohort.reset_index(drop=True)
+        if config.input == "embeddings":
+            matrix, found = embedding_matrix(cohort, cohort_path, config.root)
+            if not found.all():
+                missing = self.cohort["image_id"][~found]
+                message = (f"{config.root}: no embedding for {len(missing)} of {len(found)} cohort rows "
+                           f"(e.g. {preview(missing, 3)})")
+                if config.missing_embeddings == "error":
+                    raise RadfairInputError(message + "; expected one per row, or drop those rows with --missing-embeddings drop")
+                log(message + "; dropped (--missing-embeddings drop)")
+                warnings.warn(message + "; dropped", UserWarning, stacklevel=2)
+            self.rows = np.flatnonzero(found)
+            self.x = torch.from_numpy(np.ascontiguousarray(matrix[self.rows]))
+        else:
+            self.rows = np.arange(len(self.cohort))
+            self.x = image_array(self.cohort, cohort_path, config.image_size, progress=progress)
+        self.used = self.cohort.iloc[self.rows].reset_index(drop=True)
+
+    def batches(self, mask: np.ndarray, labels: list[str], *, train: bool, device) -> EmbeddingBatches | ImageBatches:
+        rows = np.flatnonzero(mask)
+        y = torch.from_numpy(self.used[[f"y_{k}" for k in labels]].to_numpy(np.float32)[rows])
+        size = self.config.batch_size if train else self.config.eval_batch_size
+        device = torch.device(device)
+        if self.config.input == "embeddings":
+            return EmbeddingBatches(self.x[torch.from_numpy(rows)], y, size, shuffle=train, seed=self.config.seed, device=device)
+        view = _RowView(self.x, self.rows[rows])
+        return ImageBatches(view, y, size, shuffle=train, seed=self.config.seed, device=device,
+                            channels_last=device.type == "cuda")
+
+
+class _RowView:
+    """``view[i]`` = ``array[rows[i]]`` for a memmap, without copying it."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray):
+        self.array, self.rows = array, rows
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.array[self.rows[index]]
+        return self.array[self.rows[np.asarray(index)]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _model(config: ClassifierRunConfig, n_labels: int, log) -> torch.nn.Module:
+    model = build_classifier(config.model, n_labels, in_features=EMBEDDING_DIM, hidden=config.hidden, dropout=config.dropout)
+    if config.weights:
+        counts = load_weights(model, config.weights)
+        log(f"weights {config.weights}: {counts['matched']} of {counts['model_tensors']} tensors loaded")
+    return model
+
+
+@torch.no_grad()
+def predict_scores(model: torch.nn.Module, batches, device) -> np.ndarray:
+    """Sigmoid scores for every row of ``batches`` (in order), as float64."""
+    model.eval()
+    out = []
+    for batch in batches.epoch(0):
+        with torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda" else contextlib.nullcontext():
+            out.append(torch.sigmoid(model(batch["x"]).float()).cpu())
+    return torch.cat(out).double().numpy() if out else np.zeros((0, 0))
+
+
+def scored_table(rows: pd.DataFrame, labels: list[str], scores: np.ndarray) -> pd.DataFrame:
+    """The scored-table contract: carried columns, split, y_<label>, p_<label>."""
+    keep = [c for c in CARRIED if c in rows.columns] + (["split"] if "split" in rows.columns else [])
+    table = rows[keep + [f"y_{k}" for k in labels]].reset_index(drop=True).copy()
+    for j, label in enumerate(labels):
+        table[f"p_{label}"] = scores[:, j]
+    return table
+
+
+def run_training(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``train-classifier`` run: train (or resume), then score val and test with the best checkpoint."""
+    config = ClassifierRunConfig.model_validate(config_dict)
+    cohort, labels = read_split_cohort(config.cohort, config.labels)
+    device = torch.device(ctx.device)
+    inputs = Inputs(config, cohort, config.cohort, progress=ctx.progress, log=ctx.log)
+    split = inputs.used["split"].to_numpy()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)  # weights init and dropout; restored from last.pt on resume
+        model = _model(config, len(labels), ctx.log).to(device)
+        if device.type == "cuda" and config.input == "images":
+            model = model.to(memory_format=torch.channels_last)
+        step = ClassifierStep(model, make_optimizer(model.parameters(), config.optim))
+        train = inputs.batches(split == "train", labels, train=True, device=device)
+        val = inputs.batches(split == "val", labels, train=False, device=device)
+        ctx.log(f"{config.model} on {config.input}: {train.n_samples} train / {val.n_samples} val rows, {len(labels)} labels, "
+                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}")
+        result = fit(step, train, val, config.loop, ctx.run_dir, device=device, progress=ctx.progress, log=ctx.log)
+    best = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RuntimeError("no epoch produced a finite validation loss; nothing to score (training diverged)")
+    model.load_state_dict(best["modules"]["model"])
+    scored_mask = np.isin(split, ("val", "test"))
+    scores = predict_scores(model, inputs.batches(scored_mask, labels, train=False, device=device), device)
+    table = scored_table(inputs.used[scored_mask], labels, scores)
+    write_table(table, ctx.run_dir / "scored.parquet", {"run": {"model": config.model, "input": config.input,
+                                                                "best_epoch": best["epoch"], "labels": labels}})
+    write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
+    write_json(ctx.run_dir / "metrics.json", _metrics(table, labels, result, best["epoch"]))
+    return {"scored": "scored.parquet", "history": "history.csv", "metrics": "metrics.json", "best_checkpoint": "checkpoints/best.pt"}
+
+
+def _metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) -> dict:
+    from ..fairness import weighted_auc
+
+    out = {"best_epoch": best_epoch, "epochs_run": len(result.history), "stopped_early": result.stopped_early,
+           "train_samples_per_s": [row["samples_per_s"] for row in result.history], "auc": {}}
+    for split in ("val", "test"):
+        rows = table[table["split"] == split]
+        out["auc"][split] = {}
+        for label in labels:
+            y, p = rows[f"y_{label}"].to_numpy(float), rows[f"p_{label}"].to_numpy(float)
+            known = ~np.isnan(y)
+            defined = known.any() and 0 < y[known].sum() < known.sum()
+            out["auc"][split][label] = float(weighted_auc(y[known], p[known])) if defined else None
+    return out
+
+
+def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path, *, root: str | None = None,
+                   device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+    """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``)."""
+    run_dir = Path(run_dir)
+    record_path = run_dir / "run.json"
+    if not record_path.is_file():
+        raise RadfairInputError(f"{run_dir}: not a training run (no run.json); expected a folder written by `radfair train`")
+    record = json.loads(record_path.read_text())
+    if record.get("kind") != "train-classifier":
+        raise RadfairInputError(f"{run_dir}: run kind {record.get('kind')!r}; expected a train-classifier run")
+    config = ClassifierRunConfig.model_validate(record["config"])
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    labels = config.labels
+    config = config.model_copy(update={"root": str(Path(root).resolve()) if root else config.root, "missing_embeddings": "drop"})
+    cohort = read_table(cohort_path, "cohort table")
+    missing = [f"y_{k}" for k in labels if f"y_{k}" not in cohort.columns]
+    for column in missing:  # scoring needs no labels; keep the contract's columns present
+        cohort[column] = np.nan
+    model = _model(config.model_copy(update={"weights": None}), len(labels), print).to(device)
+    model.load_state_dict(best["modules"]["model"])
+    inputs = Inputs(config, cohort, str(cohort_path), progress=progress, log=lambda m: None)
+    scores = predict_scores(model, inputs.batches(np.ones(len(inputs.used), bool), labels, train=False, device=device), device)
+    table = scored_table(inputs.used, labels, scores)
+    write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"]}})
+    return table
+
+
+def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = None, device: str = "cpu", cpus: int = 0,
+          overwrite: bool = False, progress: bool = True, **settings):
+    """``radfair train``: resolve the settings into a run spec and execute it in ``out`` (a run folder).
+
+    A finished run with the same settings and inputs is skipped; a killed one resumes.
+    """
+    from ..execution import RunSpec, execute
+
+    _, chosen = read_split_cohort(cohort, labels)
+    config = resolve_config(cohort=str(cohort), labels=chosen, **settings)
+    spec = RunSpec("train-classifier", config.model_dump(mode="json"), inputs={"cohort": config.cohort},
+                   cpus=cpus, device=device, label=f"{config.model}-{config.input}-seed{config.seed}")
+    return execute(spec, out, progress=progress, overwrite=overwrite)

@@ -1,0 +1,211 @@
+"""Model inputs that never become the bottleneck.
+
+* Embeddings are read once from the release (the landed loaders) into one float32 matrix, cached as a
+  memory-mapped ``.npy`` next to the cohort, then held in memory as one tensor.
+* Images are decoded and resized once per (cohort, size) into a uint8 ``.npy`` array (memory-mapped),
+  so that no epoch decodes a JPEG again. Building it is resumable and guarded by a file lock, so parallel
+  runs of a grid build it once.
+* Batches are built by indexing (``index_select`` on the tensor, fancy indexing on the memmap): no
+  per-sample Python. Each epoch's order is a permutation drawn from a generator seeded by (seed, epoch),
+  which a resumed run replays exactly.
+
+Caches live in ``<cohort folder>/<cohort stem>.cache/`` (or ``$RADFAIR_CACHE``), keyed by the cohort
+file's sha256 and the settings that shaped them, so a changed cohort never reads a stale cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, UnidentifiedImageError
+from rich.progress import Progress
+
+from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
+from ..errors import MISSING_FILE, RadfairInputError
+from ..io import atomic_path, file_sha256
+
+#: Pixel values are scaled to [0, 1] and standardised with these constants before the network.
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+
+
+def cache_dir(cohort_path: str | Path) -> Path:
+    cohort_path = Path(cohort_path)
+    base = os.environ.get("RADFAIR_CACHE")
+    folder = Path(base) if base else cohort_path.parent / f"{cohort_path.stem}.cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    with open(path.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 1376) float32 memmap aligned with ``cohort`` rows, and a bool mask of rows that have a vector."""
+    folder = cache_dir(cohort_path)
+    key = _key("embeddings", file_sha256(cohort_path), str(Path(root).resolve()), EMBEDDING_DIM)
+    matrix_path, found_path = folder / f"emb-{key}.npy", folder / f"emb-{key}.found.npy"
+    with _locked(matrix_path):
+        if not (matrix_path.is_file() and found_path.is_file()):
+            vectors, found = load_cohort_embeddings(cohort, root)
+            with atomic_path(found_path) as tmp:
+                np.save(tmp, found)
+            with atomic_path(matrix_path) as tmp:
+                np.save(tmp, vectors.astype(np.float32))
+    return np.load(matrix_path, mmap_mode="r"), np.load(found_path)
+
+
+def decode_image(path: str, size: int) -> np.ndarray:
+    """A radiograph as a (size, size) uint8 array (grey, bilinear resize with antialiasing)."""
+    if not Path(path).is_file():
+        raise RadfairInputError(MISSING_FILE.format(path=path, what="image listed in the cohort"))
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I;16", "I;16B", "I", "I;16L"):
+                array = np.asarray(image, dtype=np.float64)
+                top = 65535.0 if array.max() > 255 else 255.0
+                image = Image.fromarray(np.round(array / top * 255).astype(np.uint8))
+            grey = image.convert("L").resize((size, size), Image.BILINEAR)
+            return np.asarray(grey, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise RadfairInputError(f"{path}: not a readable image ({type(exc).__name__}); expected a JPEG or PNG radiograph") from None
+
+
+def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, threads: int = 2, progress: bool = True) -> np.ndarray:
+    """(n, size, size) uint8 memmap of every cohort image, decoded once and cached."""
+    folder = cache_dir(cohort_path)
+    key = _key("images", file_sha256(cohort_path), size, "L-bilinear")
+    final = folder / f"img{size}-{key}.npy"
+    partial, done_marker = final.with_suffix(".partial.npy"), final.with_suffix(".done.txt")
+    with _locked(final):
+        if not final.is_file():
+            paths = cohort["path"].astype(str).tolist()
+            mode = "r+" if partial.is_file() else "w+"
+            array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
+            done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
+            chunk = 256
+            with Progress(transient=True, disable=not progress) as bar, ThreadPoolExecutor(max(threads, 1)) as pool:
+                task = bar.add_task(f"decoding images to {size}x{size} (once)", total=len(paths), completed=done)
+                for lo in range(done, len(paths), chunk):
+                    hi = min(lo + chunk, len(paths))
+                    array[lo:hi] = np.stack(list(pool.map(decode_image, paths[lo:hi], [size] * (hi - lo))))
+                    array.flush()
+                    done_marker.write_text(str(hi))
+                    bar.update(task, completed=hi)
+            del array
+            os.replace(partial, final)
+            done_marker.unlink(missing_ok=True)
+    return np.load(final, mmap_mode="r")
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=7).digest(), "little"))
+    return torch.randperm(n, generator=generator)
+
+
+class IndexBatches:
+    """Batches of rows ``x[idx]``, ``y[idx]`` built by indexing; shuffled per epoch when ``shuffle``.
+
+    In training, a last batch of a single sample is skipped (BatchNorm needs two); which sample that is
+    changes every epoch.
+    """
+
+    def __init__(self, x, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
+                 device: torch.device | str = "cpu", prefetch: bool = False):
+        self.x, self.y, self.batch_size, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
+        self.device = torch.device(device)
+        self.n_samples = len(y)
+        self.prefetch = prefetch
+        full, rest = divmod(self.n_samples, batch_size)
+        self._n_batches = full + (1 if rest > (1 if shuffle else 0) else 0)
+
+    def __len__(self) -> int:
+        return self._n_batches
+
+    def gather_x(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.x.index_select(0, idx)
+
+    def _batch(self, idx: torch.Tensor) -> dict:
+        x, y = self.gather_x(idx), self.y.index_select(0, idx)
+        if self.device.type != "cpu":
+            x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        return {"x": self.prepare(x), "y": y, "index": idx, "size": len(idx)}
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def order(self, epoch: int) -> torch.Tensor:
+        return epoch_permutation(self.n_samples, self.seed, epoch) if self.shuffle else torch.arange(self.n_samples)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[dict]:
+        order = self.order(epoch)
+        slices = (order[i * self.batch_size:(i + 1) * self.batch_size] for i in range(start, len(self)))
+        if not self.prefetch:
+            for idx in slices:
+                yield self._batch(idx)
+            return
+        yield from _prefetched(self._batch, slices)
+
+
+def _prefetched(make, slices, depth: int = 2) -> Iterator[dict]:
+    """Build batches in a background thread (decoding-free numpy copies release the GIL)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = object()
+
+    def work():
+        try:
+            for idx in slices:
+                q.put(make(idx))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            q.put(exc)
+        q.put(stop)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not stop:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class EmbeddingBatches(IndexBatches):
+    """Rows of a float32 embedding tensor held in memory."""
+
+
+class ImageBatches(IndexBatches):
+    """Rows of a uint8 (n, s, s) memmap, scaled to [0, 1], standardised, as (b, 1, s, s) float tensors."""
+
+    def __init__(self, images: np.ndarray, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
+                 device: torch.device | str = "cpu", channels_last: bool = False):
+        super().__init__(images, y, batch_size, shuffle=shuffle, seed=seed, device=device, prefetch=True)
+        self.channels_last = channels_last
+
+    def gather_x(self, idx: torch.Tensor) -> torch.Tensor:
+        if not self.shuffle:  # consecutive rows: one slice of the memmap
+            return torch.from_numpy(np.ascontiguousarray(self.x[int(idx[0]):int(idx[-1]) + 1]))
+        return torch.from_numpy(self.x[idx.numpy()])
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.unsqueeze(1).float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

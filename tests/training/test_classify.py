@@ -1,0 +1,143 @@
+"""`radfair train` / `predict` on the synthetic releases: embeddings and images, scored table, audit, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from radfair.cli import app
+from radfair.fairness import AuditConfig, run_audit
+from radfair.training.checkpoint import load_checkpoint
+from radfair.training.classify import predict_cohort, train
+
+runner = CliRunner()
+SMALL = dict(hidden=[32, 16], batch_size=32, optim={"lr": 3e-3})
+
+
+def embeddings_run(out, split_all, synth_root, epochs=6, **extra):
+    root, _ = synth_root
+    settings = {**SMALL, **extra}
+    loop = {"epochs": epochs, "patience": None, "checkpoint_minutes": 0, **settings.pop("loop", {})}
+    return train(out, cohort=split_all, input="embeddings", model="mlp", root=str(root), missing_embeddings="drop",
+                 cpus=1, progress=False, loop=loop, **settings)
+
+
+def test_embedding_mlp_scores_val_and_test_rows_and_the_audit_accepts_them(tmp_path, split_all, synth_root):
+    outcome = embeddings_run(tmp_path / "run", split_all, synth_root, epochs=12)
+    assert outcome.status == "done"
+    scored = pd.read_parquet(tmp_path / "run" / "scored.parquet")
+    assert set(scored["split"]) == {"val", "test"}
+    for column in ("image_id", "patient_id", "sex", "age_group", "race", "y_edema", "p_edema"):
+        assert column in scored.columns
+    assert scored.filter(like="p_").apply(lambda c: c.between(0, 1).all()).all()
+    result = run_audit(scored, AuditConfig(attributes=["sex", "race"], bootstrap=20, seed=0))
+    perf = result["performance"].set_index("label")
+    # findings the generator makes visible in the embeddings are learned well above chance
+    assert perf.loc["edema", "auc"] > 0.75 and perf.loc["lung_opacity", "auc"] > 0.7
+    assert perf["auc"].median() > 0.6
+
+
+def test_image_densenet_trains_from_the_decoded_cache_and_scores(tmp_path, split_all):
+    cohort = pd.read_parquet(split_all)
+    small = pd.concat([g.head(48 if name == "train" else 24) for name, g in cohort.groupby("split")])
+    small.to_parquet(tmp_path / "small.parquet")
+    outcome = train(tmp_path / "run", cohort=tmp_path / "small.parquet", input="images", model="densenet121",
+                    image_size=32, labels=["edema", "cardiomegaly"], batch_size=16, cpus=1, progress=False,
+                    loop={"epochs": 1, "patience": None})
+    assert outcome.status == "done"
+    cache = list((tmp_path / "small.cache").glob("img32-*.npy"))
+    assert len(cache) == 1 and np.load(cache[0], mmap_mode="r").shape == (len(small), 32, 32)
+    scored = pd.read_parquet(tmp_path / "run" / "scored.parquet")
+    assert len(scored) == 48 and {"p_edema", "p_cardiomegaly"} <= set(scored.columns)
+
+
+def test_predict_reproduces_the_runs_own_scores(tmp_path, split_all, synth_root):
+    embeddings_run(tmp_path / "run", split_all, synth_root, epochs=2)
+    scored = pd.read_parquet(tmp_path / "run" / "scored.parquet")
+    again = predict_cohort(tmp_path / "run", split_all, tmp_path / "pred.parquet", progress=False)
+    merged = scored.merge(again, on="image_id", suffixes=("", "_again"))
+    assert len(merged) == len(scored)
+    np.testing.assert_allclose(merged["p_edema"], merged["p_edema_again"], rtol=0, atol=1e-6)
+    assert len(again) > len(scored)  # every cohort row with an embedding, train included
+
+
+KILL_SCRIPT = """
+import sys
+from radfair.training.classify import train
+train(sys.argv[1], cohort=sys.argv[2], input="embeddings", model="mlp", root=sys.argv[3], missing_embeddings="drop",
+      cpus=1, progress=False, hidden=[32, 16], batch_size=8, optim={"lr": 3e-3},
+      loop={"epochs": 25, "patience": None, "checkpoint_minutes": 1e-7})
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_rerun_resumes_and_predicts_like_an_uninterrupted_run(tmp_path, split_all, synth_root):
+    root, _ = synth_root
+    args = [sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "killed"), str(split_all), str(root)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "killed" / "run.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and "epoch 3/25" in log.read_text()):
+        time.sleep(0.05)
+    time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state = load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert state is not None and not state["done"]
+    record = pd.read_json(tmp_path / "killed" / "run.json", typ="series")
+    assert record["status"] == "running"  # the killed process could not record anything else
+
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the rerun resumes
+    assert f"resumed from epoch {state['epoch'] + 1}, batch {state['batch']}" in log.read_text()
+    subprocess.run([*args[:3], str(tmp_path / "straight"), *args[4:]], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    a = pd.read_parquet(tmp_path / "killed" / "scored.parquet")
+    b = pd.read_parquet(tmp_path / "straight" / "scored.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def _cli_error(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_missing_embeddings_are_an_error_by_default(tmp_path, split_all, synth_root):
+    root, _ = synth_root
+    line = _cli_error(["train", "--cohort", str(split_all), "--root", str(root), "--out", str(tmp_path / "r")])
+    assert "no embedding for" in line and "--missing-embeddings drop" in line
+
+
+def test_cohort_without_split_column(tmp_path, split_all, synth_root):
+    pd.read_parquet(split_all).drop(columns="split").to_parquet(tmp_path / "c.parquet")
+    line = _cli_error(["train", "--cohort", str(tmp_path / "c.parquet"), "--root", str(synth_root[0]), "--out", str(tmp_path / "r")])
+    assert "'split'" in line and "radfair split" in line
+
+
+def test_unknown_model_and_mismatched_input(tmp_path, split_all, synth_root):
+    line = _cli_error(["train", "--cohort", str(split_all), "--model", "resnet9000", "--root", str(synth_root[0]), "--out", str(tmp_path / "r")])
+    assert "--model" in line and "resnet9000" in line
+    line = _cli_error(["train", "--cohort", str(split_all), "--model", "densenet121", "--input", "embeddings", "--out", str(tmp_path / "r")])
+    assert "--input" in line
+
+
+def test_unreadable_image_names_the_file(tmp_path, split_all):
+    cohort = pd.read_parquet(split_all).head(40).copy()
+    cohort["split"] = ["train"] * 30 + ["val"] * 10
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    cohort.loc[cohort.index[5], "path"] = str(bad)
+    cohort.to_parquet(tmp_path / "c.parquet")
+    line = _cli_error(["train", "--cohort", str(tmp_path / "c.parquet"), "--input", "images", "--model", "densenet121",
+                       "--image-size", "32", "--out", str(tmp_path / "r")])
+    assert "broken.jpg" in line and "not a readable image" in line

@@ -91,15 +91,10 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return json.loads(raw) if raw else {}
 
 
-def file_sha256(path: str | Path, _memo: dict = {}) -> str:  # noqa: B006 - deliberate per-process memo
-    """sha256 of a file, memoised on (path, size, mtime)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _memo[key] = digest.hexdigest()
-    return _memo[key]
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import importlib
 import json
@@ -66,13 +67,15 @@ class RunSpec:
     device: str = "cpu"
     label: str = ""
 
+    @functools.cached_property
     def fingerprint(self) -> dict:
+        """What the run id is the hash of (input checksums read once per spec object)."""
         return {"kind": self.kind, "config": self.config,
                 "inputs": {name: file_sha256(path) for name, path in sorted(self.inputs.items())}}
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
-        blob = json.dumps(self.fingerprint(), sort_keys=True, default=str).encode()
+        blob = json.dumps(self.fingerprint, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -185,7 +188,7 @@ def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwr
         record = read_record(run_dir)
         if record is not None and record["run_id"] != run_id:
             if not overwrite and _holds_results(run_dir):
-                diff = _differences(record.get("fingerprint", {}), spec.fingerprint())
+                diff = _differences(record.get("fingerprint", {}), spec.fingerprint)
                 raise RadfairInputError(f"{run_dir}: made with other settings ({'; '.join(diff[:3]) or 'run ' + record['run_id']}); "
                                         "use a new --out or --overwrite")
             for child in run_dir.iterdir():
@@ -198,7 +201,7 @@ def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwr
                 return RunOutcome(run_id, str(run_dir), spec.label, "skipped")
             warnings.warn(f"{run_dir}: output(s) {', '.join(bad)} missing or changed since written (sha256 mismatch); recomputing",
                           RunStoreWarning, stacklevel=2)
-        record = record or {"run_id": run_id, "kind": spec.kind, "label": spec.label, "fingerprint": spec.fingerprint(),
+        record = record or {"run_id": run_id, "kind": spec.kind, "label": spec.label, "fingerprint": spec.fingerprint,
                             "config": spec.config, "seed": spec.config.get("seed"), "attempts": [], "outputs": {}}
         attempt = {"started": _now(), "pid": os.getpid(), "host": socket.gethostname(), "device": spec.device,
                    "cpus": spec.cpus, "versions": versions(), "resumed": bool(record["attempts"])}

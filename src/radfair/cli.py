@@ -262,16 +262,15 @@ def predict(
 @runs_app.command("list")
 @handles_input_errors
 def runs_list(store: Annotated[Path, typer.Argument(help="Run store folder (or one run folder).")]):
-    """One line per run: id, label, kind, status, attempts, seconds."""
-    from rich.table import Table
-
+    """One line per run: id, label, kind, status, attempts, seconds, device, folder (tab-separated)."""
     from .execution.store import RunStore, summary_row
 
-    rows = [summary_row(d, r) for d, r in RunStore(store).records()]
-    table = Table("run_id", "label", "kind", "status", "attempts", "seconds", "device")
-    for row in rows:
-        table.add_row(*(str(row[k]) for k in ("run_id", "label", "kind", "status", "attempts", "seconds", "device")))
-    Console(soft_wrap=True).print(table)
+    columns = ("run_id", "label", "kind", "status", "attempts", "seconds", "device", "path")
+    records = RunStore(store).records()
+    print("\t".join(columns))
+    for run_dir, record in records:
+        row = summary_row(run_dir, record)
+        print("\t".join(str(row[k]) for k in columns))
 
 
 @runs_app.command("show")

@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..errors import BAD_OPTION, RadfairInputError
-from .store import RunBusy, RunOutcome, RunSpec, execute
+from .store import RunBusy, RunOutcome, RunSpec, execute, plan
 
 EXECUTORS = ("local", "ray")
 
@@ -53,6 +53,8 @@ def run_grid(specs: Sequence[RunSpec], store_root: str | Path, *, executor: str 
         raise RadfairInputError(BAD_OPTION.format(option="--jobs", value=jobs, expected="a positive integer"))
     store_root = Path(store_root)
     dirs = [str(store_root / spec.run_id) for spec in specs]
+    for spec, run_dir in zip(specs, dirs, strict=True):
+        plan(spec, run_dir)
     if executor == "ray":
         outcomes = _run_ray(specs, dirs, address, progress)
     elif jobs == 1:

@@ -180,6 +180,19 @@ def _logger(run_dir: Path, echo: bool) -> Callable[[str], None]:
     return log
 
 
+def plan(spec: RunSpec, run_dir: str | Path) -> None:
+    """Record a run as ``pending`` (if its folder has no record yet), so listings show the whole grid."""
+    run_dir = Path(run_dir)
+    with contextlib.suppress(RunBusy), run_lock(run_dir):
+        if not (run_dir / "run.json").is_file():
+            write_json(run_dir / "run.json", _new_record(spec, "pending"))
+
+
+def _new_record(spec: RunSpec, status: str) -> dict:
+    return {"run_id": spec.run_id, "kind": spec.kind, "label": spec.label, "fingerprint": spec.fingerprint,
+            "config": spec.config, "seed": spec.config.get("seed"), "status": status, "attempts": [], "outputs": {}}
+
+
 def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> RunOutcome:
     """Run ``spec`` in ``run_dir`` unless it is already done there (see the module docstring)."""
     run_dir = Path(run_dir)
@@ -201,8 +214,7 @@ def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwr
                 return RunOutcome(run_id, str(run_dir), spec.label, "skipped")
             warnings.warn(f"{run_dir}: output(s) {', '.join(bad)} missing or changed since written (sha256 mismatch); recomputing",
                           RunStoreWarning, stacklevel=2)
-        record = record or {"run_id": run_id, "kind": spec.kind, "label": spec.label, "fingerprint": spec.fingerprint,
-                            "config": spec.config, "seed": spec.config.get("seed"), "attempts": [], "outputs": {}}
+        record = record or _new_record(spec, "pending")
         attempt = {"started": _now(), "pid": os.getpid(), "host": socket.gethostname(), "device": spec.device,
                    "cpus": spec.cpus, "versions": versions(), "resumed": bool(record["attempts"])}
         record.update(status="running", device=spec.device, error=None)

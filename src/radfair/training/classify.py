@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -113,7 +112,6 @@ class Inputs:
                 if config.missing_embeddings == "error":
                     raise RadfairInputError(message + "; expected one per row, or drop those rows with --missing-embeddings drop")
                 log(message + "; dropped (--missing-embeddings drop)")
-                warnings.warn(message + "; dropped", UserWarning, stacklevel=2)
             self.rows = np.flatnonzero(found)
             self.x = torch.from_numpy(np.ascontiguousarray(matrix[self.rows]))
         else:

@@ -194,8 +194,10 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
             stopped = config.patience is not None and bad >= config.patience
             done = stopped or epoch + 1 == config.epochs
             checkpoint(epoch + 1, 0, done, stopped, _Means())
-            log(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
-                + (" (best)" if best_epoch == epoch + 1 else "") + (" -> early stop" if stopped else ""))
+            losses = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith(("train_", "val_")) and k != "train_seconds")
+            log(f"epoch {epoch + 1}/{config.epochs}: {losses}, lr {row['lr']:.2e}, {train_seconds:.1f}s, "
+                f"{row['samples_per_s']:,.0f} samples/s" + (" (best)" if best_epoch == epoch + 1 else "")
+                + (" -> early stop" if stopped else ""))
             if stopped:
                 break
     seconds = time.perf_counter() - start_all

@@ -32,6 +32,7 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_audit.py
 	$(PY) benchmarks/bench_degrade.py
+	$(PY) benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

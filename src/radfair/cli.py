@@ -20,6 +20,8 @@ from .errors import RadfairInputError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit the fairness of medical-imaging AI.")
 degrade_app = typer.Typer(no_args_is_help=True, help="Simulate low-dose X-ray or undersampled MRI acquisitions.")
 app.add_typer(degrade_app, name="degrade")
+study_app = typer.Typer(no_args_is_help=True, help="Run a paper's whole experiment from a YAML config (resumable).")
+app.add_typer(study_app, name="study")
 runs_app = typer.Typer(no_args_is_help=True, help="Inspect and tidy a run store (folders of runs named by their config hash).")
 app.add_typer(runs_app, name="runs")
 console = Console(stderr=True, soft_wrap=True)
@@ -257,6 +259,34 @@ def predict(
 
     table = predict_cohort(run, cohort, out, root=str(root) if root else None, device=device)
     console.print(f"scored {len(table)} rows -> {out}")
+
+
+@study_app.command("emb-vs-img")
+@handles_input_errors
+def study_emb_vs_img(
+    config: Annotated[Path, typer.Option(help="Study YAML (see configs/paper-emb-vs-img.yaml, configs/demo-emb-vs-img.yaml).")],
+    out: Annotated[Path, typer.Option(help="Study folder: data/, runs/, tables, figures, study.json.")],
+    executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    jobs: Annotated[int, typer.Option(help="Local executor: runs in parallel processes.")] = 1,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
+    cpus_per_run: Annotated[int, typer.Option(help="CPU threads per run (0 = all for sequential runs, else cores / jobs).")] = 0,
+):
+    """Embeddings vs images (Study 1): datasets x {emb, img} x seeds, Tables 3-4, Figure 1, compute cost."""
+    import warnings
+
+    from .studies.emb_vs_img import run_study
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        tables = run_study(config, out, executor=executor, jobs=jobs, address=address, cpus_per_run=cpus_per_run,
+                           log=lambda m: console.print(m, markup=False, highlight=False))
+    t = tables["timings"]
+    console.print(f"study emb-vs-img: {t['runs_trained']} runs trained, {t['runs_skipped']} reused, "
+                  f"{time.perf_counter() - start:.1f}s -> {out} (table3.md, table4.md, fig1_*.png, cost.csv)")
+    for row in tables["summary"].itertuples():
+        console.print(f"  {row.attribute:9s} {row.dataset:8s} {row.model}: average gap {row.average_gap:.3f} "
+                      f"[{row.ci_low:.3f}, {row.ci_high:.3f}]; unfavourable {row.unfavorable}")
 
 
 @runs_app.command("list")

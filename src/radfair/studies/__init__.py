@@ -1,0 +1,1 @@
+"""radfair.studies: the papers' pipelines as compositions of data, training, execution and fairness."""

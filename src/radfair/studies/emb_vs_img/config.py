@@ -1,0 +1,73 @@
+"""Study 1 configuration (embeddings paper): datasets x arms x seeds on one saved split per dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from ...config import StrictModel, load_yaml_config
+from ...training.loop import LoopConfig
+from ...training.steps import OptimConfig
+
+DATASETS = ("mimic", "chexpert", "all")
+ATTRIBUTES = ("sex", "age_group", "race", "insurance")
+
+
+class SyntheticReleases(StrictModel):
+    """Generate synthetic releases into ``releases`` first (if that folder does not exist yet)."""
+
+    patients: int = 2000
+    seed: int = 0
+    image_size: int = 64
+    mri_patients: int = 40
+
+
+class ArmConfig(StrictModel):
+    """One model family (the paper's 'emb' and 'img' arms)."""
+
+    model: str
+    image_size: int = 224
+    batch_size: int = 48
+    eval_batch_size: int = 256
+    hidden: list[int] = [768, 256]
+    dropout: float = 0.3
+    weights: str | None = None
+    optim: OptimConfig = OptimConfig()
+    loop: LoopConfig = LoopConfig(epochs=100, patience=5)
+
+
+class SplitConfig(StrictModel):
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+
+
+class EmbVsImgConfig(StrictModel):
+    name: str = "emb-vs-img"
+    releases: str
+    embeddings: str | None = Field(None, description="embedding store folder; default: the releases folder")
+    synthetic: SyntheticReleases | None = None
+    datasets: list[Literal["mimic", "chexpert", "all"]] = list(DATASETS)
+    seeds: list[int] = [0, 1, 2, 3, 4]
+    labels: list[str] | None = None
+    uncertain: Literal["zeros", "ones", "ignore"] = "zeros"
+    missing_embeddings: Literal["drop", "error"] = "drop"
+    split: SplitConfig = SplitConfig()
+    attributes: list[str] = list(ATTRIBUTES)
+    threshold: Literal["f1", "balanced", "youden"] = "f1"
+    level: float = 0.95
+    summary_exclude: list[str] = ["no_finding"]
+    arms: dict[str, ArmConfig] = {"emb": ArmConfig(model="mlp"), "img": ArmConfig(model="densenet121")}
+    device: str = "cpu"
+
+    def resolved(self) -> EmbVsImgConfig:
+        """Paths made absolute (relative to the working directory)."""
+        updates = {"releases": str(Path(self.releases).resolve())}
+        if self.embeddings:
+            updates["embeddings"] = str(Path(self.embeddings).resolve())
+        return self.model_copy(update=updates)
+
+
+def load_config(path: str | Path) -> EmbVsImgConfig:
+    return load_yaml_config(EmbVsImgConfig, path).resolved()

@@ -1,0 +1,83 @@
+"""Study 1 data: one cohort and one saved patient-level split per dataset, shared by every arm and seed.
+
+* MIMIC and CheXpert are split separately (patient-level, ``split.fractions``, ``split.seed``); ALL is
+  their union, so every patient sits in the same split in every dataset (anchor bug 1: both arms are
+  trained, thresholded and tested on exactly the same rows).
+* Rows without an embedding are dropped from **both** arms (``missing_embeddings: drop``, counts
+  reported) or the study stops (``error``); never from one arm only.
+* ``OUT/data/manifest.json`` records the settings that made the files; a rerun with the same settings
+  reuses them, a rerun with other settings rebuilds them (and so changes every run id downstream).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ...data.cohort import build_cohort
+from ...data.embeddings import load_cohort_embeddings
+from ...data.splits import assign_splits, check_patient_level
+from ...data.synthetic import generate
+from ...errors import RadfairInputError, preview
+from ...io import write_json, write_table
+from .config import EmbVsImgConfig
+
+SOURCES = ("mimic", "chexpert")
+
+
+def _data_settings(config: EmbVsImgConfig) -> dict:
+    return {"releases": config.releases, "embeddings": config.embeddings, "datasets": config.datasets,
+            "uncertain": config.uncertain, "missing_embeddings": config.missing_embeddings,
+            "split": config.split.model_dump(mode="json"),
+            "synthetic": config.synthetic.model_dump() if config.synthetic else None}
+
+
+def ensure_releases(config: EmbVsImgConfig, log=print) -> None:
+    releases = Path(config.releases)
+    if config.synthetic and not (releases.is_dir() and any(releases.iterdir())):
+        s = config.synthetic
+        log(f"writing synthetic releases ({s.patients} patients, {s.image_size} px) to {releases}")
+        generate(releases, patients=s.patients, seed=s.seed, image_size=s.image_size, mri_patients=s.mri_patients)
+
+
+def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
+    """Write ``out/data/split_<dataset>.parquet`` for every dataset; return the manifest."""
+    folder = out / "data"
+    manifest_path = folder / "manifest.json"
+    settings = _data_settings(config)
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["settings"] == settings and all(Path(p).is_file() for p in manifest["splits"].values()):
+            return manifest
+    ensure_releases(config, log)
+    store = config.embeddings or config.releases
+    needed = sorted({s for d in config.datasets for s in (SOURCES if d == "all" else (d,))})
+    parts, dropped = {}, {}
+    for source in needed:
+        cohort, _ = build_cohort(source, config.releases, uncertain=config.uncertain)
+        _, found = load_cohort_embeddings(cohort, store)
+        dropped[source] = int((~found).sum())
+        if dropped[source]:
+            missing = cohort["image_id"][~found]
+            message = f"{store}: {dropped[source]} of {len(cohort)} {source} images have no embedding (e.g. {preview(missing, 2)})"
+            if config.missing_embeddings == "error":
+                raise RadfairInputError(message + "; expected one per image, or missing_embeddings: drop")
+            log(message + "; dropped from both arms")
+            cohort = cohort[found].reset_index(drop=True)
+        cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
+        check_patient_level(cohort, source)
+        parts[source] = cohort
+    splits = {}
+    for dataset in config.datasets:
+        table = pd.concat([parts[s] for s in SOURCES], ignore_index=True) if dataset == "all" else parts[dataset]
+        path = folder / f"split_{dataset}.parquet"
+        write_table(table, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient",
+                                            "all": "union of the MIMIC and CheXpert splits"}})
+        splits[dataset] = str(path)
+    counts = {d: pd.read_parquet(p).groupby("split").agg(images=("image_id", "size"), patients=("patient_id", "nunique")).to_dict()
+              for d, p in splits.items()}
+    manifest = {"settings": settings, "splits": splits, "dropped_without_embedding": dropped, "counts": counts}
+    write_json(manifest_path, manifest)
+    return manifest

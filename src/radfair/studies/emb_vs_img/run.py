@@ -1,0 +1,172 @@
+"""``radfair study emb-vs-img``: the embeddings paper's whole experiment as runs of the run store.
+
+datasets x arms (emb: MLP on foundation embeddings; img: DenseNet-121 on images) x seeds, every run of a
+dataset on the same saved split (:mod:`.data`). Finished runs are skipped, so a rerun only recomputes the
+tables and figures (seconds). Outputs in ``OUT/``: ``auc.csv`` + ``table3.md``, ``fairness_summary.csv`` +
+``table4.md``, ``disparities.csv``, ``gaps.csv``, ``fig1_<dataset>_<arm>_<attribute>.png``, ``cost.csv``,
+``study.json`` (config, conventions, data manifest, run ids, warnings, timings).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ...data.embeddings import EMBEDDING_DIM
+from ...execution import RunSpec, read_record, run_grid
+from ...io import write_json, write_table, write_text
+from ...models import build_classifier
+from ...models.cost import count_flops
+from ...training.classify import resolve_config
+from .config import EmbVsImgConfig, load_config
+from .data import prepare_data
+from .evaluate import CONVENTIONS, aggregate, audit_run
+from .figures import figure1
+from .tables import DATASET_NAMES, table3, table4
+
+PAPER_RATIOS = {"flops": 1700.0, "wall_clock": 50.0}
+
+
+@dataclass
+class PlannedRun:
+    dataset: str
+    arm: str
+    seed: int
+    spec: RunSpec
+
+
+def _labels(config: EmbVsImgConfig, split_path: str) -> list[str]:
+    columns = [c[2:] for c in pd.read_parquet(split_path).columns if c.startswith("y_")]
+    return [label for label in (config.labels or columns) if label in columns]
+
+
+def plan_runs(config: EmbVsImgConfig, manifest: dict, cpus: int) -> list[PlannedRun]:
+    planned = []
+    store = config.embeddings or config.releases
+    for dataset in config.datasets:
+        split = manifest["splits"][dataset]
+        labels = _labels(config, split)
+        for arm, arm_config in config.arms.items():
+            for seed in config.seeds:
+                settings = arm_config.model_dump(mode="json")
+                run_config = resolve_config(cohort=split, input="embeddings" if arm_config.model in ("mlp", "linear") else "images",
+                                            root=store, labels=labels, seed=seed, missing_embeddings="error", **settings)
+                spec = RunSpec("train-classifier", run_config.model_dump(mode="json"), {"cohort": run_config.cohort}, cpus=cpus,
+                               gpus=1.0 if config.device == "cuda" else 0.0, device=config.device,
+                               label=f"{dataset}-{arm}-seed{seed}")
+                planned.append(PlannedRun(dataset, arm, seed, spec))
+    return planned
+
+
+def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path) -> pd.DataFrame:
+    """Counted FLOPs/MACs per arm and measured speed per (arm, dataset), with emb/img ratios."""
+    counted = {}
+    n_labels = len(planned[0].spec.config["labels"])
+    for arm, arm_config in config.arms.items():
+        torch.manual_seed(0)
+        model = build_classifier(arm_config.model, n_labels, hidden=arm_config.hidden, dropout=arm_config.dropout)
+        size = arm_config.image_size
+        example = torch.randn(2, EMBEDDING_DIM) if arm_config.model in ("mlp", "linear") else torch.randn(2, 1, size, size)
+        counted[arm] = count_flops(model, example)
+        if arm_config.model == "densenet121" and size != 224:
+            counted[f"{arm}@224"] = count_flops(model, torch.randn(2, 1, 224, 224))
+    rows = []
+    for (dataset, arm), runs in pd.DataFrame([vars(p) for p in planned]).groupby(["dataset", "arm"], sort=False):
+        histories = [pd.read_csv(store / p.run_id / "history.csv") for p in runs["spec"]]
+        seconds = [read_record(store / p.run_id)["seconds"] for p in runs["spec"]]
+        rows.append({"dataset": dataset, "arm": arm, "model": config.arms[arm].model, "image_size": config.arms[arm].image_size,
+                     **counted[arm],
+                     "train_samples_per_s": statistics.median(h["samples_per_s"].median() for h in histories),
+                     "seconds_per_epoch": statistics.median(h["train_seconds"].median() for h in histories),
+                     "epochs_per_run": statistics.mean(len(h) for h in histories),
+                     "seconds_per_run": statistics.mean(seconds), "n_runs": len(histories)})
+    table = pd.DataFrame(rows)
+    if {"emb", "img"} <= set(config.arms):
+        for dataset in table["dataset"].unique():
+            emb = table[(table["dataset"] == dataset) & (table["arm"] == "emb")].iloc[0]
+            img = table[(table["dataset"] == dataset) & (table["arm"] == "img")].iloc[0]
+            ratio = {"dataset": dataset, "arm": "img/emb ratio", "model": "",
+                     "train_flops": img["train_flops"] / emb["train_flops"], "forward_macs": img["forward_macs"] / emb["forward_macs"],
+                     "train_samples_per_s": emb["train_samples_per_s"] / img["train_samples_per_s"],
+                     "seconds_per_run": img["seconds_per_run"] / emb["seconds_per_run"],
+                     "paper_flops_ratio": PAPER_RATIOS["flops"], "paper_wall_clock_ratio": PAPER_RATIOS["wall_clock"]}
+            if "img@224" in counted:
+                ratio["train_flops_at_224"] = counted["img@224"]["train_flops"] / counted["emb"]["train_flops"]
+                ratio["forward_macs_at_224"] = counted["img@224"]["forward_macs"] / counted["emb"]["forward_macs"]
+            table = pd.concat([table, pd.DataFrame([ratio])], ignore_index=True)
+    return table
+
+
+def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor: str = "local", jobs: int = 1,
+              address: str | None = None, cpus_per_run: int = 0, progress: bool = True, log=print) -> dict:
+    """Run (or finish) the study and write every output; returns the in-memory tables and timings."""
+    config = load_config(config) if not isinstance(config, EmbVsImgConfig) else config.resolved()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    start = time.perf_counter()
+    manifest = prepare_data(config, out, log)
+    timings["data_s"] = time.perf_counter() - start
+    cpus = cpus_per_run or (0 if executor == "local" and jobs == 1 else max(1, (os.cpu_count() or 1) // jobs))
+    planned = plan_runs(config, manifest, cpus)
+    start = time.perf_counter()
+    outcomes = run_grid([p.spec for p in planned], out / "runs", executor=executor, jobs=jobs, address=address, progress=progress)
+    timings["training_s"] = time.perf_counter() - start
+    timings["runs_trained"] = sum(o.status == "done" for o in outcomes)
+    timings["runs_skipped"] = sum(o.status == "skipped" for o in outcomes)
+    start = time.perf_counter()
+    tables = evaluate_study(config, planned, out)
+    timings["evaluation_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    tables["cost"] = _cost(config, planned, out / "runs")
+    write_table(tables["cost"], out / "cost.csv")
+    timings["cost_s"] = time.perf_counter() - start
+    write_json(out / "study.json", {
+        "study": "emb-vs-img", "config": config.model_dump(mode="json"), "conventions": CONVENTIONS, "data": manifest,
+        "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "status": o.status}
+                 for p, o in zip(planned, outcomes, strict=True)],
+        "warnings": tables.pop("notes"), "timings": timings})
+    tables["timings"] = timings
+    return tables
+
+
+def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path) -> dict:
+    """Per-run audits, aggregation over seeds, tables and figures."""
+    store = out / "runs"
+    parts: dict[str, list] = {"auc": [], "disparities": [], "gaps": [], "summary": [], "notes": []}
+    groups = pd.DataFrame([vars(p) for p in planned]).groupby(["dataset", "arm"], sort=False)
+    for (dataset, arm), runs in groups:
+        audits = [audit_run(pd.read_parquet(store / spec.run_id / "scored.parquet"), config.attributes, config.threshold,
+                            config.summary_exclude) for spec in runs["spec"]]
+        result = aggregate(audits, dataset, arm, config.attributes, config.summary_exclude, config.level)
+        for key in parts:
+            parts[key].append(result[key]) if key != "notes" else parts[key].extend(result[key])
+    tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if k != "notes"}
+    tables["notes"] = sorted(set(parts["notes"]))
+    arms = list(config.arms)
+    for name, frame in (("auc", tables["auc"]), ("fairness_summary", tables["summary"]), ("disparities", tables["disparities"]),
+                        ("gaps", tables["gaps"])):
+        write_table(frame, out / f"{name}.csv")
+        write_table(frame, out / f"{name}.parquet")
+    write_text(out / "table3.md", f"# Table 3 — AUROC ({config.name})\n\n" + table3(tables["auc"], arms))
+    write_text(out / "table4.md", f"# Table 4 — TPR-disparity summary ({config.name})\n\n" + table4(tables["summary"], arms))
+    written = set()
+    for (dataset, arm, attribute), disp in tables["disparities"].groupby(["dataset", "model", "attribute"], sort=False):
+        gaps = tables["gaps"][(tables["gaps"]["dataset"] == dataset) & (tables["gaps"]["model"] == arm)
+                              & (tables["gaps"]["attribute"] == attribute)]
+        name = f"fig1_{dataset}_{arm}_{attribute}.png"
+        figure1(disp, gaps, f"{DATASET_NAMES.get(dataset, dataset)} · {arm} ({config.arms[arm].model}) · {attribute}", out / name)
+        written.add(name)
+    for stale in out.glob("fig1_*.png"):
+        if stale.name not in written:
+            stale.unlink()
+    return tables
+
+
+__all__ = ["run_study", "plan_runs", "evaluate_study", "load_config"]

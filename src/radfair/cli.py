@@ -247,6 +247,28 @@ def _print_run(outcome) -> None:
 
 @app.command()
 @handles_input_errors
+def embed(
+    encoder: Annotated[Path, typer.Option(help="Frozen encoder: a TorchScript file, or a state dict with --arch.")],
+    cohort: Annotated[Path, typer.Option(help="Cohort table whose images are embedded.")],
+    out: Annotated[Path, typer.Option(help="Embedding store folder (CXR-Foundation layout), usable as --root / `embeddings:`.")],
+    arch: Annotated[str | None, typer.Option(help="MONAI architecture of a state dict: densenet121, resnet18 or resnet50.")] = None,
+    image_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = 224,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+):
+    """Embed a cohort's images with any local frozen encoder, written in the CXR-Foundation store format."""
+    from .training.embed import embed_cohort
+
+    manifest = embed_cohort(encoder, cohort, out, arch=arch, image_size=image_size, batch_size=batch_size, device=device,
+                            overwrite=overwrite)
+    rows = manifest["rows"]
+    console.print(f"wrote {sum(rows.values())} embeddings of width {manifest['width']} to {out} "
+                  f"(chexpert {rows['chexpert']}, mimic {rows['mimic']}, other {rows['other']})")
+
+
+@app.command()
+@handles_input_errors
 def predict(
     run: Annotated[Path, typer.Option(help="Run folder written by `radfair train`.")],
     cohort: Annotated[Path, typer.Option(help="Any cohort table to score (labels optional).")],

@@ -20,6 +20,8 @@ import numpy as np
 from ..errors import BAD_VALUES, MISSING_FILE, RadfairInputError, preview
 
 EMBEDDING_DIM = 1376
+#: Store file for datasets other than CheXpert and MIMIC: ``{image_id: vector}`` (written by ``radfair embed``).
+GENERIC_STORE = "embeddings.npz"
 
 
 def _masked_crc(data: bytes) -> int:
@@ -165,12 +167,13 @@ def write_mimic_embedding(path: str | Path, dicom_id: str, vector: np.ndarray) -
 
 
 def read_mimic_embedding(path: str | Path) -> tuple[str, np.ndarray]:
-    """(image id, 1376-float vector) from one MIMIC CXR-Foundation TFRecord."""
+    """(image id, float vector) from one MIMIC CXR-Foundation TFRecord (1376 floats for CXR Foundation;
+    stores written by ``radfair embed`` hold their encoder's width)."""
     example = decode_example(read_tfrecord(path)[0])
     vector = example.get("embedding")
-    if vector is None or len(vector) != EMBEDDING_DIM:
+    if vector is None or not isinstance(vector, np.ndarray) or len(vector) == 0:
         got = None if vector is None else len(vector)
-        raise RadfairInputError(BAD_VALUES.format(path=path, column="embedding", values=preview([got]), expected=f"expected {EMBEDDING_DIM} floats"))
+        raise RadfairInputError(BAD_VALUES.format(path=path, column="embedding", values=preview([got]), expected="expected a float_list of embedding values"))
     image_id = example.get("image/id", [b""])[0].decode()
     return image_id, vector
 
@@ -199,15 +202,16 @@ def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:
 
 
 def load_cohort_embeddings(cohort, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Embedding matrix (n, 1376) aligned with the cohort rows, and a mask of rows that have one.
+    """Embedding matrix (n, d) aligned with the cohort rows, and a mask of rows that have one.
 
     CheXpert rows are looked up by ``Path`` in the first ``train.npz`` below ``root``; MIMIC rows by
     ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` below the first folder holding a ``files``
-    tree of TFRecords.
+    tree of TFRecords; rows of any other dataset by ``image_id`` in the first ``embeddings.npz`` below
+    ``root`` (written by ``radfair embed``). ``d`` is the store's width (1376 for CXR Foundation); a
+    store whose vectors differ in width is an error.
     """
     root = Path(root)
-    out = np.zeros((len(cohort), EMBEDDING_DIM), dtype=np.float32)
-    found = np.zeros(len(cohort), dtype=bool)
+    vectors: dict[int, np.ndarray] = {}
     datasets = set(cohort["dataset"])
     if "chexpert" in datasets:
         folder = _find_below(root, lambda f: (f / "train.npz").is_file())
@@ -215,7 +219,7 @@ def load_cohort_embeddings(cohort, root: str | Path) -> tuple[np.ndarray, np.nda
         for i, (dataset, image_id) in enumerate(zip(cohort["dataset"], cohort["image_id"], strict=True)):
             key = image_id.removeprefix("chexpert:")
             if dataset == "chexpert" and key in mapping:
-                out[i], found[i] = mapping[key], True
+                vectors[i] = mapping[key]
     if "mimic" in datasets:
         folder = _find_below(root, lambda f: (f / "files").is_dir() and any((f / "files").rglob("*.tfrecord")))
         if folder is not None:
@@ -225,5 +229,18 @@ def load_cohort_embeddings(cohort, root: str | Path) -> tuple[np.ndarray, np.nda
                 rel = Path(*Path(path).parts[-5:]).with_suffix(".tfrecord")  # files/pXX/pSUBJ/sSTUDY/<id>
                 record = folder / rel
                 if record.is_file():
-                    out[i], found[i] = read_mimic_embedding(record)[1], True
+                    vectors[i] = read_mimic_embedding(record)[1]
+    if datasets - {"chexpert", "mimic"}:
+        folder = _find_below(root, lambda f: (f / GENERIC_STORE).is_file())
+        mapping = read_chexpert_embeddings(folder / GENERIC_STORE) if folder else {}
+        for i, (dataset, image_id) in enumerate(zip(cohort["dataset"], cohort["image_id"], strict=True)):
+            if dataset not in ("chexpert", "mimic") and image_id in mapping:
+                vectors[i] = mapping[image_id]
+    widths = {len(v) for v in vectors.values()}
+    if len(widths) > 1:
+        raise RadfairInputError(f"{root}: embedding store mixes vector widths {sorted(widths)}; expected one width")
+    out = np.zeros((len(cohort), widths.pop() if widths else EMBEDDING_DIM), dtype=np.float32)
+    found = np.zeros(len(cohort), dtype=bool)
+    for i, vector in vectors.items():
+        out[i], found[i] = vector, True
     return out, found

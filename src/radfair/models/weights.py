@@ -42,6 +42,9 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, int]:
         raise RadfairInputError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__})") from None
     source = _state_dict_of(loaded, path)
     target = model.state_dict()
+    for prefix in ("backbone.", "encoder.", "model."):  # a radfair classifier's backbone, common wrappers
+        if not any(k in target for k in source) and any(k.startswith(prefix) for k in source):
+            source = {k.removeprefix(prefix): v for k, v in source.items()}
     matched = {}
     for name, tensor in source.items():
         want = target.get(name)

@@ -114,9 +114,11 @@ class Inputs:
                 log(message + "; dropped (--missing-embeddings drop)")
             self.rows = np.flatnonzero(found)
             self.x = torch.from_numpy(np.ascontiguousarray(matrix[self.rows]))
+            self.in_features = int(matrix.shape[1])
         else:
             self.rows = np.arange(len(self.cohort))
             self.x = image_array(self.cohort, cohort_path, config.image_size, progress=progress)
+            self.in_features = EMBEDDING_DIM
         self.used = self.cohort.iloc[self.rows].reset_index(drop=True)
 
     def batches(self, mask: np.ndarray, labels: list[str], *, train: bool, device) -> EmbeddingBatches | ImageBatches:
@@ -146,8 +148,8 @@ class _RowView:
         return len(self.rows)
 
 
-def _model(config: ClassifierRunConfig, n_labels: int, log) -> torch.nn.Module:
-    model = build_classifier(config.model, n_labels, in_features=EMBEDDING_DIM, hidden=config.hidden, dropout=config.dropout)
+def _model(config: ClassifierRunConfig, n_labels: int, log, in_features: int = EMBEDDING_DIM) -> torch.nn.Module:
+    model = build_classifier(config.model, n_labels, in_features=in_features, hidden=config.hidden, dropout=config.dropout)
     if config.weights:
         counts = load_weights(model, config.weights)
         log(f"weights {config.weights}: {counts['matched']} of {counts['model_tensors']} tensors loaded")
@@ -183,7 +185,7 @@ def run_training(config_dict: dict, ctx) -> dict[str, str]:
     split = inputs.used["split"].to_numpy()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # weights init and dropout; restored from last.pt on resume
-        model = _model(config, len(labels), ctx.log).to(device)
+        model = _model(config, len(labels), ctx.log, inputs.in_features).to(device)
         if device.type == "cuda" and config.input == "images":
             model = model.to(memory_format=torch.channels_last)
         step = ClassifierStep(model, make_optimizer(model.parameters(), config.optim))
@@ -242,9 +244,9 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     missing = [f"y_{k}" for k in labels if f"y_{k}" not in cohort.columns]
     for column in missing:  # scoring needs no labels; keep the contract's columns present
         cohort[column] = np.nan
-    model = _model(config.model_copy(update={"weights": None}), len(labels), print).to(device)
-    model.load_state_dict(best["modules"]["model"])
     inputs = Inputs(config, cohort, str(cohort_path), progress=progress, log=lambda m: None)
+    model = _model(config.model_copy(update={"weights": None}), len(labels), print, inputs.in_features).to(device)
+    model.load_state_dict(best["modules"]["model"])
     scores = predict_scores(model, inputs.batches(np.ones(len(inputs.used), bool), labels, train=False, device=device), device)
     table = scored_table(inputs.used, labels, scores)
     write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"]}})

@@ -62,10 +62,23 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _store_signature(root: str | Path) -> list:
+    """(name, size, mtime) of the store's index files (npz stores and radfair embed manifests, 3 levels deep),
+    so that re-embedding into the same folder never reads a stale cache."""
+    root = Path(root)
+    found = []
+    for pattern in ("train.npz", "embeddings.npz", "radfair-embeddings.json"):
+        for depth in ("", "*/", "*/*/"):
+            for path in sorted(root.glob(depth + pattern)):
+                stat = path.stat()
+                found.append([str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns])
+    return found
+
+
 def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 1376) float32 memmap aligned with ``cohort`` rows, and a bool mask of rows that have a vector."""
+    """(n, d) float32 memmap aligned with ``cohort`` rows, and a bool mask of rows that have a vector."""
     folder = cache_dir(cohort_path)
-    key = _key("embeddings", file_sha256(cohort_path), str(Path(root).resolve()), EMBEDDING_DIM)
+    key = _key("embeddings", file_sha256(cohort_path), str(Path(root).resolve()), EMBEDDING_DIM, _store_signature(root))
     matrix_path, found_path = folder / f"emb-{key}.npy", folder / f"emb-{key}.found.npy"
     with _locked(matrix_path):
         if not (matrix_path.is_file() and found_path.is_file()):

@@ -289,7 +289,7 @@ def study_emb_vs_img(
     config: Annotated[Path, typer.Option(help="Study YAML (see configs/paper-emb-vs-img.yaml, configs/demo-emb-vs-img.yaml).")],
     out: Annotated[Path, typer.Option(help="Study folder: data/, runs/, tables, figures, study.json.")],
     executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-    jobs: Annotated[int, typer.Option(help="Local executor: runs in parallel processes.")] = 1,
+    jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
     cpus_per_run: Annotated[int, typer.Option(help="CPU threads per run (0 = all for sequential runs, else cores / jobs).")] = 0,
 ):

@@ -60,6 +60,7 @@ class EmbVsImgConfig(StrictModel):
     summary_exclude: list[str] = ["no_finding"]
     arms: dict[str, ArmConfig] = {"emb": ArmConfig(model="mlp"), "img": ArmConfig(model="densenet121")}
     device: str = "cpu"
+    jobs: int = Field(1, description="local executor: runs in parallel processes (the CLI's --jobs overrides)")
 
     def resolved(self) -> EmbVsImgConfig:
         """Paths made absolute (relative to the working directory)."""

@@ -54,10 +54,11 @@ def figure1(disparities: pd.DataFrame, gaps: pd.DataFrame, title: str, path: str
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([PRETTY.get(label, label.replace("_", " ").title()) for label in labels], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("TPR disparity (seed mean, 95% t-CI)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=min(len(groups), 6), loc="upper left", frameon=False, markerscale=0.5)
-    ax.text(1.0, -0.01, "findings sorted by gap, increasing; marker area ~ group's share of positives", transform=ax.transAxes,
-            ha="right", va="top", fontsize=6, color="0.35")
+    ax.set_title(f"{title}\nfindings sorted by gap (increasing); marker area ~ group's share of positives; bars: 95% t-CI over seeds",
+                 fontsize=9)
+    legend = ax.legend(fontsize=7, ncol=min(len(groups), 6), loc="upper left", frameon=False)
+    for handle in legend.legend_handles:
+        handle.set_sizes([30])
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -103,12 +103,13 @@ def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path) -> pd.
     return table
 
 
-def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor: str = "local", jobs: int = 1,
+def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor: str = "local", jobs: int | None = None,
               address: str | None = None, cpus_per_run: int = 0, progress: bool = True, log=print) -> dict:
     """Run (or finish) the study and write every output; returns the in-memory tables and timings."""
     config = load_config(config) if not isinstance(config, EmbVsImgConfig) else config.resolved()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    jobs = jobs or config.jobs
     timings = {}
     start = time.perf_counter()
     manifest = prepare_data(config, out, log)

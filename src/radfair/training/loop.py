@@ -54,6 +54,9 @@ class Step(Protocol):
     def eval_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """Validation values of a batch (batch means); must hold the monitored key."""
 
+    # Optional: ``extra_state() -> dict`` and ``load_extra_state(dict)`` for state beyond modules and
+    # optimisers (e.g. a step's own random generator); saved in ``last.pt`` and restored on resume.
+
 
 class LoopConfig(StrictModel):
     epochs: int = 20
@@ -137,6 +140,8 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
         for name, sched in schedulers.items():
             sched.load_state_dict(state["schedulers"][name])
         set_rng_state(state["rng"])
+        if hasattr(step, "load_extra_state") and "extra" in state:
+            step.load_extra_state(state["extra"])
         epoch0, batch0, history = state["epoch"], state["batch"], list(state["history"])
         best, best_epoch, bad = state["best_score"], state["best_epoch"], state["bad_epochs"]
         partial = _Means(state["partial_sums"], state["partial_count"])
@@ -151,7 +156,7 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
             "modules": {n: m.state_dict() for n, m in step.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in step.optimizers.items()},
             "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
-            "rng": rng_state(), "history": history, "best_score": best, "best_epoch": best_epoch,
+            "rng": rng_state(), "extra": step.extra_state() if hasattr(step, "extra_state") else {}, "history": history, "best_score": best, "best_epoch": best_epoch,
             "bad_epochs": bad, "partial_sums": means.state(), "partial_count": means.count,
         })
 

@@ -1,0 +1,78 @@
+"""U-Net for image-to-image reconstruction (reconstruction paper §3.2), optionally time-conditioned.
+
+Four resolution levels of two 3x3 convolutions + ReLU each (widths 64-128-256-512 in the paper), a
+bottleneck (1024), transposed-convolution upsampling with skip connections, and **no BatchNorm**.
+With ``time_dim`` set, a sinusoidal embedding of the diffusion step is mapped by an MLP and added to
+every block (the IR-SDE noise network); ``cond_channels`` extra input channels carry the condition
+(the degraded image for IR-SDE). Input sizes must be divisible by 2**levels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) steps ``t`` (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, time_dim: int | None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.time = nn.Linear(time_dim, cout) if time_dim else None
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
+        h = self.act(self.conv1(x))
+        if self.time is not None and temb is not None:
+            h = h + self.time(temb)[:, :, None, None]
+        return self.act(self.conv2(h))
+
+
+class UNet(nn.Module):
+    """``forward(x, t=None)``: x is (B, in_channels + cond_channels, H, W); returns (B, out_channels, H, W)."""
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (64, 128, 256, 512),
+                 bottleneck: int = 1024, time_dim: int | None = None, output: str = "sigmoid"):
+        super().__init__()
+        self.levels = len(widths)
+        self.time_dim = time_dim
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim)) if time_dim else None
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for w in widths:
+            self.down.append(_Block(cin, w, time_dim))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.middle = _Block(cin, bottleneck, time_dim)
+        self.up, self.merge = nn.ModuleList(), nn.ModuleList()
+        cin = bottleneck
+        for w in reversed(widths):
+            self.up.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
+            self.merge.append(_Block(2 * w, w, time_dim))
+            cin = w
+        self.head = nn.Conv2d(cin, out_channels, 1)
+        self.output = output
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim)) if self.time_mlp is not None and t is not None else None
+        skips = []
+        for block in self.down:
+            x = block(x, temb)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.middle(x, temb)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+            x = merge(torch.cat([up(x), skip], dim=1), temb)
+        x = self.head(x)
+        return torch.sigmoid(x) if self.output == "sigmoid" else x

@@ -42,6 +42,7 @@ from ..io import file_sha256, write_json
 #: run kind -> "module:function" called as function(config: dict, ctx: RunContext) -> {name: relative path}
 RUN_KINDS: dict[str, str] = {
     "train-classifier": "radfair.training.classify:run_training",
+    "train-reconstructor": "radfair.training.reconstruct_run:run_reconstructor_training",
 }
 STATUSES = ("pending", "running", "done", "failed")
 

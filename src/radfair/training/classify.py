@@ -22,7 +22,7 @@ from ..errors import BAD_OPTION, BAD_VALUES, MISSING_COLUMNS, RadfairInputError,
 from ..io import read_table, write_json, write_table
 from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, build_classifier, load_weights
 from .checkpoint import load_checkpoint
-from .inputs import EmbeddingBatches, ImageBatches, embedding_matrix, image_array
+from .inputs import EmbeddingBatches, ImageBatches, RowView, embedding_matrix, image_array
 from .loop import LoopConfig, fit
 from .steps import ClassifierStep, OptimConfig, make_optimizer
 
@@ -128,24 +128,9 @@ class Inputs:
         device = torch.device(device)
         if self.config.input == "embeddings":
             return EmbeddingBatches(self.x[torch.from_numpy(rows)], y, size, shuffle=train, seed=self.config.seed, device=device)
-        view = _RowView(self.x, self.rows[rows])
+        view = RowView(self.x, self.rows[rows])
         return ImageBatches(view, y, size, shuffle=train, seed=self.config.seed, device=device,
                             channels_last=device.type == "cuda")
-
-
-class _RowView:
-    """``view[i]`` = ``array[rows[i]]`` for a memmap, without copying it."""
-
-    def __init__(self, array: np.ndarray, rows: np.ndarray):
-        self.array, self.rows = array, rows
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return self.array[self.rows[index]]
-        return self.array[self.rows[np.asarray(index)]]
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
 
 def _model(config: ClassifierRunConfig, n_labels: int, log, in_features: int = EMBEDDING_DIM) -> torch.nn.Module:

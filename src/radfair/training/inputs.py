@@ -106,15 +106,16 @@ def decode_image(path: str, size: int) -> np.ndarray:
         raise RadfairInputError(f"{path}: not a readable image ({type(exc).__name__}); expected a JPEG or PNG radiograph") from None
 
 
-def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, threads: int = 2, progress: bool = True) -> np.ndarray:
-    """(n, size, size) uint8 memmap of every cohort image, decoded once and cached."""
+def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,
+                progress: bool = True) -> np.ndarray:
+    """(n, size, size) uint8 memmap of the images named in ``cohort[column]``, decoded once and cached."""
     folder = cache_dir(cohort_path)
-    key = _key("images", file_sha256(cohort_path), size, "L-bilinear")
+    key = _key("images", file_sha256(cohort_path), size, "L-bilinear", column)
     final = folder / f"img{size}-{key}.npy"
     partial, done_marker = final.with_suffix(".partial.npy"), final.with_suffix(".done.txt")
     with _locked(final):
         if not final.is_file():
-            paths = cohort["path"].astype(str).tolist()
+            paths = cohort[column].astype(str).tolist()
             mode = "r+" if partial.is_file() else "w+"
             array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
             done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
@@ -202,6 +203,19 @@ def _prefetched(make, slices, depth: int = 2) -> Iterator[dict]:
         yield item
 
 
+class RowView:
+    """``view[i]`` = ``array[rows[i]]`` for a memmap, without copying it (slices and index arrays)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray):
+        self.array, self.rows = array, rows
+
+    def __getitem__(self, index):
+        return self.array[self.rows[index if isinstance(index, slice) else np.asarray(index)]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 class EmbeddingBatches(IndexBatches):
     """Rows of a float32 embedding tensor held in memory."""
 
@@ -222,3 +236,19 @@ class ImageBatches(IndexBatches):
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.unsqueeze(1).float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class PairedImageBatches(IndexBatches):
+    """(degraded, clean) uint8 image pairs as (b, 1, s, s) float tensors in [0, 1] (reconstructor training)."""
+
+    def __init__(self, degraded: np.ndarray, clean: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        super().__init__(degraded, torch.zeros(len(clean), 0), batch_size, shuffle=shuffle, seed=seed, device=device, prefetch=True)
+        self.clean = clean
+
+    def _batch(self, idx: torch.Tensor) -> dict:
+        rows = idx.numpy()
+        pair = [torch.from_numpy(np.ascontiguousarray(a[rows])).unsqueeze(1).float().div_(255.0) for a in (self.x, self.clean)]
+        if self.device.type != "cpu":
+            pair = [t.pin_memory().to(self.device, non_blocking=True) for t in pair]
+        return {"degraded": pair[0], "clean": pair[1], "index": idx, "size": len(idx)}

@@ -1,0 +1,82 @@
+"""The ``train-reconstructor`` run kind: a reconstructor trained on the paired images of ``radfair degrade``.
+
+Reads ``degraded.parquet`` (``image_id, level, path_clean, path_degraded``), keeps one degradation level and
+the images of the patients chosen for reconstructor training (``split_cohort`` rows with ``split == train``
+and, if the column exists, ``recon_split == "reconstruction"``; validation on ``split == val``), caches both
+image sets once, and trains with the shared loop. Outputs: ``history.csv`` and the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import StrictModel
+from ..errors import EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError
+from ..io import read_table, write_table
+from .inputs import PairedImageBatches, RowView, image_array
+from .loop import LoopConfig, fit
+from .reconstruction import ReconstructorConfig, build_reconstructor
+
+
+class ReconstructorRunConfig(StrictModel):
+    degraded: str
+    level: str
+    split_cohort: str
+    reconstructor: ReconstructorConfig
+    image_size: int = 256
+    batch_size: int = 16
+    seed: int = 0
+    loop: LoopConfig = LoopConfig(epochs=50, patience=5)
+
+
+def paired_rows(config: ReconstructorRunConfig) -> tuple[pd.DataFrame, str]:
+    """The pairs of one level with their split; the table is written beside the run for caching."""
+    table = read_table(config.degraded, "degraded table (radfair degrade)")
+    needed = ["image_id", "level", "path_clean", "path_degraded"]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=config.degraded, columns=missing, expected=needed))
+    split = read_table(config.split_cohort, "split cohort")
+    keep = ["image_id", "split"] + (["recon_split"] if "recon_split" in split.columns else [])
+    pairs = table[table["level"] == config.level].merge(split[keep], on="image_id", how="inner")
+    if pairs.empty:
+        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.degraded, step=f"keeping level {config.level!r} and cohort images"))
+    return pairs.reset_index(drop=True), config.level
+
+
+def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
+    config = ReconstructorRunConfig.model_validate(config_dict)
+    pairs, _ = paired_rows(config)
+    pairs_path = ctx.run_dir / "pairs.parquet"
+    if not pairs_path.is_file():
+        write_table(pairs, pairs_path)
+    pairs = pd.read_parquet(pairs_path)
+    degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
+    clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
+    train_mask = (pairs["split"] == "train").to_numpy()
+    if "recon_split" in pairs.columns:
+        train_mask &= (pairs["recon_split"] == "reconstruction").to_numpy()
+    val_mask = (pairs["split"] == "val").to_numpy()
+    device = torch.device(ctx.device)
+
+    def batches(mask, train):
+        rows = np.flatnonzero(mask)
+        return PairedImageBatches(RowView(degraded, rows), RowView(clean, rows), config.batch_size, shuffle=train,
+                                  seed=config.seed, device=device)
+
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        step = build_reconstructor(config.reconstructor, config.seed)
+        for module in step.modules.values():
+            module.to(device)
+        if hasattr(step, "to"):
+            step.to(device)
+        ctx.log(f"{config.reconstructor.kind} on {config.level}: {int(train_mask.sum())} train / {int(val_mask.sum())} val pairs")
+        result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
+                     progress=ctx.progress, log=ctx.log)
+    write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
+    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt"}
+
+
+__all__ = ["ReconstructorRunConfig", "paired_rows", "run_reconstructor_training"]

@@ -28,10 +28,11 @@ from .store import RunBusy, RunOutcome, RunSpec, execute, plan
 EXECUTORS = ("local", "ray")
 
 
-def _execute_quietly(spec: RunSpec, run_dir: str) -> RunOutcome:
-    """Worker entry point: never raises, so one failed run does not stop the grid."""
+def _execute_quietly(spec: RunSpec, run_dir: str, progress: bool = False) -> RunOutcome:
+    """Run one spec and never raise, so one failed run does not stop the grid (failures are reported at the end;
+    the traceback is in the run's ``run.log``)."""
     try:
-        return execute(spec, run_dir, progress=False)
+        return execute(spec, run_dir, progress=progress)
     except RadfairInputError as exc:
         return RunOutcome(spec.run_id, run_dir, spec.label, "failed", error=str(exc), input_error=True)
     except RunBusy as exc:
@@ -63,21 +64,12 @@ def run_grid(specs: Sequence[RunSpec], store_root: str | Path, *, executor: str 
             task = bar.add_task("runs", total=len(specs))
             for spec, run_dir in zip(specs, dirs, strict=True):
                 bar.console.print(f"run {spec.label or spec.run_id} -> {run_dir}", markup=False, highlight=False)
-                outcomes.append(_execute_in_process(spec, run_dir, progress))
+                outcomes.append(_execute_quietly(spec, run_dir, progress))
                 bar.advance(task)
     else:
         outcomes = _run_processes(specs, dirs, jobs, progress)
     _raise_failures(outcomes)
     return outcomes
-
-
-def _execute_in_process(spec: RunSpec, run_dir: str, progress: bool) -> RunOutcome:
-    try:
-        return execute(spec, run_dir, progress=progress)
-    except RadfairInputError as exc:
-        return RunOutcome(spec.run_id, run_dir, spec.label, "failed", error=str(exc), input_error=True)
-    except RunBusy as exc:
-        return RunOutcome(spec.run_id, run_dir, spec.label, "busy", error=str(exc))
 
 
 def _run_processes(specs, dirs, jobs: int, progress: bool) -> list[RunOutcome]:

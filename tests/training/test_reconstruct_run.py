@@ -37,4 +37,8 @@ def test_each_reconstructor_trains_as_a_run_and_beats_nothing_worse_than_its_sta
     best = load_checkpoint(tmp_path / kind / "checkpoints" / "best.pt")
     assert best["epoch"] == int(history["val_loss"].idxmin()) + 1
     assert all(torch.isfinite(v).all() for v in best["modules"]["model"].values())
+    recon = pd.read_parquet(tmp_path / kind / "reconstructed.parquet")
+    assert set(recon["split"]) <= {"val", "test"} and len(recon) == 16
+    assert all(__import__("pathlib").Path(p).is_file() for p in recon["path"])
+    assert recon["psnr"].notna().all() and recon["ssim"].between(-1, 1).all()
     assert execute(spec, tmp_path / kind, progress=False).status == "skipped"

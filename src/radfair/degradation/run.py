@@ -61,7 +61,7 @@ def _read_gray(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
 
 
-def _save_png(path: Path, image: torch.Tensor) -> None:
+def save_png(path: Path, image: torch.Tensor) -> None:
     array = (image.squeeze().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
@@ -125,8 +125,8 @@ def degrade_xray(cohort_path, out, photons: list[float], mode: str = "physical",
             key = image_key(image_id)
             clean_path, degraded_path = out / "clean" / f"{key}.png", out / level / f"{key}.png"
             if not clean_path.is_file():
-                _save_png(clean_path, clean[j])
-            _save_png(degraded_path, degraded[j])
+                save_png(clean_path, clean[j])
+            save_png(degraded_path, degraded[j])
             rows.append({"image_id": image_id, "level": level, "photons": n0, "path_clean": str(clean_path),
                          "path_degraded": str(degraded_path)})
         table = pd.DataFrame(rows)

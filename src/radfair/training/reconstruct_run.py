@@ -3,7 +3,10 @@
 Reads ``degraded.parquet`` (``image_id, level, path_clean, path_degraded``), keeps one degradation level and
 the images of the patients chosen for reconstructor training (``split_cohort`` rows with ``split == train``
 and, if the column exists, ``recon_split == "reconstruction"``; validation on ``split == val``), caches both
-image sets once, and trains with the shared loop. Outputs: ``history.csv`` and the best checkpoint.
+image sets once, and trains with the shared loop. Then the **best** checkpoint reconstructs every val and
+test image (IR-SDE: one seeded sampling chain per batch). Outputs: ``history.csv``, the best checkpoint,
+``reconstructed/<key>.png`` and ``reconstructed.parquet`` (image_id, split, path = the reconstruction,
+path_clean, path_degraded, psnr, ssim, psnr_degraded, ssim_degraded), the input of the downstream models.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import pandas as pd
 import torch
 
 from ..config import StrictModel
+from ..degradation.quality import psnr, ssim
+from ..degradation.run import image_key, save_png
 from ..errors import EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError
 from ..io import read_table, write_table
+from .checkpoint import load_checkpoint
 from .inputs import PairedImageBatches, RowView, image_array
 from .loop import LoopConfig, fit
 from .reconstruction import ReconstructorConfig, build_reconstructor
@@ -76,7 +82,34 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
-    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt"}
+    best = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")
+    for name, module in step.modules.items():
+        module.load_state_dict(best["modules"][name])
+        module.eval()
+    scored = np.flatnonzero(pairs["split"].isin(("val", "test")).to_numpy())
+    table = reconstruct_pairs(step, pairs.iloc[scored], batches(pairs["split"].isin(("val", "test")).to_numpy(), False),
+                              ctx.run_dir / "reconstructed", config.seed)
+    write_table(table, ctx.run_dir / "reconstructed.parquet")
+    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+
+
+@torch.no_grad()
+def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, folder, seed: int) -> pd.DataFrame:
+    """Reconstruct every pair in ``batches`` (rows in the same order); save PNGs; PSNR/SSIM against clean."""
+    out, position = [], 0
+    for number, batch in enumerate(batches.epoch(0)):
+        generator = torch.Generator(device=batch["degraded"].device).manual_seed(seed * 1_000_003 + number)
+        recon = step.reconstruct(batch["degraded"], generator).clamp(0, 1)
+        part = rows.iloc[position:position + batch["size"]]
+        position += batch["size"]
+        for image_id, image in zip(part["image_id"], recon, strict=True):
+            save_png(folder / f"{image_key(image_id)}.png", image)
+        out.append(part[["image_id", "split", "path_clean", "path_degraded"]].assign(
+            path=[str(folder / f"{image_key(i)}.png") for i in part["image_id"]],
+            psnr=psnr(recon, batch["clean"], 1.0).cpu().numpy(), ssim=ssim(recon, batch["clean"], 1.0).cpu().numpy(),
+            psnr_degraded=psnr(batch["degraded"], batch["clean"], 1.0).cpu().numpy(),
+            ssim_degraded=ssim(batch["degraded"], batch["clean"], 1.0).cpu().numpy()))
+    return pd.concat(out, ignore_index=True)
 
 
 __all__ = ["ReconstructorRunConfig", "paired_rows", "run_reconstructor_training"]

@@ -104,12 +104,12 @@ class _Means:
     """Size-weighted running means of detached scalar tensors (no device sync per batch)."""
 
     def __init__(self, sums: dict | None = None, count: int = 0):
-        self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in (sums or {}).items()}
+        self.sums: dict = dict(sums or {})  # python floats, or tensors on the values' device
         self.count = count
 
     def add(self, values: dict[str, torch.Tensor], size: int) -> None:
         for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value.detach().double().cpu() * size
+            self.sums[key] = self.sums.get(key, 0.0) + value.detach().double() * size
         self.count += size
 
     def state(self) -> dict:

@@ -141,3 +141,14 @@ def test_unreadable_image_names_the_file(tmp_path, split_all):
     line = _cli_error(["train", "--cohort", str(tmp_path / "c.parquet"), "--input", "images", "--model", "densenet121",
                        "--image-size", "32", "--out", str(tmp_path / "r")])
     assert "broken.jpg" in line and "not a readable image" in line
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, split_all, synth_root):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "cuda", "--out", str(tmp_path / "r")])
+    assert "--device" in line and "no CUDA device" in line
+    line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "tpu", "--out", str(tmp_path / "r")])
+    assert "expected cpu or cuda" in line

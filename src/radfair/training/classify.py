@@ -21,7 +21,7 @@ from ..config import StrictModel, parse_config
 from ..errors import BAD_OPTION, BAD_VALUES, MISSING_COLUMNS, RadfairInputError, preview
 from ..io import read_table, write_json, write_table
 from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, build_classifier, load_weights
-from .checkpoint import load_checkpoint
+from .checkpoint import check_device, load_checkpoint
 from .inputs import EmbeddingBatches, ImageBatches, RowView, embedding_matrix, image_array
 from .loop import LoopConfig, fit
 from .steps import ClassifierStep, OptimConfig, make_optimizer
@@ -212,6 +212,7 @@ def _metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) ->
 def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path, *, root: str | None = None,
                    device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``)."""
+    check_device(device)
     run_dir = Path(run_dir)
     record_path = run_dir / "run.json"
     if not record_path.is_file():
@@ -246,6 +247,7 @@ def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = Non
     """
     from ..execution import RunSpec, execute
 
+    check_device(device)
     _, chosen = read_split_cohort(cohort, labels)
     config = resolve_config(cohort=str(cohort), labels=chosen, **settings)
     spec = RunSpec("train-classifier", config.model_dump(mode="json"), inputs={"cohort": config.cohort},

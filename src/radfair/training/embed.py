@@ -25,6 +25,7 @@ from ..data.embeddings import GENERIC_STORE, write_mimic_embedding
 from ..errors import MISSING_COLUMNS, RadfairInputError
 from ..io import file_sha256, read_table, write_json
 from ..models.encoders import load_encoder
+from .checkpoint import check_device
 from .inputs import ImageBatches, image_array
 
 
@@ -45,6 +46,7 @@ def encode_images(encoder: torch.nn.Module, images: np.ndarray, batch_size: int,
 def embed_cohort(encoder_path: str | Path, cohort_path: str | Path, out: str | Path, *, arch: str | None = None,
                  image_size: int = 224, batch_size: int = 64, device: str = "cpu", overwrite: bool = False,
                  progress: bool = True) -> dict:
+    check_device(device)
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RadfairInputError(f"{out}: folder exists and is not empty; pass --overwrite to replace it")

@@ -23,6 +23,7 @@ from ...execution import RunSpec, read_record, run_grid
 from ...io import write_json, write_table, write_text
 from ...models import build_classifier
 from ...models.cost import count_flops
+from ...training.checkpoint import check_device
 from ...training.classify import resolve_config
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
@@ -110,6 +111,7 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = jobs or config.jobs
+    check_device(config.device)
     timings = {}
     start = time.perf_counter()
     manifest = prepare_data(config, out, log)

@@ -8,10 +8,10 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import BAD_OPTION, EMPTY_AFTER_FILTER, RadfairInputError
-from ..io import write_table
+from ..io import output_file, write_table
 from .chexpert import load_chexpert
 from .mimic import load_mimic
-from .schema import UNCERTAIN_POLICIES, summarise, validate_cohort
+from .schema import UNCERTAIN_POLICIES, patient_sex, summarise, validate_cohort
 from .ucsf_pdgm import load_ucsf_pdgm
 
 SOURCES = ("chexpert", "mimic", "all", "ucsf-pdgm")
@@ -49,6 +49,7 @@ def build_cohort(
         if cohort.empty:
             raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=root, step="keeping frontal views"))
     validate_cohort(cohort, path=root)
+    cohort = patient_sex(cohort, path=root)
     metadata = {
         "radfair_version": __version__,
         "source": source,
@@ -62,4 +63,5 @@ def build_cohort(
 
 
 def save_cohort(cohort: pd.DataFrame, metadata: dict, out: str | Path) -> None:
+    output_file(out)
     write_table(cohort, out, metadata)

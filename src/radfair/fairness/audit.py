@@ -118,6 +118,8 @@ def check_paired(test_a: pd.DataFrame, test_b: pd.DataFrame, path_a: str, path_b
 
 def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> list[str]:
     """Check columns and values; return the audited labels."""
+    if df.empty:
+        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="reading (the table has a header but no rows)"))
     needed = ["patient_id", "split"] + sorted({p for a in config.attributes for p in a.split("*")})
     missing = [c for c in needed if c not in df.columns]
     if missing:

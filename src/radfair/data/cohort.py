@@ -44,12 +44,12 @@ def build_cohort(
         df, provenance["ucsf-pdgm"] = load_ucsf_pdgm(root)
         frames.append(df)
     cohort = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    cohort = patient_sex(cohort, path=root)  # before the view filter: a conflict on any image counts
     if views == "frontal" and source != "ucsf-pdgm":
         cohort = cohort[cohort["view"] == "frontal"].reset_index(drop=True)
         if cohort.empty:
             raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=root, step="keeping frontal views"))
     validate_cohort(cohort, path=root)
-    cohort = patient_sex(cohort, path=root)
     metadata = {
         "radfair_version": __version__,
         "source": source,

@@ -438,6 +438,25 @@ def audit_threshold_out_of_range(tmp, base):
 
 
 @case
+def audit_threshold_file_garbage(tmp, base):
+    (tmp / "t.csv").write_bytes(b"\x00\x01\x02binary\xff\xfe")
+    return audit_cmd(base.scored, tmp / "o", "--threshold", str(tmp / "t.csv")), tmp / "o", "t.csv"
+
+
+@case
+def audit_threshold_file_text_value(tmp, base):
+    (tmp / "t.csv").write_text("label,threshold\nedema,high\n")
+    return audit_cmd(base.scored, tmp / "o", "--threshold", str(tmp / "t.csv")), tmp / "o", "'high'"
+
+
+@case
+def audit_compare_truncated_parquet(tmp, base):
+    path = scored_table(tmp, base, None, "b.parquet")
+    truncate(path, 0.7)
+    return audit_cmd(base.scored, tmp / "o", "--compare", str(path)), tmp / "o", "b.parquet"
+
+
+@case
 def audit_unknown_label(tmp, base):
     return audit_cmd(base.scored, tmp / "o", "--labels", "nosuch"), tmp / "o", "y_nosuch"
 

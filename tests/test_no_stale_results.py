@@ -165,7 +165,7 @@ def test_images_are_read_at_their_real_depth(tmp_path):
     rng = np.random.default_rng(0)
     eight = rng.integers(0, 256, (24, 24), dtype=np.uint8)
     Image.fromarray(eight).save(tmp_path / "8.png")
-    Image.fromarray((eight.astype(np.uint16) * 257)).save(tmp_path / "16.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "16.png")
     assert Image.open(tmp_path / "16.png").mode.startswith("I")
     a, b = read_gray(tmp_path / "8.png"), read_gray(tmp_path / "16.png")
     assert a.dtype == b.dtype == np.float32 and a.shape == b.shape == (24, 24)

@@ -158,6 +158,14 @@ def test_values_are_not_coerced_without_a_word(tiny, tmp_path):
     with pytest.warns(RadfairWarning, match=r"1 patient\(s\) .* recorded as both Male and Female"):
         cohort, _ = build_cohort("chexpert", chex)
     assert cohort.loc[cohort["patient_id"] == f"chexpert:{first}", "sex"].isna().all()
+    # the same rule in `split`, for a cohort table made elsewhere
+    table = cohort.copy()
+    pid = table["patient_id"][table["patient_id"].duplicated(keep=False)].iloc[-1]
+    table.loc[table["patient_id"] == pid, "sex"] = ["Male"] + ["Female"] * (int((table["patient_id"] == pid).sum()) - 1)
+    table.to_parquet(tmp_path / "c.parquet")
+    result = runner.invoke(app, ["split", "--cohort", str(tmp_path / "c.parquet"), "--out", str(tmp_path / "s.parquet")])
+    assert result.exit_code == 0 and "recorded as both Male and Female" in result.stderr
+    assert pd.read_parquet(tmp_path / "s.parquet").query("patient_id == @pid")["sex"].isna().all()
 
 
 # 6 -------------------------------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def handles_input_errors(func):
             print(f"error: an input file ended unexpectedly (truncated?): {exc}", file=sys.stderr)
             raise typer.Exit(code=2) from None
         print_warnings([str(w.message) for w in caught if issubclass(w.category, RadfairWarning)])
+        for w in caught:  # anything else goes to Python's usual handler, as before
+            if not issubclass(w.category, RadfairWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return result
 
     return wrapper

@@ -9,13 +9,15 @@ import functools
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from .errors import RadfairInputError
+from .errors import RadfairInputError, RadfairWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit the fairness of medical-imaging AI.")
 degrade_app = typer.Typer(no_args_is_help=True, help="Simulate low-dose X-ray or undersampled MRI acquisitions.")
@@ -28,17 +30,50 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def handles_input_errors(func):
-    """Turn RadfairInputError into one line on stderr and exit code 2 (no traceback)."""
+    """Turn RadfairInputError into one line on stderr and exit code 2 (no traceback).
+
+    An EOFError (a truncated file some decoder did not wrap) is reported the same way, never as
+    click's "Aborted.". Warnings about the input are printed, summarised, after a successful run.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RadfairWarning)
+                result = func(*args, **kwargs)
         except RadfairInputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(code=2) from None
+        except EOFError as exc:
+            print(f"error: an input file ended unexpectedly (truncated?): {exc}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
+        print_warnings([str(w.message) for w in caught if issubclass(w.category, RadfairWarning)])
+        for w in caught:  # anything else goes to Python's usual handler, as before
+            if not issubclass(w.category, RadfairWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return result
 
     return wrapper
+
+
+#: More warnings of one kind than this are printed as one line with a count.
+WARNINGS_SHOWN = 3
+
+
+def print_warnings(messages: list[str], full_list: str | None = None) -> None:
+    """Print each distinct warning, or one line per kind (the text after the first ': ') with a count."""
+    messages = sorted(set(messages))
+    kinds: dict[str, list[str]] = {}
+    for message in messages:
+        kinds.setdefault(message.split(": ", 1)[-1], []).append(message)
+    for kind, group in kinds.items():
+        if len(group) <= WARNINGS_SHOWN:
+            for message in group:
+                console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        else:
+            where = f" (full list in {full_list})" if full_list else ""
+            console.print(f"[yellow]warning:[/] {len(group)} x {escape(kind)}{escape(where)}; e.g. {escape(group[0])}", highlight=False)
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -126,8 +161,6 @@ def audit(
     no_auc: Annotated[bool, typer.Option("--no-auc", help="Skip AUROC (faster).")] = False,
 ):
     """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
-    import warnings
-
     from .fairness import AuditConfig, audit_files
 
     config = AuditConfig(attributes=_csv_list(attributes) or [], labels=_csv_list(labels), threshold=threshold,
@@ -137,8 +170,7 @@ def audit(
     with warnings.catch_warnings(record=True) as caught, console.status("auditing"):
         warnings.simplefilter("always")
         tables = audit_files(scored, out, config, compare)
-    for message in sorted({str(w.message) for w in caught}):
-        console.print(f"[yellow]warning:[/] {message}")
+    print_warnings([str(w.message) for w in caught], full_list=str(out / "audit.json"))
     console.print(f"audited {tables['audit']['test_rows']} test images of {tables['audit']['test_patients']} patients "
                   f"with {bootstrap} patient-level replicates in {time.perf_counter() - start:.1f}s -> {out}")
     summary = tables["summary"]
@@ -160,7 +192,7 @@ def _floats(text: str, option: str) -> list[float]:
 @handles_input_errors
 def degrade_xray_cmd(
     cohort: Annotated[Path, typer.Option(help="Cohort table with image_id and path.")],
-    out: Annotated[Path, typer.Option(help="Output folder (resumable).")],
+    out: Annotated[Path, typer.Option(help="Output folder (resumable; records its settings in manifest.json).")],
     photons: Annotated[str, typer.Option(help="Comma-separated photon counts N0.")] = "100000,10000,3000",
     mode: Annotated[str, typer.Option(help="physical (Beer-Lambert, bow-tie, Poisson+Gaussian) or paper (reference recipe).")] = "physical",
     size: Annotated[int, typer.Option(help="Working size in pixels (square).")] = 256,
@@ -168,11 +200,12 @@ def degrade_xray_cmd(
     seed: Annotated[int, typer.Option(help="Noise seed.")] = 0,
     limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace an --out folder made with other settings or another cohort.")] = False,
 ):
     """Simulate low-dose chest X-rays; writes paired clean/degraded PNGs and per-image PSNR/SSIM."""
     from .degradation.run import degrade_xray
 
-    table = degrade_xray(cohort, out, _floats(photons, "--photons"), mode, size, batch, seed, limit, device)
+    table = degrade_xray(cohort, out, _floats(photons, "--photons"), mode, size, batch, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
         console.print(f"  {level}: {len(g)} images, PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
 
@@ -181,18 +214,19 @@ def degrade_xray_cmd(
 @handles_input_errors
 def degrade_mri_cmd(
     cohort: Annotated[Path, typer.Option(help="UCSF-PDGM cohort table (FLAIR paths).")],
-    out: Annotated[Path, typer.Option(help="Output folder (resumable).")],
+    out: Annotated[Path, typer.Option(help="Output folder (resumable; records its settings in manifest.json).")],
     acceleration: Annotated[str, typer.Option(help="Comma-separated acceleration factors R.")] = "4,8,16",
     mask: Annotated[str, typer.Option(help="golden_angle (standard) or paper (reference half-rays).")] = "golden_angle",
     n_rays: Annotated[int | None, typer.Option(help="Rays for --mask paper (default 480/R; the paper used 60 for R=8).")] = None,
     seed: Annotated[int, typer.Option(help="Seed (used by randomised masks).")] = 0,
     limit: Annotated[int | None, typer.Option(help="Only the first N volumes.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace an --out folder made with other settings or another cohort.")] = False,
 ):
     """Simulate radially undersampled MRI (zero-filled); writes NIfTI volumes and PSNR/SSIM."""
     from .degradation.run import degrade_mri
 
-    table = degrade_mri(cohort, out, _floats(acceleration, "--acceleration"), mask, n_rays, seed, limit, device)
+    table = degrade_mri(cohort, out, _floats(acceleration, "--acceleration"), mask, n_rays, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
         console.print(f"  {level}: {len(g)} volumes, sampled {g.sampled_fraction.mean():.1%}, "
                       f"PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")

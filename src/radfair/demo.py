@@ -22,7 +22,10 @@ from .data.cohort import build_cohort, save_cohort
 from .data.embeddings import load_cohort_embeddings
 from .data.splits import split_cohort_file
 from .data.synthetic import generate
+from .errors import BAD_OPTION, RadfairInputError
 from .fairness import AuditConfig, audit_files
+from .fairness.audit import check_config
+from .io import output_folder
 
 
 def _probe_scores(table: pd.DataFrame, vectors: np.ndarray, labels: list[str], seed: int) -> pd.DataFrame:
@@ -42,7 +45,10 @@ def _probe_scores(table: pd.DataFrame, vectors: np.ndarray, labels: list[str], s
 
 def run_demo(out: str | Path, patients: int = 2000, seed: int = 0, bootstrap: int = 500, console: Console | None = None) -> dict:
     console = console or Console(stderr=True, soft_wrap=True)
-    out = Path(out)
+    out = output_folder(out, create=False)  # every option is checked before anything is written
+    if patients < 20:
+        raise RadfairInputError(BAD_OPTION.format(option="--patients", value=patients, expected="at least 20"))
+    check_config(AuditConfig(attributes=["sex"], bootstrap=bootstrap, seed=seed))
     timings = {}
     start = time.perf_counter()
     truth = generate(out / "releases", patients=patients, seed=seed, overwrite=True)

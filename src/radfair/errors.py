@@ -16,6 +16,12 @@ PATIENT_IN_TWO_SPLITS = "{path}: patient(s) {values} appear in more than one spl
 EMPTY_AFTER_FILTER = "{path}: no rows left after {step}"
 RELEASE_NOT_FOUND = "{root}: no {release} release found (looked for {marker} in this folder and below)"
 BAD_OPTION = "{option}: {value!r} is not valid; expected {expected}"
+UNREADABLE = "{path}: cannot be read; expected {expected} ({reason})"
+UNWRITABLE = "{path}: cannot write here; expected {expected} ({reason})"
+NULL_VALUES = "{path}: column {column!r} is blank in {count} row(s); every row needs one"
+COERCED_TO_MISSING = "{path}: column {column!r}: {count} row(s) with unrecognised value(s) {values} treated as missing"
+HEADER_ONLY = "{path}: has a header but no rows"
+STALE_OUTPUT = "{path}: made with {setting}; use a new --out or --overwrite"
 
 
 class RadfairInputError(ValueError):
@@ -23,6 +29,10 @@ class RadfairInputError(ValueError):
 
     The CLI prints ``error: <message>`` on one line and exits with code 2.
     """
+
+
+class RadfairWarning(UserWarning):
+    """A data condition the user must know about; the CLI prints it as ``warning: <message>``."""
 
 
 def preview(values, limit: int = 5) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import MISSING_FILE, RadfairInputError
+from .errors import UNWRITABLE, RadfairInputError
+from .readers import read_table as _read_table
 
 METADATA_KEY = b"radfair"
 
@@ -27,8 +29,13 @@ METADATA_KEY = b"radfair"
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    if path.is_dir():
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a file name", reason="it is a folder"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a writable place", reason=exc.strerror or exc)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -75,13 +82,76 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, metadata: dict | None
 
 
 def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
-    """Read a parquet or CSV table; a missing file is a one-line input error."""
+    """Read a parquet, Excel or CSV table; any unreadable file is a one-line input error."""
+    return _read_table(path, what)
+
+
+def output_folder(path: str | os.PathLike, create: bool = True) -> Path:
+    """Check that ``path`` can be a writable output folder (and create it); else one input error.
+
+    With ``create=False`` nothing is made: the nearest existing folder above must be writable.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise RadfairInputError(MISSING_FILE.format(path=path, what=what))
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    return pd.read_csv(path)
+    if path.exists() and not path.is_dir():
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a folder", reason="a file of that name exists"))
+    if not create:
+        base = next(p for p in (path, *path.absolute().parents) if p.exists())
+        if not base.is_dir():
+            raise RadfairInputError(UNWRITABLE.format(path=path, expected="a folder", reason=f"{base} is a file"))
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise RadfairInputError(UNWRITABLE.format(path=path, expected="a writable folder", reason=f"{base}: permission denied"))
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a writable folder", reason=exc.strerror or exc)) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a writable folder", reason="permission denied"))
+    return path
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """Check that ``path`` can be written as a file (its folder writable, not itself a folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RadfairInputError(UNWRITABLE.format(path=path, expected="a file name", reason="it is a folder"))
+    output_folder(path.parent, create=False)
+    return path
+
+
+TEMP_MARK = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_folders(path: str | os.PathLike) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>-*`` folders beside ``path`` whose process no longer runs."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}{TEMP_MARK}"
+    for candidate in path.parent.glob(f"{prefix}*"):
+        pid_text = candidate.name[len(prefix):].split("-", 1)[0]
+        if candidate.is_dir() and pid_text.isdigit() and not _pid_alive(int(pid_text)):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def temp_folder_beside(path: str | os.PathLike) -> Path:
+    """A new hidden folder beside ``path`` named after this process (see remove_stale_temp_folders)."""
+    path = Path(path)
+    remove_stale_temp_folders(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", dir=path.parent))
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -140,7 +140,7 @@ def test_unreadable_image_names_the_file(tmp_path, split_all):
     cohort.to_parquet(tmp_path / "c.parquet")
     line = _cli_error(["train", "--cohort", str(tmp_path / "c.parquet"), "--input", "images", "--model", "densenet121",
                        "--image-size", "32", "--out", str(tmp_path / "r")])
-    assert "broken.jpg" in line and "not a readable image" in line
+    assert "broken.jpg" in line and "cannot be read; expected a PNG or JPEG image" in line
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, split_all, synth_root):

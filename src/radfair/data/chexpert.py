@@ -6,8 +6,10 @@ Layout read::
     <release>/CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg
     <release>/CHEXPERT DEMO.xlsx (or .csv)          PATIENT, GENDER, AGE_AT_CXR, PRIMARY_RACE, ETHNICITY
 
-The DEMO file may also sit inside ``CheXpert-v1.0/``. ``Path`` values are relative to the release
-folder. Race is joined on the ``patientXXXXX`` part of ``Path``.
+The downsampled release ``CheXpert-v1.0-small/`` (``Path`` values start with
+``CheXpert-v1.0-small/``) is read the same way. The DEMO file may sit inside the data folder, in
+the release folder, or in any of the two folders above it. ``Path`` values are relative to the
+release folder. Race is joined on the ``patientXXXXX`` part of ``Path``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BAD_DTYPE, BAD_VALUES, RadfairInputError, preview
+from ..errors import BAD_VALUES, RadfairInputError, preview
+from ..readers import read_csv, read_table
 from .discover import find_file, find_release
 from .race import harmonise_race
-from .schema import LABELS, age_group, check_label_values, harmonise_sex, map_uncertain, require_columns
+from .schema import (
+    LABELS,
+    age_group,
+    check_label_values,
+    harmonise_sex,
+    map_uncertain,
+    parse_age,
+    require_columns,
+)
 
 CSV_COLUMNS = ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA")
 DEMO_COLUMNS = ("PATIENT", "PRIMARY_RACE", "ETHNICITY")
-DEMO_NAMES = ("CHEXPERT DEMO.xlsx", "CHEXPERT DEMO.csv", "CheXpert-v1.0/CHEXPERT DEMO.xlsx", "CheXpert-v1.0/CHEXPERT DEMO.csv")
+DEMO_NAMES = ("CHEXPERT DEMO.xlsx", "CHEXPERT DEMO.csv")
+#: Data folders of the full and the downsampled release, in order of preference.
+DATA_FOLDERS = ("CheXpert-v1.0", "CheXpert-v1.0-small")
 VIEW_MAP = {"frontal": "frontal", "lateral": "lateral"}
 
 
 def read_demo(path: Path) -> pd.DataFrame:
     """The CHEXPERT DEMO spreadsheet (.xlsx or .csv) with columns PATIENT, PRIMARY_RACE, ETHNICITY."""
-    demo = pd.read_excel(path) if path.suffix == ".xlsx" else pd.read_csv(path)
+    demo = read_table(path, "the CHEXPERT DEMO spreadsheet")
     require_columns(demo, DEMO_COLUMNS, path)
     demo = demo.drop_duplicates("PATIENT")
     return pd.DataFrame({"patient": demo["PATIENT"].astype(str), "race": harmonise_race(demo["PRIMARY_RACE"], demo["ETHNICITY"])})
@@ -37,12 +50,10 @@ def read_demo(path: Path) -> pd.DataFrame:
 
 def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
     """One CheXpert CSV (train.csv or valid.csv) mapped to canonical columns."""
-    raw = pd.read_csv(path)
+    raw = read_csv(path, "a CheXpert label CSV")
     require_columns(raw, CSV_COLUMNS + tuple(LABELS.values()), path)
     check_label_values(raw, LABELS.values(), path)
-    age = pd.to_numeric(raw["Age"], errors="coerce")
-    if age.isna().any():
-        raise RadfairInputError(BAD_DTYPE.format(path=path, column="Age", values=preview(raw["Age"][age.isna()])))
+    age = parse_age(raw["Age"], path, "Age")
     views = raw["Frontal/Lateral"].astype(str).str.strip().str.lower()
     bad_views = raw["Frontal/Lateral"][~views.isin(VIEW_MAP)]
     if len(bad_views):
@@ -61,7 +72,7 @@ def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
             "rel_path": raw["Path"].astype(str),
             "view": views.map(VIEW_MAP),
             "view_position": raw["AP/PA"].astype(object).where(raw["AP/PA"].notna(), None),
-            "sex": harmonise_sex(raw["Sex"]),
+            "sex": harmonise_sex(raw["Sex"], path, "Sex"),
             "age": age.astype(float),
             "source_file": path.name,
             "_patient": patient,
@@ -78,10 +89,12 @@ def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path |
     Returns the table and a provenance dict (release folder, files used). ``path`` is absolute.
     """
     release = find_release(root, "chexpert")
-    csvs = [release / "CheXpert-v1.0" / name for name in ("train.csv", "valid.csv")]
+    data = next(release / name for name in DATA_FOLDERS if (release / name / "train.csv").is_file())
+    csvs = [data / name for name in ("train.csv", "valid.csv")]
     frames = [read_label_csv(p, uncertain) for p in csvs if p.is_file()]
     df = pd.concat(frames, ignore_index=True)
-    demo_path = Path(demo) if demo else find_file(release, DEMO_NAMES, "CheXpert race needs the CHEXPERT DEMO spreadsheet")
+    where = (data, release, release.parent, release.parent.parent)
+    demo_path = Path(demo) if demo else find_file(where, DEMO_NAMES, "CheXpert race needs the CHEXPERT DEMO spreadsheet")
     races = read_demo(demo_path)
     df = df.merge(races, how="left", left_on="_patient", right_on="patient").drop(columns=["_patient", "patient"])
     df["race"] = df["race"].astype(object).where(df["race"].notna(), None)

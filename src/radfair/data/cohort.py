@@ -8,10 +8,10 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import BAD_OPTION, EMPTY_AFTER_FILTER, RadfairInputError
-from ..io import write_table
+from ..io import output_file, write_table
 from .chexpert import load_chexpert
 from .mimic import load_mimic
-from .schema import UNCERTAIN_POLICIES, summarise, validate_cohort
+from .schema import UNCERTAIN_POLICIES, patient_sex, summarise, validate_cohort
 from .ucsf_pdgm import load_ucsf_pdgm
 
 SOURCES = ("chexpert", "mimic", "all", "ucsf-pdgm")
@@ -44,6 +44,7 @@ def build_cohort(
         df, provenance["ucsf-pdgm"] = load_ucsf_pdgm(root)
         frames.append(df)
     cohort = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    cohort = patient_sex(cohort, path=root)  # before the view filter: a conflict on any image counts
     if views == "frontal" and source != "ucsf-pdgm":
         cohort = cohort[cohort["view"] == "frontal"].reset_index(drop=True)
         if cohort.empty:
@@ -62,4 +63,5 @@ def build_cohort(
 
 
 def save_cohort(cohort: pd.DataFrame, metadata: dict, out: str | Path) -> None:
+    output_file(out)
     write_table(cohort, out, metadata)

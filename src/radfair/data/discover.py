@@ -11,8 +11,8 @@ from pathlib import Path
 from ..errors import MISSING_FILE, MISSING_FOLDER, RELEASE_NOT_FOUND, RadfairInputError
 
 #: release name -> marker path relative to the release folder.
-MARKERS = {
-    "chexpert": "CheXpert-v1.0/train.csv",
+MARKERS: dict[str, str | tuple[str, ...]] = {
+    "chexpert": ("CheXpert-v1.0/train.csv", "CheXpert-v1.0-small/train.csv"),
     "mimic-cxr-jpg": "mimic-cxr-2.0.0-metadata.csv.gz",
     "mimic-iv": "hosp/patients.csv.gz",
     "ucsf-pdgm": "UCSF-PDGM-metadata_v2.csv",
@@ -25,11 +25,12 @@ def find_release(root: str | Path, release: str) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise RadfairInputError(MISSING_FOLDER.format(path=root, what="expected a dataset release or a folder above it"))
-    marker = MARKERS[release]
+    markers = MARKERS[release] if isinstance(MARKERS[release], tuple) else (MARKERS[release],)
+    marker = " or ".join(markers)
     level = [root]
     for _ in range(MAX_DEPTH + 1):
         for folder in level:
-            if (folder / marker).is_file():
+            if any((folder / m).is_file() for m in markers):
                 return folder
         level = sorted(
             (child for folder in level for child in _subdirs(folder)),
@@ -48,10 +49,12 @@ def _subdirs(folder: Path):
         return []
 
 
-def find_file(folder: Path, names: tuple[str, ...], what: str) -> Path:
-    """The first of ``names`` that exists in ``folder`` or its parent (side files such as demographics)."""
-    for base in (folder, folder.parent):
+def find_file(folders, names: tuple[str, ...], what: str) -> Path:
+    """The first of ``names`` found in ``folders`` (in order; one folder means it and its parent)."""
+    if isinstance(folders, Path):
+        folders = (folders, folders.parent)
+    for base in folders:
         for name in names:
             if (base / name).is_file():
                 return base / name
-    raise RadfairInputError(MISSING_FILE.format(path=folder / names[0], what=what))
+    raise RadfairInputError(MISSING_FILE.format(path=folders[0] / names[0], what=what))

@@ -18,6 +18,7 @@ import crc32c
 import numpy as np
 
 from ..errors import BAD_VALUES, MISSING_FILE, RadfairInputError, preview
+from ..readers import decoding, read_npz
 
 EMBEDDING_DIM = 1376
 #: Store file for datasets other than CheXpert and MIMIC: ``{image_id: vector}`` (written by ``radfair embed``).
@@ -169,7 +170,9 @@ def write_mimic_embedding(path: str | Path, dicom_id: str, vector: np.ndarray) -
 def read_mimic_embedding(path: str | Path) -> tuple[str, np.ndarray]:
     """(image id, float vector) from one MIMIC CXR-Foundation TFRecord (1376 floats for CXR Foundation;
     stores written by ``radfair embed`` hold their encoder's width)."""
-    example = decode_example(read_tfrecord(path)[0])
+    records = read_tfrecord(path)
+    with decoding(path, "a TFRecord holding one tf.train.Example"):
+        example = decode_example(records[0])
     vector = example.get("embedding")
     if vector is None or not isinstance(vector, np.ndarray) or len(vector) == 0:
         got = None if vector is None else len(vector)
@@ -180,13 +183,11 @@ def read_mimic_embedding(path: str | Path) -> tuple[str, np.ndarray]:
 
 def read_chexpert_embeddings(path: str | Path) -> dict[str, np.ndarray]:
     """{CheXpert Path: vector} from ``train.npz`` (a pickled dict or named arrays)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RadfairInputError(MISSING_FILE.format(path=path, what="CheXpert embeddings .npz"))
-    with np.load(path, allow_pickle=True) as npz:
-        if len(npz.files) == 1 and npz[npz.files[0]].dtype == object:
-            return dict(npz[npz.files[0]].item())
-        return {key: npz[key] for key in npz.files}
+    arrays = read_npz(path, "CheXpert embeddings .npz")
+    with decoding(path, "CheXpert embeddings .npz (a dict of Path -> vector, or named arrays)"):
+        if len(arrays) == 1 and next(iter(arrays.values())).dtype == object:
+            return dict(next(iter(arrays.values())).item())
+        return arrays
 
 
 def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:

@@ -27,9 +27,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import BAD_VALUES, RadfairInputError, preview
+from ..readers import decoding, read_csv
 from .discover import find_release
 from .race import harmonise_race
-from .schema import LABELS, age_group, check_label_values, harmonise_sex, map_uncertain, require_columns
+from .schema import (
+    LABELS,
+    age_group,
+    check_label_values,
+    harmonise_sex,
+    map_uncertain,
+    parse_age,
+    require_columns,
+)
 
 METADATA = "mimic-cxr-2.0.0-metadata.csv.gz"
 CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv.gz"
@@ -82,28 +91,34 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
     cxr = find_release(root, "mimic-cxr-jpg")
     iv = find_release(root_iv or root, "mimic-iv")
     meta_path, label_path, split_path = cxr / METADATA, cxr / CHEXPERT, cxr / SPLIT
-    meta = pd.read_csv(meta_path, dtype={"dicom_id": str})
+    meta = read_csv(meta_path, "the MIMIC-CXR metadata CSV", dtype={"dicom_id": str})
     require_columns(meta, ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate"), meta_path)
-    labels = pd.read_csv(label_path)
+    labels = read_csv(label_path, "the MIMIC-CXR CheXpert label CSV")
     require_columns(labels, ("subject_id", "study_id") + tuple(LABELS.values()), label_path)
     check_label_values(labels, LABELS.values(), label_path)
     patients_path, adm_path = iv / "hosp" / "patients.csv.gz", iv / "hosp" / "admissions.csv.gz"
-    patients = pd.read_csv(patients_path)
+    patients = read_csv(patients_path, "the MIMIC-IV patients CSV")
     require_columns(patients, ("subject_id", "gender", "anchor_age", "anchor_year"), patients_path)
-    adm = pd.read_csv(adm_path)
+    patients["anchor_age"] = parse_age(patients["anchor_age"], patients_path, "anchor_age")
+    patients["gender"] = harmonise_sex(patients["gender"], patients_path, "gender")
+    adm = read_csv(adm_path, "the MIMIC-IV admissions CSV")
     race_column = "race" if "race" in adm.columns else "ethnicity"
     require_columns(adm, ("subject_id", "admittime", "insurance", race_column), adm_path)
-    adm["admittime"] = pd.to_datetime(adm["admittime"])
+    with decoding(adm_path, "admittime as a date-time"):
+        adm["admittime"] = pd.to_datetime(adm["admittime"])
     adm["race_group"] = harmonise_race(adm[race_column])
     adm["insurance_group"] = harmonise_insurance(adm["insurance"])
 
     df = meta.merge(labels, on=["subject_id", "study_id"], how="left", validate="many_to_one", indicator="_labelled")
-    df["study_time"] = pd.to_datetime(df["StudyDate"].astype(str), format="%Y%m%d")
+    with decoding(meta_path, "StudyDate as YYYYMMDD"):
+        df["study_time"] = pd.to_datetime(df["StudyDate"].astype(str), format="%Y%m%d")
     df = df.merge(patients[["subject_id", "gender", "anchor_age", "anchor_year"]], on="subject_id", how="left")
     df = df.merge(patient_race(adm), on="subject_id", how="left")
     df["insurance"] = study_insurance(df, adm)
     if split_path.is_file():
-        split = pd.read_csv(split_path, dtype={"dicom_id": str})[["dicom_id", "split"]]
+        split = read_csv(split_path, "the MIMIC-CXR split CSV", dtype={"dicom_id": str})
+        require_columns(split, ("dicom_id", "split"), split_path)
+        split = split[["dicom_id", "split"]]
         df = df.merge(split.rename(columns={"split": "official_split"}), on="dicom_id", how="left")
 
     subj = df["subject_id"].astype(int).astype(str)
@@ -118,7 +133,7 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
             "path": [str(cxr / p) for p in rel],
             "view": view_of(df["ViewPosition"], meta_path),
             "view_position": df["ViewPosition"].astype(object).where(df["ViewPosition"].notna(), None),
-            "sex": harmonise_sex(df["gender"]),
+            "sex": df["gender"].astype(object).where(df["gender"].notna(), None),
             "age": (df["anchor_age"] + df["study_time"].dt.year - df["anchor_year"]).astype(float),
             "race": df["race"].astype(object).where(df["race"].notna(), None),
             "insurance": df["insurance"].astype(object).where(df["insurance"].notna(), None),

@@ -8,15 +8,21 @@ two different people. UCSF-PDGM rows add ``mask_path, who_grade, tumor_type``.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from ..errors import (
+    BAD_DTYPE,
     BAD_VALUES,
+    COERCED_TO_MISSING,
     DUPLICATE_IDS,
     EMPTY_AFTER_FILTER,
     MISSING_COLUMNS,
+    NULL_VALUES,
     RadfairInputError,
+    RadfairWarning,
     preview,
 )
 
@@ -67,10 +73,56 @@ def age_group(age: pd.Series) -> pd.Series:
     return groups.astype(object).where(groups.notna(), None)
 
 
-def harmonise_sex(values: pd.Series) -> pd.Series:
-    """Map M/F/Male/Female (any case) to Male/Female; anything else (Unknown, blank) to missing."""
+#: Age limits in years; a value outside them (or not a number) is an input error in every loader.
+AGE_RANGE = (0.0, 130.0)
+#: Texts that mean "not recorded": mapped to missing without a warning.
+MISSING_TEXTS = ("", "unknown", "u", "unk", "not recorded", "nan", "none")
+
+
+def warn_unrecognised(raw: pd.Series, mapped: pd.Series, path, column: str) -> None:
+    """Warn once, with a count, about values that were given but mapped to missing."""
+    text = raw.astype("string").str.strip().str.lower()
+    lost = raw[raw.notna() & ~text.isin(MISSING_TEXTS) & mapped.isna()]
+    if len(lost):
+        warnings.warn(COERCED_TO_MISSING.format(path=path, column=column, count=len(lost), values=preview(lost)),
+                      RadfairWarning, stacklevel=3)
+
+
+def harmonise_sex(values: pd.Series, path="table", column: str = "Sex") -> pd.Series:
+    """Map M/F/Male/Female (any case) to Male/Female; blank/Unknown to missing; any other value to
+    missing with a warning and a count (the rule for every categorical column)."""
     mapping = {"m": "Male", "male": "Male", "f": "Female", "female": "Female"}
-    return values.astype("string").str.strip().str.lower().map(mapping).astype(object)
+    mapped = values.astype("string").str.strip().str.lower().map(mapping).astype(object)
+    warn_unrecognised(values, mapped, path, column)
+    return mapped
+
+
+def parse_age(values: pd.Series, path, column: str) -> pd.Series:
+    """Ages in years as floats; blank -> NaN; text or a value outside AGE_RANGE is an input error."""
+    age = pd.to_numeric(values, errors="coerce")
+    text = values[age.isna() & values.notna() & (values.astype("string").str.strip() != "")]
+    if len(text):
+        raise RadfairInputError(BAD_DTYPE.format(path=path, column=column, values=preview(text)))
+    low, high = AGE_RANGE
+    impossible = values[age.notna() & ((age < low) | (age > high))]
+    if len(impossible):
+        raise RadfairInputError(BAD_VALUES.format(path=path, column=column, values=preview(impossible),
+                                                  expected=f"expected ages from {low:g} to {high:g} years"))
+    return age.astype(float)
+
+
+def patient_sex(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
+    """Sex is a property of the patient: a patient recorded as both Male and Female gets missing
+    sex on every image, with one warning giving the count of such patients."""
+    known = df.dropna(subset=["sex"])
+    n_values = known.groupby("patient_id")["sex"].nunique()
+    conflicted = n_values.index[n_values > 1]
+    if len(conflicted):
+        warnings.warn(f"{path}: {len(conflicted)} patient(s) {preview(conflicted)} recorded as both Male and Female; "
+                      "their sex is treated as missing", RadfairWarning, stacklevel=2)
+        df = df.copy()
+        df.loc[df["patient_id"].isin(conflicted), "sex"] = None
+    return df
 
 
 def map_uncertain(raw: pd.Series, policy: str) -> pd.Series:
@@ -101,6 +153,10 @@ def validate_cohort(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
     require_columns(df, REQUIRED_COLUMNS, path)
     if df.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="loading (the cohort is empty)"))
+    for column in ("image_id", "patient_id", "path"):
+        blank = df[column].isna() | (df[column].astype("string").str.strip() == "")
+        if blank.any():
+            raise RadfairInputError(NULL_VALUES.format(path=path, column=column, count=int(blank.sum())))
     duplicated = df["image_id"][df["image_id"].duplicated()]
     if len(duplicated):
         raise RadfairInputError(DUPLICATE_IDS.format(path=path, column="image_id", values=preview(duplicated)))
@@ -111,6 +167,7 @@ def validate_cohort(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
             raise RadfairInputError(
                 BAD_VALUES.format(path=path, column=column, values=preview(bad), expected=f"expected one of {list(allowed)}")
             )
+    parse_age(df["age"], path, "age")
     for column in [c for c in df.columns if c.startswith("y_")]:
         values = df[column]
         bad = values[values.notna() & ~values.isin((0.0, 1.0))]

@@ -9,14 +9,15 @@ in the same split, and a patient's order does not depend on which other patients
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import BAD_OPTION, MISSING_COLUMNS, PATIENT_IN_TWO_SPLITS, RadfairInputError, preview
-from ..io import read_metadata, read_table, write_table
-from .schema import validate_cohort
+from ..io import output_file, read_metadata, read_table, write_table
+from .schema import patient_sex, validate_cohort
 
 SPLITS = ("train", "val", "test")
 
@@ -35,7 +36,7 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
         values = tuple(float(x) for x in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1) > 1e-6:
+    if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values) or abs(sum(values) - 1) > 1e-6:
         raise RadfairInputError(BAD_OPTION.format(option="--fractions", value=text, expected="three non-negative numbers summing to 1, e.g. 0.8,0.1,0.1"))
     return values  # type: ignore[return-value]
 
@@ -77,7 +78,8 @@ def check_patient_level(df: pd.DataFrame, path="table") -> None:
 
 
 def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, stratify=None) -> pd.DataFrame:
-    cohort = validate_cohort(read_table(cohort_path, "cohort table"), cohort_path)
+    output_file(out)
+    cohort = patient_sex(validate_cohort(read_table(cohort_path, "cohort table"), cohort_path), cohort_path)
     cohort["split"] = assign_splits(cohort, fractions, seed, stratify)
     check_patient_level(cohort, out)
     meta = read_metadata(cohort_path) if Path(cohort_path).suffix == ".parquet" else {}

@@ -21,8 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import BAD_VALUES, MISSING_FILE, RadfairInputError, preview
+from ..readers import read_csv
 from .discover import find_release
-from .schema import age_group, harmonise_sex, require_columns
+from .schema import age_group, harmonise_sex, parse_age, require_columns
 
 METADATA = "UCSF-PDGM-metadata_v2.csv"
 DIAGNOSIS = "Final pathologic diagnosis (WHO 2021)"
@@ -50,7 +51,7 @@ def index_volumes(release: Path) -> dict[tuple[str, str], Path]:
 def load_ucsf_pdgm(root: str | Path) -> tuple[pd.DataFrame, dict]:
     release = find_release(root, "ucsf-pdgm")
     meta_path = release / METADATA
-    meta = pd.read_csv(meta_path)
+    meta = read_csv(meta_path, "the UCSF-PDGM metadata CSV")
     require_columns(meta, COLUMNS, meta_path)
     try:
         ids = meta["ID"].map(normalise_id)
@@ -80,8 +81,8 @@ def load_ucsf_pdgm(root: str | Path) -> tuple[pd.DataFrame, dict]:
             "path": [str(volumes[(i, "FLAIR")]) for i in ids],
             "mask_path": [str(volumes[(i, "tumor_segmentation")]) if (i, "tumor_segmentation") in volumes else None for i in ids],
             "view": "other",
-            "sex": harmonise_sex(meta["Sex"]),
-            "age": pd.to_numeric(meta["Age at MRI"], errors="coerce").astype(float),
+            "sex": harmonise_sex(meta["Sex"], meta_path, "Sex"),
+            "age": parse_age(meta["Age at MRI"], meta_path, "Age at MRI"),
             "race": None,
             "insurance": None,
             "who_grade": grade.astype(int),

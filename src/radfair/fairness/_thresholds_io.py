@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import BAD_OPTION, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError
+from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
+from ..readers import read_csv
 from ._thresholds import RULES, choose_threshold
 
 TEST_THRESHOLD_WARNING = (
@@ -40,10 +41,14 @@ def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = 
     file = Path(spec_text)
     if not file.is_file():
         raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text, expected=f"one of {list(RULES)}, a number, or an existing CSV file"))
-    table = pd.read_csv(file)
+    table = read_csv(file, "a threshold CSV (label, threshold)")
     if not {"label", "threshold"} <= set(table.columns):
         raise RadfairInputError(MISSING_COLUMNS.format(path=file, columns=sorted({"label", "threshold"} - set(table.columns)), expected=["label", "threshold"]))
-    lookup = dict(zip(table["label"].str.removeprefix("y_"), table["threshold"], strict=True))
+    values = pd.to_numeric(table["threshold"], errors="coerce")
+    bad = table["threshold"][values.isna() | (values < 0) | (values > 1)]
+    if len(bad):
+        raise RadfairInputError(BAD_VALUES.format(path=file, column="threshold", values=preview(bad), expected="expected numbers in [0, 1]"))
+    lookup = dict(zip(table["label"].astype(str).str.removeprefix("y_"), values, strict=True))
     missing = [label for label in labels if label not in lookup]
     if missing:
         raise RadfairInputError(f"{file}: no threshold for label(s) {missing}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -19,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
-from ..io import read_table, write_json, write_table
+from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
+from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
 from ._auc import AucPlan
 from ._bootstrap import GroupCounts, replicate_chunks
 from ._disparity import extreme_groups, gap, tpr_disparity
@@ -48,6 +49,10 @@ CONVENTIONS = {
 }
 
 
+NO_THRESHOLD = ("the threshold split has no positives or no negatives, so no threshold can be chosen; "
+                "every metric of this label is NaN")
+
+
 class AuditWarning(UserWarning):
     """A data condition the user must know about (e.g. a subgroup with no positives)."""
 
@@ -68,8 +73,53 @@ class AuditConfig:
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
 
+#: An attribute with more groups than this share of test patients (and more than MAX_GROUPS_ABS)
+#: looks like an identifier, not a group attribute.
+ID_LIKE_SHARE, MAX_GROUPS_ABS = 0.5, 20
+
+
+def check_config(config: AuditConfig) -> None:
+    """Refuse options that have no meaning (negative replicate counts or group sizes)."""
+    for option, value in (("--bootstrap", config.bootstrap), ("--min-group-size", config.min_group_size)):
+        if value < 0:
+            raise RadfairInputError(BAD_OPTION.format(option=option, value=value, expected="a number >= 0"))
+    if not config.attributes:
+        raise RadfairInputError(BAD_OPTION.format(option="--attributes", value="", expected="at least one attribute"))
+
+
+def check_attributes(test: pd.DataFrame, attributes: list[str], path: str) -> None:
+    """Each attribute needs two or more groups in test and must not look like an identifier."""
+    n_patients = test["patient_id"].nunique()
+    for attribute in attributes:
+        groups = pd.unique(attribute_values(test, attribute).dropna())
+        if len(groups) < 2:
+            raise RadfairInputError(f"{path}: attribute {attribute!r} has {len(groups)} group(s) {preview(groups)} in the "
+                                    "test split; a disparity needs at least two")
+        if len(groups) > MAX_GROUPS_ABS and len(groups) > ID_LIKE_SHARE * n_patients:
+            raise RadfairInputError(f"{path}: attribute {attribute!r} has {len(groups)} groups among {n_patients} test "
+                                    "patients; it looks like an identifier, not a group attribute")
+
+
+def check_paired(test_a: pd.DataFrame, test_b: pd.DataFrame, path_a: str, path_b: str) -> None:
+    """A paired comparison needs the same test images (by image_id) of the same patients."""
+    for df, path in ((test_a, path_a), (test_b, path_b)):
+        if "image_id" not in df.columns:
+            raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=["image_id"], expected="image_id to pair rows of --compare"))
+    a = test_a.set_index("image_id")["patient_id"]
+    b = test_b.set_index("image_id")["patient_id"]
+    only = a.index.symmetric_difference(b.index)
+    common = a.index.intersection(b.index)
+    moved = int((a[common].astype(str) != b[common].astype(str)).sum()) if len(common) else 0
+    if len(only) or moved or a.index.duplicated().any() or b.index.duplicated().any():
+        raise RadfairInputError(
+            f"{path_b}: {len(only)} test image_id value(s) {preview(only)} are in only one of the two tables and {moved} "
+            f"belong to another patient; a paired comparison needs the same test images as {path_a}")
+
+
 def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> list[str]:
     """Check columns and values; return the audited labels."""
+    if df.empty:
+        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="reading (the table has a header but no rows)"))
     needed = ["patient_id", "split"] + sorted({p for a in config.attributes for p in a.split("*")})
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -79,6 +129,10 @@ def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored t
     absent = [f"{prefix}{label}" for label in labels for prefix in ("y_", "p_") if f"{prefix}{label}" not in df.columns]
     if absent or not labels:
         raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=absent or ["y_<label>/p_<label>"], expected="a y_ and a p_ column per label"))
+    for column in [f"{prefix}{label}" for label in labels for prefix in ("y_", "p_")]:
+        if not pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column]):
+            raise RadfairInputError(BAD_VALUES.format(path=path, column=column, values=preview(df[column].dropna()),
+                                                      expected="expected numbers, not text"))
     for label in labels:
         y, p = df[f"y_{label}"], pd.to_numeric(df[f"p_{label}"], errors="coerce")
         bad_y = y[y.notna() & ~y.isin((0, 1))]
@@ -157,12 +211,18 @@ def _prepare(df: pd.DataFrame, config: AuditConfig, path: str):
     test = df[df["split"] == "test"].reset_index(drop=True)
     if test.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="selecting split == 'test'"))
+    check_attributes(test, config.attributes, path)
+    undefined = [label for label, t in zip(labels, thresholds["threshold"], strict=True) if not np.isfinite(t)]
+    for label in undefined:
+        warnings.warn(f"label {label}: {NO_THRESHOLD}", AuditWarning, stacklevel=2)
+        test[f"y_{label}"] = np.nan  # no threshold -> no metric: NaN everywhere, never a "perfect" 0 gap
     return labels, thresholds, test
 
 
 def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | None = None,
               path: str = "scored table", compare_path: str = "compare table") -> dict:
     """Compute every output table; returns {name: DataFrame} plus "audit" (a JSON-ready dict)."""
+    check_config(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         labels, thresholds, test = _prepare(df, config, path)
@@ -171,6 +231,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
             labels_b, thresholds_b, test_b = _prepare(compare, config, compare_path)
             if labels_b != labels:
                 raise RadfairInputError(f"{compare_path}: labels {labels_b} differ from {path}'s {labels}")
+            check_paired(test, test_b, path, compare_path)
             patients = patients.append(pd.Index(pd.unique(test_b["patient_id"]))).unique()
         summary_mask = np.array([label not in config.summary_exclude for label in labels])
         ev = Evaluation(test, labels, thresholds["threshold"].to_numpy(float), config.attributes, patients, config.auc)
@@ -196,7 +257,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
                     reps_delta.setdefault(k, []).append(v)
         reps_all = {k: np.concatenate(v) for k, v in reps.items()} if config.bootstrap else {}
         delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
-        _warn_empty_groups(ev, point, labels)
+        _warn_empty_groups(ev, point, labels, skip=test.columns[test.isna().all()])
 
         tables = _tables(ev, point, reps_all, labels, summary_mask, config)
         tables["thresholds"] = thresholds
@@ -219,11 +280,13 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
     return tables
 
 
-def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str]) -> None:
+def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=()) -> None:
     for attribute, groups in ev.groups.items():
         n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
         for g, group in enumerate(groups):
             for j, label in enumerate(labels):
+                if f"y_{label}" in skip:
+                    continue  # already reported once (no threshold, or no labels at all)
                 if n_pos[g, j] == 0:
                     warnings.warn(f"{attribute}={group}, label {label}: no positives in test; TPR is NaN", AuditWarning, stacklevel=3)
                 if n_neg[g, j] == 0:
@@ -327,16 +390,33 @@ OUTPUTS = ("thresholds", "group_metrics", "disparities", "gaps", "summary", "equ
 
 
 def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compare: str | Path | None = None) -> dict:
-    """Read, audit and write every output (CSV and parquet) plus ``audit.json`` into ``out``."""
+    """Read, audit and write every output (CSV and parquet) plus ``audit.json`` into ``out``.
+
+    The files are written into a temporary folder beside ``out`` and then moved in; outputs of an
+    earlier run that this run does not write (e.g. ``comparison.csv``) are removed, so ``out`` never
+    mixes two runs.
+    """
+    out = output_folder(out, create=False)
+    check_config(config)
     df = read_table(scored, "scored table")
     other = read_table(compare, "scored table to compare") if compare else None
     tables = run_audit(df, config, other, str(scored), str(compare))
-    out = Path(out)
-    for name in OUTPUTS:
-        if name in tables:
-            write_table(tables[name], out / f"{name}.csv")
-            write_table(tables[name], out / f"{name}.parquet")
     tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
                                  "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
-    write_json(out / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
+    out = output_folder(out)
+    staging = temp_folder_beside(out)
+    try:
+        for name in OUTPUTS:
+            if name in tables:
+                write_table(tables[name], staging / f"{name}.csv")
+                write_table(tables[name], staging / f"{name}.parquet")
+        write_json(staging / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
+        written = {p.name for p in staging.iterdir()}
+        for name in [f"{n}.{ext}" for n in OUTPUTS for ext in ("csv", "parquet")] + ["audit.json"]:
+            if name not in written:
+                (out / name).unlink(missing_ok=True)
+        for name in sorted(written - {"audit.json"}) + ["audit.json"]:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return tables

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from rich.progress import Progress
 
 from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
-from ..errors import MISSING_FILE, RadfairInputError
 from ..io import atomic_path, file_sha256
+from ..readers import read_gray
 
 #: Pixel values are scaled to [0, 1] and standardised with these constants before the network.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
@@ -91,19 +91,10 @@ def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | 
 
 
 def decode_image(path: str, size: int) -> np.ndarray:
-    """A radiograph as a (size, size) uint8 array (grey, bilinear resize with antialiasing)."""
-    if not Path(path).is_file():
-        raise RadfairInputError(MISSING_FILE.format(path=path, what="image listed in the cohort"))
-    try:
-        with Image.open(path) as image:
-            if image.mode in ("I;16", "I;16B", "I", "I;16L"):
-                array = np.asarray(image, dtype=np.float64)
-                top = 65535.0 if array.max() > 255 else 255.0
-                image = Image.fromarray(np.round(array / top * 255).astype(np.uint8))
-            grey = image.convert("L").resize((size, size), Image.BILINEAR)
-            return np.asarray(grey, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise RadfairInputError(f"{path}: not a readable image ({type(exc).__name__}); expected a JPEG or PNG radiograph") from None
+    """A radiograph as a (size, size) uint8 array: read at its real depth (:func:`radfair.readers.read_gray`),
+    resized bilinearly with antialiasing in float, then quantised."""
+    grey = Image.fromarray(read_gray(path), mode="F").resize((size, size), Image.BILINEAR)
+    return (np.clip(np.asarray(grey), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,

@@ -16,15 +16,14 @@ The whole tree is built in a temporary sibling folder and renamed into place at 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ... import __version__
-from ...errors import BAD_OPTION, RadfairInputError
-from ...io import write_json
+from ...errors import BAD_OPTION, UNWRITABLE, RadfairInputError
+from ...io import output_folder, temp_folder_beside, write_json
 from ..schema import AGE_GROUPS, LABELS, RACES, age_group
 from . import bias, cxr, mri, releases
 from .population import FINDING_MODEL, simulate_findings, simulate_patients
@@ -160,10 +159,15 @@ def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: i
         raise RadfairInputError(BAD_OPTION.format(option="--image-size", value=image_size, expected="a multiple of 8, at least 32"))
     if patients < 20:
         raise RadfairInputError(BAD_OPTION.format(option="--patients", value=patients, expected="at least 20"))
+    if mri_patients < 0:
+        raise RadfairInputError(BAD_OPTION.format(option="--mri-patients", value=mri_patients, expected="0 or more"))
+    output_folder(out.parent, create=False)
+    if out.exists() and not out.is_dir():
+        raise RadfairInputError(UNWRITABLE.format(path=out, expected="a folder", reason="a file of that name exists"))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RadfairInputError(f"{out}: folder exists and is not empty; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    output_folder(out.parent)
+    tmp = temp_folder_beside(out)  # also removes temporary folders left by killed runs
     try:
         streams = np.random.SeedSequence(seed).spawn(4)
         weights = bias.embedding_weights(seed, pooled_dim=bias.EMBEDDING["pool"] ** 2)
@@ -180,7 +184,7 @@ def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: i
         ground_truth = _ground_truth(seed, patients, image_size, mri_patients, images, mri_table)
         write_json(tmp / "ground_truth.json", ground_truth)
         if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            trash = temp_folder_beside(out)
             out.rename(trash / out.name)
             tmp.rename(out)
             shutil.rmtree(trash)

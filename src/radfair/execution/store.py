@@ -43,6 +43,7 @@ from ..io import file_sha256, write_json
 RUN_KINDS: dict[str, str] = {
     "train-classifier": "radfair.training.classify:run_training",
     "train-reconstructor": "radfair.training.reconstruct_run:run_reconstructor_training",
+    "predict-classifier": "radfair.studies.reconstruction.run:run_predict",
 }
 STATUSES = ("pending", "running", "done", "failed")
 

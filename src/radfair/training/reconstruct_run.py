@@ -61,7 +61,7 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
     pairs = pd.read_parquet(pairs_path)
     degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
     clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
-    train_mask = (pairs["split"] == "train").to_numpy()
+    train_mask = (pairs["split"] == "train").to_numpy().copy()
     if "recon_split" in pairs.columns:
         train_mask &= (pairs["recon_split"] == "reconstruction").to_numpy()
     val_mask = (pairs["split"] == "val").to_numpy()

@@ -1,0 +1,68 @@
+"""Study 2 data: one saved split with the reconstruction/classifier division, and derived attributes.
+
+* patient-level train/val/test (70/10/20), then the train patients split again (70/30) into
+  ``recon_split = reconstruction | classifier`` (paper §3): reconstructors never see the classifier's
+  training patients and vice versa; val and test are shared;
+* ``age_binary``: age at or above the dataset's median vs below (the paper's dichotomy), named with the
+  median, e.g. ``>=63`` / ``<63``;
+* ``race_merged``: race with groups of fewer than ``merge_below`` test patients merged into Other (the
+  paper's appendix variant); kept beside ``race``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...data.cohort import build_cohort
+from ...data.splits import assign_splits, check_patient_level, patient_key
+from ...io import write_json, write_table
+from ..emb_vs_img.data import ensure_releases
+from .config import ReconstructionConfig
+
+
+def add_age_binary(cohort: pd.DataFrame) -> pd.DataFrame:
+    median = float(np.nanmedian(cohort["age"].to_numpy(float)))
+    cut = f"{median:g}"
+    binary = pd.Series(np.where(cohort["age"] >= median, f">={cut}", f"<{cut}"), index=cohort.index, dtype=object)
+    cohort["age_binary"] = binary.where(cohort["age"].notna(), None)
+    return cohort
+
+
+def add_race_merged(cohort: pd.DataFrame, merge_below: int) -> pd.DataFrame:
+    test = cohort[cohort["split"] == "test"].drop_duplicates("patient_id")
+    counts = test["race"].value_counts()
+    small = set(counts[counts < merge_below].index) - {"Other"}
+    cohort["race_merged"] = cohort["race"].where(~cohort["race"].isin(small), "Other")
+    return cohort
+
+
+def prepare_xray(config: ReconstructionConfig, out: Path, log=print) -> dict:
+    """Write ``out/data/xray_split.parquet``; reuse it when the settings are unchanged. Returns the manifest."""
+    folder = out / "data"
+    manifest_path = folder / "xray_manifest.json"
+    settings = {"releases": config.releases, "split": config.split.model_dump(mode="json"),
+                "merge_below": config.analysis.merge_below, "synthetic": config.synthetic.model_dump() if config.synthetic else None}
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        if manifest["settings"] == settings and Path(manifest["split"]).is_file():
+            return manifest
+    ensure_releases(config, log)
+    cohort, _ = build_cohort(config.xray.source, config.releases)
+    cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
+    check_patient_level(cohort, config.xray.source)
+    key = pd.Series(patient_key(cohort["patient_id"], config.split.seed + 1), index=cohort.index)
+    train = cohort["split"] == "train"
+    train_patients = cohort.loc[train].drop_duplicates("patient_id").assign(key=key[train]).sort_values("key")["patient_id"]
+    recon_patients = set(train_patients.iloc[: int(round(config.split.reconstruction_share * len(train_patients)))])
+    cohort["recon_split"] = np.where(~train, "shared", np.where(cohort["patient_id"].isin(recon_patients), "reconstruction", "classifier"))
+    cohort = add_race_merged(add_age_binary(cohort), config.analysis.merge_below)
+    path = folder / "xray_split.parquet"
+    write_table(cohort, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient"}})
+    counts = cohort.groupby(["split", "recon_split"])["patient_id"].nunique().reset_index().to_dict("records")
+    manifest = {"settings": settings, "split": str(path), "patients": counts}
+    write_json(manifest_path, manifest)
+    return manifest

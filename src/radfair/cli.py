@@ -345,6 +345,33 @@ def study_emb_vs_img(
                       f"[{row.ci_low:.3f}, {row.ci_high:.3f}]; unfavourable {row.unfavorable}")
 
 
+@study_app.command("reconstruction")
+@handles_input_errors
+def study_reconstruction(
+    config: Annotated[Path, typer.Option(help="Study YAML (see configs/paper-reconstruction.yaml, configs/demo-reconstruction.yaml).")],
+    out: Annotated[Path, typer.Option(help="Study folder: data/, degraded_xray/, runs/, bias_shift.csv, performance.csv, study.json.")],
+    executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
+):
+    """Reconstruction -> downstream fairness (Study 2, X-ray part): reconstructors x dose levels, paired shift."""
+    import warnings
+
+    from .studies.reconstruction import run_study
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = run_study(config, out, executor=executor, jobs=jobs, address=address,
+                           log=lambda m: console.print(m, markup=False, highlight=False))
+    console.print(f"study reconstruction: {time.perf_counter() - start:.1f}s -> {out} (bias_shift.csv, performance.csv)")
+    for row in result["psnr_gain"].itertuples():
+        console.print(f"  {row.reconstructor:8s} {row.level}: PSNR {row.baseline:.2f} dB degraded -> {row.reconstructed:.2f} dB reconstructed")
+    shift = result["bias_shift"]
+    significant = shift[(shift["p_holm"] < 0.05) & shift["metric"].isin(["eodd_worst", "eop"])]
+    console.print(f"  {len(significant)} of {int(shift['metric'].isin(['eodd_worst', 'eop']).sum())} EODD/EOP shifts significant after Holm")
+
+
 @runs_app.command("list")
 @handles_input_errors
 def runs_list(store: Annotated[Path, typer.Argument(help="Run store folder (or one run folder).")]):

@@ -26,6 +26,7 @@ ExtraLoss = Callable[[dict, torch.Tensor], torch.Tensor]
 
 class ReconstructorConfig(StrictModel):
     kind: Literal["unet", "pix2pix", "irsde"]
+    output: Literal["residual", "sigmoid"] = "residual"  # U-Net / Pix2Pix generator output (see models.reconstruction.unet)
     widths: list[int] = [64, 128, 256, 512]
     bottleneck: int = 1024
     optim: OptimConfig = OptimConfig(lr=1e-4, weight_decay=0.0)
@@ -51,7 +52,7 @@ class UNetStep(_Reconstruction):
     """U-Net trained with MSE."""
 
     def __init__(self, config: ReconstructorConfig):
-        self.net = UNet(1, 1, config.widths, config.bottleneck)
+        self.net = UNet(1, 1, config.widths, config.bottleneck, output=config.output)
         self.modules = {"model": self.net}
         self.optimizers = {"model": make_optimizer(self.net.parameters(), config.optim)}
 
@@ -76,7 +77,7 @@ class Pix2PixStep(_Reconstruction):
     """U-Net generator + 70x70 PatchGAN on (input, output) pairs; vanilla GAN loss + λ_L1 · L1; two optimisers."""
 
     def __init__(self, config: ReconstructorConfig):
-        self.net = UNet(1, 1, config.widths, config.bottleneck)
+        self.net = UNet(1, 1, config.widths, config.bottleneck, output=config.output)
         self.disc = PatchGAN(2, config.disc_widths)
         self.l1_weight = config.l1_weight
         gen_optim = config.optim.model_copy(update={"betas": config.disc_optim.betas, "lr": config.disc_optim.lr})

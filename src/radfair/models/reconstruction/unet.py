@@ -5,6 +5,12 @@ bottleneck (1024), transposed-convolution upsampling with skip connections, and 
 With ``time_dim`` set, a sinusoidal embedding of the diffusion step is mapped by an MLP and added to
 every block (the IR-SDE noise network); ``cond_channels`` extra input channels carry the condition
 (the degraded image for IR-SDE). Input sizes must be divisible by 2**levels.
+
+``output``: ``sigmoid`` (an image in [0, 1]), ``residual`` (the first input channel plus a learned
+correction, clamped to [0, 1]: the network starts as the identity, so an untrained reconstructor returns
+its input rather than noise; residual learning as in DnCNN), or ``linear`` (raw, e.g. IR-SDE's noise). The
+last convolution of ``residual`` and ``linear`` networks starts at zero (a "zero module", as in diffusion
+U-Nets), so an untrained IR-SDE predicts zero noise and its sampler returns the degraded input.
 """
 
 from __future__ import annotations
@@ -62,10 +68,16 @@ class UNet(nn.Module):
             self.merge.append(_Block(2 * w, w, time_dim))
             cin = w
         self.head = nn.Conv2d(cin, out_channels, 1)
+        if output not in ("sigmoid", "residual", "linear"):
+            raise ValueError(f"unknown output {output!r}; expected sigmoid, residual or linear")
+        if output != "sigmoid":
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.output = output
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         temb = self.time_mlp(timestep_embedding(t, self.time_dim)) if self.time_mlp is not None and t is not None else None
+        inputs = x
         skips = []
         for block in self.down:
             x = block(x, temb)
@@ -75,4 +87,8 @@ class UNet(nn.Module):
         for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             x = merge(torch.cat([up(x), skip], dim=1), temb)
         x = self.head(x)
-        return torch.sigmoid(x) if self.output == "sigmoid" else x
+        if self.output == "sigmoid":
+            return torch.sigmoid(x)
+        if self.output == "residual":
+            return (inputs[:, : x.shape[1]] + x).clamp(0, 1)
+        return x

@@ -23,11 +23,17 @@ from ...io import write_table
 FAIRNESS_METRICS = ("eodd_worst", "eodd_mean", "eop", "gap")
 
 
-def clean_thresholds(clean: pd.DataFrame, labels: list[str], rule: str, path: Path) -> Path:
-    """Thresholds chosen on the clean validation rows, saved as ``label,threshold`` CSV."""
+def clean_thresholds(clean: pd.DataFrame, labels: list[str], rule: str, path: Path) -> tuple[Path, list[str], list[str]]:
+    """Thresholds chosen on the clean validation rows, saved as ``label,threshold`` CSV.
+
+    Returns the CSV, the labels that have a threshold, and the labels that have none (a single class in the
+    clean validation rows): those are left out of the analysis and named in the study's warnings, never
+    reported as 0 or perfect fairness.
+    """
     table = resolve_thresholds(clean, labels, rule)
-    write_table(table[["label", "threshold"]], path)
-    return path
+    defined = table["threshold"].notna()
+    write_table(table.loc[defined, ["label", "threshold"]], path)
+    return path, table.loc[defined, "label"].tolist(), table.loc[~defined, "label"].tolist()
 
 
 def paired_shift(clean: pd.DataFrame, reconstructed: pd.DataFrame, labels: list[str], attributes: list[str], thresholds: Path,

@@ -104,12 +104,13 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     a = config.analysis
     attributes = [("race_merged" if attr == "race" and a.race_merge_small else attr) for attr in a.attributes]
     clean = pd.read_parquet(store / clf.run_id / "scored.parquet").merge(split[["image_id", "age_binary", "race_merged"]], on="image_id")
-    thresholds = clean_thresholds(clean, xray.labels, a.threshold, out / "thresholds_clean_val.csv")
-    shift_rows, perf_rows, notes = [], [], []
+    thresholds, labels, undefined = clean_thresholds(clean, xray.labels, a.threshold, out / "thresholds_clean_val.csv")
+    shift_rows, perf_rows = [], []
+    notes = [f"chexpert/{label}: clean validation rows hold one class only; no threshold, label not analysed" for label in undefined]
     for (kind, level), spec in recon_specs.items():
         recon = pd.read_parquet(store / predict_specs[(kind, level)].run_id / "scored.parquet")
         recon = recon.merge(split[["image_id", "age_binary", "race_merged"]], on="image_id")
-        comparison, warned = paired_shift(clean, recon, xray.labels, attributes, thresholds, a.bootstrap, a.seed, a.level)
+        comparison, warned = paired_shift(clean, recon, labels, attributes, thresholds, a.bootstrap, a.seed, a.level)
         notes += [f"{kind}/{level}: {w}" for w in warned]
         comparison = comparison.assign(dataset="chexpert", reconstructor=kind, level=level)
         shift_rows.append(comparison[comparison["metric"].isin(FAIRNESS_METRICS)])

@@ -8,9 +8,8 @@ every block (the IR-SDE noise network); ``cond_channels`` extra input channels c
 
 ``output``: ``sigmoid`` (an image in [0, 1]), ``residual`` (the first input channel plus a learned
 correction, clamped to [0, 1]: the network starts as the identity, so an untrained reconstructor returns
-its input rather than noise; residual learning as in DnCNN), or ``linear`` (raw, e.g. IR-SDE's noise). The
-last convolution of ``residual`` and ``linear`` networks starts at zero (a "zero module", as in diffusion
-U-Nets), so an untrained IR-SDE predicts zero noise and its sampler returns the degraded input.
+its input rather than noise; residual learning as in DnCNN; its last convolution starts at zero), or
+``linear`` (raw, e.g. IR-SDE's noise).
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(cin, out_channels, 1)
         if output not in ("sigmoid", "residual", "linear"):
             raise ValueError(f"unknown output {output!r}; expected sigmoid, residual or linear")
-        if output != "sigmoid":
+        if output == "residual":
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         self.output = output

@@ -172,3 +172,19 @@ def test_untrained_unet_and_pix2pix_return_their_input_not_noise():
         step = build_reconstructor(ReconstructorConfig(kind=kind, **NARROW), seed=0)
         with torch.no_grad():
             assert torch.equal(step.reconstruct(b["degraded"]), b["degraded"])
+
+
+@pytest.mark.parametrize("steps", [100, 20])
+def test_irsde_sampler_with_the_true_noise_recovers_the_clean_image(steps):
+    """Reverse Euler-Maruyama driven by the oracle noise (x_t - mu_bar(x0)) / sigma_bar(t) ends at x0."""
+    sde = IRSDE(steps=steps)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(2, 1, 16, 16, generator=g)
+    mu = (x0 + 0.1 * torch.randn(x0.shape, generator=g)).clamp(0, 1)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, inputs, t):
+            return (inputs[:, :1] - sde.mu_bar(x0, mu, t)) / sde.sigma_bar(t)
+
+    out = sde.sample(Oracle(), mu, torch.Generator().manual_seed(1))
+    assert float(((out - x0) ** 2).mean()) < 1e-2 * float(((mu - x0) ** 2).mean())

@@ -23,7 +23,7 @@ from ..errors import BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInp
 from ..io import read_table, write_json, write_table
 from ._auc import AucPlan
 from ._bootstrap import GroupCounts, replicate_chunks
-from ._disparity import extreme_groups, gap, tpr_disparity
+from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
 from ._rates import confusion_indicators, rates
@@ -35,6 +35,7 @@ EO_NAMES = ("eodd_worst", "eodd_mean", "eop")
 CONVENTIONS = {
     "tpr_disparity": "binary attribute: TPR_g - TPR_(not g); otherwise TPR_g - median over groups with >=1 positive (median includes g)",
     "gap": "max_g disparity - min_g disparity per label; NaN with fewer than two defined groups",
+    "most_favorable": "group with the strict max (min: unfavourable) disparity per label; a tie at the extreme counts for no group (empty cell), so binary attributes are complementary; summary counts labels with >=2 defined groups",
     "average_gap": "mean of per-label gaps over the summary labels (excluded labels listed in config)",
     "eodd_worst": "max(dTPR, dFPR), d = max - min over groups (fairlearn equalized_odds_difference agg='worst_case')",
     "eodd_mean": "(dTPR + dFPR) / 2 (fairlearn agg='mean'; the reconstruction paper's code)",
@@ -260,12 +261,12 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
                 disp_rows.append({"label": label, "attribute": attribute, "group": group, "share_of_positives": float(share[g, j]),
                                   "tpr_disparity": float(disparity[g, j]), "ci_low": float(cis["disparity"][0][g, j]),
                                   "ci_high": float(cis["disparity"][1][g, j]), "small_group": row["small_group"]})
-            column = disparity[:, j]
-            defined = ~np.isnan(column)
+            fav = label_winners(disparity[:, j:j + 1], favourable=True)[0]
+            unfav = label_winners(disparity[:, j:j + 1], favourable=False)[0]
             gap_rows.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j]),
                              "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
-                             "most_favorable": groups[int(np.nanargmax(column))] if defined.any() else "",
-                             "most_unfavorable": groups[int(np.nanargmin(column))] if defined.any() else ""})
+                             "most_favorable": groups[fav] if fav >= 0 else "",
+                             "most_unfavorable": groups[unfav] if unfav >= 0 else ""})
             eo = {"label": label, "attribute": attribute}
             for name in EO_NAMES:
                 eo[name] = float(point[f"{name}|{attribute}"][j])

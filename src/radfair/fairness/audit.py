@@ -26,6 +26,7 @@ from ._bootstrap import GroupCounts, replicate_chunks
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
+from ._intervals import bias_corrected, max_t_band, spread_interval
 from ._rates import confusion_indicators, rates
 from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
 from ._thresholds_io import apply_thresholds, resolve_thresholds
@@ -41,7 +42,9 @@ CONVENTIONS = {
     "eodd_mean": "(dTPR + dFPR) / 2 (fairlearn agg='mean'; the reconstruction paper's code)",
     "eop": "dTPR = max - min TPR over groups",
     "prediction": "score >= threshold",
-    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed; percentile intervals",
+    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed",
+    "intervals": "single quantities (a group's rate, disparity or AUROC; paired deltas in comparison.csv): percentile bootstrap intervals. max - min statistics (gap, average_gap, eodd_worst, eodd_mean, eop): max-t projection intervals, i.e. a simultaneous max-t bootstrap band on every group rate involved (TPR per label for gap/eop; TPR and FPR per label for eodd; TPR of every group and summary label for average_gap; se floored by the binomial sqrt(p~(1-p~)/n), p~=(x+1)/(n+2)) projected onto the statistic; they are intervals for the true value, and both the plug-in estimate and the bias-corrected one (<name>_bc) lie inside them",
+    "bias_corrected": "<name>_bc = 2 * plug-in - mean of bootstrap replicates (Lum, Zhang & Bower, FAccT 2022), clipped into the max-t projection interval; the plug-in max - min of noisy group rates is biased upward",
     "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
     "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
     "compare_thresholds": "each compared table gets its own thresholds, chosen by the same rule on its own val rows",
@@ -237,14 +240,47 @@ def _ci(reps: dict, key: str, level: float, shape) -> tuple[np.ndarray, np.ndarr
     return percentile_ci(reps[key], level)
 
 
+def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.ndarray, level: float) -> dict:
+    """Max-t projection intervals (``_intervals``) of gap, average_gap, eodd_worst, eodd_mean and eop."""
+    tpr, fpr = point[f"tpr|{attribute}"], point[f"fpr|{attribute}"]
+    n_labels = tpr.shape[1]
+    if f"tpr|{attribute}" not in reps:
+        nan = np.full(n_labels, np.nan)
+        return {name: (nan, nan) for name in ("gap",) + EO_NAMES} | {"average_gap": (np.array(np.nan), np.array(np.nan))}
+    n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
+    tpr_reps, fpr_reps = reps[f"tpr|{attribute}"], reps[f"fpr|{attribute}"]
+    factor = 2.0 if tpr.shape[0] == 2 else 1.0  # binary: gap = 2 |dTPR|; otherwise the median cancels
+    lo, hi = max_t_band(tpr, tpr_reps, n_pos, level, family_axes=(0,))
+    eop = spread_interval(lo, hi, axis=0)
+    both = np.concatenate([tpr, fpr]), np.concatenate([tpr_reps, fpr_reps], axis=1), np.concatenate([n_pos, n_neg])
+    lo2, hi2 = max_t_band(*both, level, family_axes=(0,))
+    g = tpr.shape[0]
+    d_tpr, d_fpr = spread_interval(lo2[:g], hi2[:g], axis=0), spread_interval(lo2[g:], hi2[g:], axis=0)
+    out = {"eop": eop, "gap": (factor * eop[0], factor * eop[1]),
+           "eodd_worst": (np.maximum(d_tpr[0], d_fpr[0]), np.maximum(d_tpr[1], d_fpr[1])),
+           "eodd_mean": ((d_tpr[0] + d_fpr[0]) / 2, (d_tpr[1] + d_fpr[1]) / 2)}
+    mask = summary_mask & ~np.isnan(point[f"gap|{attribute}"])
+    if mask.any():
+        lo3, hi3 = max_t_band(tpr[:, mask], tpr_reps[:, :, mask], n_pos[:, mask], level, family_axes=(0, 1))
+        per_label = spread_interval(lo3, hi3, axis=0)
+        out["average_gap"] = (np.array(factor * np.mean(per_label[0])), np.array(factor * np.mean(per_label[1])))
+    else:
+        out["average_gap"] = (np.array(np.nan), np.array(np.nan))
+    return out
+
+
 def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig) -> dict:
     level = config.level
     group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
     for attribute, groups in ev.groups.items():
         n_groups = len(groups)
         cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity")}
-        gap_ci = _ci(reps, f"gap|{attribute}", level, (len(labels),))
-        eo_ci = {name: _ci(reps, f"{name}|{attribute}", level, (len(labels),)) for name in EO_NAMES}
+        spread_cis = _spread_intervals(point, reps, attribute, summary_mask, level)
+        gap_ci = spread_cis["gap"]
+        eo_ci = {name: spread_cis[name] for name in EO_NAMES}
+        bc = {name: bias_corrected(point[f"{name}|{attribute}"], reps[f"{name}|{attribute}"], *spread_cis[name])
+              if f"{name}|{attribute}" in reps else np.full(np.shape(point[f"{name}|{attribute}"]), np.nan)
+              for name in ("gap", "average_gap") + EO_NAMES}
         n_pos = point[f"n_pos|{attribute}"]
         share = n_pos / np.where(n_pos.sum(axis=0) > 0, n_pos.sum(axis=0), np.nan)
         disparity = point[f"disparity|{attribute}"]
@@ -264,20 +300,22 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
             fav = label_winners(disparity[:, j:j + 1], favourable=True)[0]
             unfav = label_winners(disparity[:, j:j + 1], favourable=False)[0]
             gap_rows.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j]),
-                             "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
+                             "gap_bc": float(bc["gap"][j]), "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
                              "most_favorable": groups[fav] if fav >= 0 else "",
                              "most_unfavorable": groups[unfav] if unfav >= 0 else ""})
             eo = {"label": label, "attribute": attribute}
             for name in EO_NAMES:
                 eo[name] = float(point[f"{name}|{attribute}"][j])
+                eo[f"{name}_bc"] = float(bc[name][j])
                 eo[f"{name}_ci_low"], eo[f"{name}_ci_high"] = float(eo_ci[name][0][j]), float(eo_ci[name][1][j])
             eo_rows.append(eo)
         gaps = np.where(summary_mask, point[f"gap|{attribute}"], np.nan)
-        avg_ci = _ci(reps, f"average_gap|{attribute}", level, ())
+        avg_ci = spread_cis["average_gap"]
         finite = np.isfinite(gaps)
         summary_rows.append({
             "attribute": attribute,
             "average_gap": float(point[f"average_gap|{attribute}"]),
+            "average_gap_bc": float(bc["average_gap"]),
             "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]),
             "lowest_label": labels[int(np.nanargmin(gaps))] if finite.any() else "",
             "lowest_gap": float(np.nanmin(gaps)) if finite.any() else np.nan,

@@ -23,6 +23,15 @@ from ..errors import BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInp
 from ..io import read_table, write_json, write_table
 from ._auc import AucPlan
 from ._bootstrap import GroupCounts, replicate_chunks
+from ._calibration import (
+    N_BINS,
+    calibration_metrics,
+    calibration_values,
+    reliability_figure,
+    residual_metrics,
+    residual_values,
+    selection_rate,
+)
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
@@ -48,6 +57,9 @@ CONVENTIONS = {
     "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
     "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
     "compare_thresholds": "each compared table gets its own thresholds, chosen by the same rule on its own val rows",
+    "selection_rate": "P(score >= threshold) per group over images with a known label; dp_difference = max - min selection rate over groups (fairlearn demographic_parity_difference, between_groups); max-t projection interval",
+    "calibration": f"{N_BINS} equal-width bins on [0, 1], bin k = (k/K, (k+1)/K], first bin holds 0 (scikit-learn calibration_curve uniform); ece = sum_k n_k/n |mean y_k - mean p_k| (Guo et al. 2017); citl = mean p - mean y (calibration-in-the-large, > 0 over-predicts); percentile intervals per group; calibration_gap = max - min ECE over groups with a max-t projection interval; reliability curves in reliability.csv and reliability_<attribute>.png",
+    "site": "a site/dataset column is an attribute like any other (e.g. --attributes dataset): per-site AUROC, rates, calibration in group_metrics.csv and calibration.csv",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
 }
 
@@ -110,11 +122,18 @@ class Evaluation:
         indicators = confusion_indicators(y, apply_thresholds(scores, thresholds)).reshape(len(test), -1)
         self.groups: dict[str, list[str]] = {}
         self.counts: dict[str, GroupCounts] = {}
+        self.cal_counts: dict[str, GroupCounts] = {}
+        self.cal_bins: dict[str, np.ndarray] = {}
+        resid_values = residual_values(y, scores)
         self.auc_plans: dict[str, list[list[AucPlan]]] = {}
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
             self.groups[attribute] = names
             self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
+            self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values)
+            full = calibration_values(y, scores)  # point estimate: per-group bins for the reliability curves
+            self.cal_bins[attribute] = np.stack([full[codes == g].sum(axis=0) for g in range(len(names))]).reshape(
+                len(names), len(labels), N_BINS, 3)
             if auc:
                 self.auc_plans[attribute] = [
                     [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j], self.image_patient) for j in range(len(labels))]
@@ -142,6 +161,17 @@ class Evaluation:
                 out[f"average_gap|{attribute}"] = np.nanmean(out[f"gap|{attribute}"][:, summary_mask], axis=-1)
             for name, value in equalized_odds(r["tpr"], r["fpr"]).items():
                 out[f"{name}|{attribute}"] = value
+            selection = selection_rate(counts)
+            out[f"selection_rate|{attribute}"] = selection
+            out[f"dp_difference|{attribute}"] = gap(selection)
+            cal = residual_metrics(self.cal_counts[attribute].counts(multiplicities).reshape(b, counter.n_groups, n_labels, N_BINS + 1))
+            for name in ("n_cal", "ece", "citl"):
+                out[f"{name}|{attribute}"] = cal[name]
+            if b == 1:
+                bins = calibration_metrics(self.cal_bins[attribute][None])  # b == 1: the point estimate
+                for name in ("bin_count", "bin_observed", "bin_predicted"):
+                    out[f"{name}|{attribute}"] = bins[name]
+            out[f"calibration_gap|{attribute}"] = gap(cal["ece"])
             if self.overall_auc is not None:
                 out[f"auc|{attribute}"] = np.stack(
                     [np.stack([plan.auc(multiplicities, dtype) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
@@ -269,6 +299,46 @@ def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.
     return out
 
 
+def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], level: float) -> dict:
+    """selection_rates, demographic_parity, calibration, calibration_gap and reliability tables."""
+    sel_rows, dp_rows, cal_rows, gap_rows, rel_rows = [], [], [], [], []
+    edges = np.linspace(0, 1, N_BINS + 1)
+    for attribute, groups in ev.groups.items():
+        shape = (len(groups), len(labels))
+        sel, ece, citl = (point[f"{k}|{attribute}"] for k in ("selection_rate", "ece", "citl"))
+        n = point[f"n_cal|{attribute}"]
+        sel_ci, ece_ci, citl_ci = (_ci(reps, f"{k}|{attribute}", level, shape) for k in ("selection_rate", "ece", "citl"))
+        projected = {}
+        for name, rate, denominator in (("dp_difference", "selection_rate", n), ("calibration_gap", "ece", None)):
+            key = f"{rate}|{attribute}"
+            if key in reps:
+                lo, hi = max_t_band(point[key], reps[key], denominator, level, family_axes=(0,))
+                interval = spread_interval(lo, hi, axis=0)
+                corrected = bias_corrected(point[f"{name}|{attribute}"], reps[f"{name}|{attribute}"], *interval)
+            else:
+                interval = (np.full(len(labels), np.nan),) * 2
+                corrected = np.full(len(labels), np.nan)
+            projected[name] = (interval, corrected)
+        for j, label in enumerate(labels):
+            for g, group in enumerate(groups):
+                base = {"label": label, "attribute": attribute, "group": group, "n": int(n[g, j])}
+                sel_rows.append(base | {"selection_rate": float(sel[g, j]), "ci_low": float(sel_ci[0][g, j]), "ci_high": float(sel_ci[1][g, j])})
+                cal_rows.append(base | {"ece": float(ece[g, j]), "ece_ci_low": float(ece_ci[0][g, j]), "ece_ci_high": float(ece_ci[1][g, j]),
+                                        "citl": float(citl[g, j]), "citl_ci_low": float(citl_ci[0][g, j]), "citl_ci_high": float(citl_ci[1][g, j])})
+                for k in range(N_BINS):
+                    rel_rows.append({"label": label, "attribute": attribute, "group": group, "bin": k,
+                                     "bin_low": float(edges[k]), "bin_high": float(edges[k + 1]),
+                                     "n": int(point[f"bin_count|{attribute}"][g, j, k]),
+                                     "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
+                                     "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
+            for name, rows in (("dp_difference", dp_rows), ("calibration_gap", gap_rows)):
+                (lo, hi), corrected = projected[name]
+                rows.append({"label": label, "attribute": attribute, name: float(point[f"{name}|{attribute}"][j]),
+                             f"{name}_bc": float(corrected[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j])})
+    return {"selection_rates": pd.DataFrame(sel_rows), "demographic_parity": pd.DataFrame(dp_rows),
+            "calibration": pd.DataFrame(cal_rows), "calibration_gap": pd.DataFrame(gap_rows), "reliability": pd.DataFrame(rel_rows)}
+
+
 def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig) -> dict:
     level = config.level
     group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
@@ -328,7 +398,8 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
     auc_ci = _ci(reps, "auc|all", level, (len(labels),))
     performance = pd.DataFrame({"label": labels, "auc": auc_all if auc_all is not None else np.nan,
                                 "ci_low": auc_ci[0], "ci_high": auc_ci[1]})
-    return {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
+    extra = _selection_calibration_tables(ev, point, reps, labels, level)
+    return extra | {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
             "summary": pd.DataFrame(summary_rows), "equalized_odds": pd.DataFrame(eo_rows), "performance": performance}
 
 
@@ -362,6 +433,7 @@ def _comparison(ev: Evaluation, point_a: dict, point_b: dict, deltas: dict, labe
 
 
 OUTPUTS = ("thresholds", "group_metrics", "disparities", "gaps", "summary", "equalized_odds", "performance",
+           "selection_rates", "demographic_parity", "calibration", "calibration_gap", "reliability",
            "comparison", "thresholds_compare")
 
 
@@ -375,6 +447,12 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
         if name in tables:
             write_table(tables[name], out / f"{name}.csv")
             write_table(tables[name], out / f"{name}.parquet")
+    figures = []
+    for attribute, part in tables["reliability"].groupby("attribute", sort=False) if len(tables["reliability"]) else ():
+        name = "reliability_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in attribute) + ".png"
+        reliability_figure(part, out / name, f"Reliability by {attribute} (test split, {N_BINS} uniform bins)")
+        figures.append(name)
+    tables["audit"]["figures"] = figures
     tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
                                  "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
     write_json(out / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))

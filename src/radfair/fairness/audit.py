@@ -125,13 +125,14 @@ class Evaluation:
         self.cal_counts: dict[str, GroupCounts] = {}
         self.cal_bins: dict[str, np.ndarray] = {}
         resid_values = residual_values(y, scores)
+        full = calibration_values(y, scores)
         self.auc_plans: dict[str, list[list[AucPlan]]] = {}
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
             self.groups[attribute] = names
             self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
             self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values)
-            full = calibration_values(y, scores)  # point estimate: per-group bins for the reliability curves
+            # point estimate: per-group bins for the reliability curves
             self.cal_bins[attribute] = np.stack([full[codes == g].sum(axis=0) for g in range(len(names))]).reshape(
                 len(names), len(labels), N_BINS, 3)
             if auc:

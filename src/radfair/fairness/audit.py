@@ -131,7 +131,7 @@ class Evaluation:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
             self.groups[attribute] = names
             self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
-            self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values)
+            self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values, sparse=True)
             # point estimate: per-group bins for the reliability curves
             self.cal_bins[attribute] = np.stack([full[codes == g].sum(axis=0) for g in range(len(names))]).reshape(
                 len(names), len(labels), N_BINS, 3)

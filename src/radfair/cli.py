@@ -175,7 +175,8 @@ def audit(
                   f"with {bootstrap} patient-level replicates in {time.perf_counter() - start:.1f}s -> {out}")
     summary = tables["summary"]
     for row in summary.itertuples():
-        console.print(f"  {row.attribute}: average gap {row.average_gap:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]; "
+        console.print(f"  {row.attribute}: average gap {row.average_gap:.3f} (bias-corrected {row.average_gap_bc:.3f}; "
+                      f"95% max-t interval for the true gap [{row.ci_low:.3f}, {row.ci_high:.3f}]); "
                       f"unfavourable {row.unfavorable}; favourable {row.favorable}")
 
 

@@ -86,7 +86,8 @@ def run_demo(out: str | Path, patients: int = 2000, seed: int = 0, bootstrap: in
         console.print(f"   {len({str(w.message) for w in caught})} subgroup warnings (e.g. groups without positives), listed in audit.json")
     timings["probe_audit_s"] = time.perf_counter() - start
     for row in tables["summary"].itertuples():
-        console.print(f"   {row.attribute:9s}: average TPR gap {row.average_gap:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]; "
+        console.print(f"   {row.attribute:9s}: average TPR gap {row.average_gap:.3f} (bias-corrected {row.average_gap_bc:.3f}; "
+                      f"95% max-t interval for the true gap [{row.ci_low:.3f}, {row.ci_high:.3f}]); "
                       f"unfavourable {row.unfavorable}; favourable {row.favorable}")
     perf = tables["performance"]
     console.print(f"   mean AUROC {perf['auc'].mean():.3f} over {len(perf)} labels; outputs in {out / 'audit_probe_all'}")

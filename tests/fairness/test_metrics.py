@@ -12,6 +12,7 @@ from radfair.fairness import (
     equalized_odds,
     extreme_groups,
     gap,
+    label_winners,
     rates,
     tpr_disparity,
     weighted_auc,
@@ -57,6 +58,33 @@ def test_extreme_groups_counts_labels():
     assert extreme_groups(d, ["Male", "Female"], favourable=False) == "Female (2/3)"
     tie = np.array([[0.1, -0.1], [-0.1, 0.1]])
     assert extreme_groups(tie, ["A", "B"], favourable=True) == "A, B (1/2)"
+
+
+def test_extreme_groups_ties_count_for_nobody():
+    # label 0: A and B tie at the max; label 1: B and C tie at the min; label 2: all equal
+    d = np.array([[0.2, 0.3, 0.0], [0.2, -0.1, 0.0], [-0.4, -0.1, 0.0]])
+    assert label_winners(d, favourable=True).tolist() == [-1, 0, -1]
+    assert label_winners(d, favourable=False).tolist() == [2, -1, -1]
+    assert extreme_groups(d, ["A", "B", "C"], favourable=True) == "A (1/3)"
+    assert extreme_groups(d, ["A", "B", "C"], favourable=False) == "C (1/3)"
+    assert extreme_groups(np.zeros((3, 2)), ["A", "B", "C"], favourable=True) == "none (0/2)"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_binary_extremes_are_complementary(seed):
+    rng = np.random.default_rng(seed)
+    tpr = rng.choice([0.5, 0.6, 0.7], size=(2, 13))  # frequent exact ties
+    tpr[:, 0] = [0.25, np.nan]  # one group undefined: no winner on that label
+    d = tpr_disparity(tpr)
+    fav, unfav = label_winners(d, True), label_winners(d, False)
+    tied = (tpr[0] == tpr[1]) | np.isnan(tpr).any(axis=0)
+    assert np.all((fav == -1) == tied) and np.all((unfav == -1) == tied)
+    assert np.all(fav[~tied] + unfav[~tied] == 1)
+    n_fav = [int(np.sum(fav == g)) for g in range(2)]
+    text_fav, text_unfav = extreme_groups(d, ["M", "F"], True), extreme_groups(d, ["M", "F"], False)
+    assert n_fav[0] + n_fav[1] == int(np.sum(~tied))
+    if n_fav[0] > n_fav[1]:
+        assert text_fav.startswith("M (") and text_unfav.startswith("F (")
 
 
 @pytest.mark.parametrize("seed", range(5))

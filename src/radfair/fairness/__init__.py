@@ -4,7 +4,7 @@ fairness and the patient-level bootstrap. Pure, vectorised functions behind a cu
 
 from ._auc import AucPlan, weighted_auc
 from ._bootstrap import GroupCounts, patient_multiplicities, replicate_chunks
-from ._disparity import extreme_groups, gap, tpr_disparity
+from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._rates import confusion_indicators, rates
 from ._segmentation import dice, group_dice, segmentation_audit, segmentation_fairness
@@ -16,7 +16,7 @@ from .audit import CONVENTIONS, AuditConfig, AuditWarning, audit_files, run_audi
 __all__ = [
     "AucPlan", "AuditConfig", "AuditWarning", "CONVENTIONS", "GroupCounts", "RULES", "TEST_THRESHOLD_WARNING",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
-    "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "mean_ci_over_seeds", "patient_multiplicities",
+    "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",
     "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds", "run_audit", "segmentation_audit", "segmentation_fairness",
     "tpr_disparity", "weighted_auc",
 ]

@@ -28,28 +28,36 @@ class AucPlan:
         s = scores[order]
         positive = y[order] == 1
         self.unit = unit[order]
-        self.negative = (~positive).astype(np.float32)
-        self.pos_idx = np.flatnonzero(positive)
         n = len(s)
         new_value = np.r_[True, s[1:] != s[:-1]] if n else np.zeros(0, bool)
         starts = np.flatnonzero(new_value)
         tie = np.cumsum(new_value) - 1
         ends = np.r_[starts[1:], n] - 1
-        # prefix sums of negative weight at the end of each positive's tie group and just before its start
-        self.hi_idx = ends[tie][self.pos_idx] if n else np.zeros(0, int)
+        self.pos_idx = np.flatnonzero(positive)
+        self.neg_unit = self.unit[~positive]
+        self.pos_unit = self.unit[positive]
+        # negatives counted up to the end of each positive's tie group / before its start: indices
+        # into the negatives-only prefix sum P0[:, k] = weight of the first k negatives (P0[:, 0] = 0)
+        neg_upto = np.cumsum(~positive)
+        self.hi_idx = neg_upto[ends[tie][self.pos_idx]] if n else np.zeros(0, int)
         before = starts[tie][self.pos_idx] - 1 if n else np.zeros(0, int)
-        self.lo_idx = np.maximum(before, 0)
-        self.lo_valid = (before >= 0).astype(np.float32)
+        self.lo_idx = np.where(before >= 0, neg_upto[np.maximum(before, 0)], 0) if n else np.zeros(0, int)
 
     def auc(self, weights: np.ndarray, dtype=np.float32) -> np.ndarray:
-        """AUC for each row of ``weights`` (B, n_units) -> (B,); NaN without both classes."""
-        w = np.asarray(weights, dtype=dtype)[:, self.unit]
-        prefix_neg = np.cumsum(w * self.negative.astype(dtype), axis=1)
-        below = 0.5 * (prefix_neg[:, self.hi_idx] + prefix_neg[:, self.lo_idx] * self.lo_valid.astype(dtype))
-        pos_w = w[:, self.pos_idx]
+        """AUC for each row of ``weights`` (B, n_units) -> (B,); NaN without both classes.
+
+        Only the negatives' weights are prefix-summed (in presorted score order); each positive reads
+        the sums at the two ends of its tie group.
+        """
+        weights = np.asarray(weights, dtype=dtype)
+        b = weights.shape[0]
+        prefix = np.zeros((b, len(self.neg_unit) + 1), dtype=dtype)
+        np.cumsum(weights[:, self.neg_unit], axis=1, out=prefix[:, 1:])
+        pos_w = weights[:, self.pos_unit]
+        below = 0.5 * (prefix[:, self.hi_idx] + prefix[:, self.lo_idx])
         numerator = np.einsum("ij,ij->i", pos_w, below, dtype=np.float64)
         total_pos = pos_w.sum(axis=1, dtype=np.float64)
-        total_neg = prefix_neg[:, -1].astype(np.float64) if w.shape[1] else np.zeros(len(w))
+        total_neg = prefix[:, -1].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where((total_pos > 0) & (total_neg > 0), numerator / (total_pos * total_neg), np.nan)
 

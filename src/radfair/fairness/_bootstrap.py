@@ -46,7 +46,7 @@ class GroupCounts:
     returns (B, G, K) group totals for multiplicities ``W`` (B, n_patients).
     """
 
-    def __init__(self, patient: np.ndarray, group: np.ndarray, n_groups: int, values: np.ndarray):
+    def __init__(self, patient: np.ndarray, group: np.ndarray, n_groups: int, values: np.ndarray, sparse: bool = False):
         known = group >= 0
         key = patient[known] * n_groups + group[known]
         cells, inverse = np.unique(key, return_inverse=True)
@@ -57,10 +57,13 @@ class GroupCounts:
         cell_group = cells % n_groups
         self.members = [np.flatnonzero(cell_group == g) for g in range(n_groups)]
         self.summed = summed
+        # mostly-zero rows (e.g. one calibration bin of K per label): sparse-times-dense is ~3x faster
+        self.sparse_t = [sp.csr_matrix(summed[rows].T) for rows in self.members] if sparse else None
 
     def counts(self, multiplicities: np.ndarray) -> np.ndarray:
         b = multiplicities.shape[0]
         out = np.empty((b, self.n_groups, self.summed.shape[1]))
         for g, rows in enumerate(self.members):
-            out[:, g] = multiplicities[:, self.cell_patient[rows]] @ self.summed[rows]
+            w = multiplicities[:, self.cell_patient[rows]]
+            out[:, g] = (self.sparse_t[g] @ w.T).T if self.sparse_t is not None else w @ self.summed[rows]
         return out

@@ -43,16 +43,39 @@ def spread(values: np.ndarray) -> np.ndarray:
     return gap(values)
 
 
-def extreme_groups(disparity: np.ndarray, groups: list[str], favourable: bool) -> str:
-    """Group(s) holding the max (favourable) or min disparity on the most labels, as ``Female (10/13)``.
+def label_winners(disparity: np.ndarray, favourable: bool, tol: float = 1e-12) -> np.ndarray:
+    """Index of the group holding the strict max (favourable) or min disparity per label, -1 if none.
 
-    ``disparity`` is (G, L); labels where every group is NaN are not counted.
+    ``disparity`` is (G, L). A label with fewer than two defined groups, or where two or more groups
+    tie at the extreme (within ``tol``), has no winner: a tie favours nobody. With two groups the
+    favourable and unfavourable winners are therefore always complementary.
     """
-    valid = ~np.all(np.isnan(disparity), axis=0)
+    d = np.asarray(disparity, dtype=float)
+    if d.shape[0] == 0:
+        return np.full(d.shape[1], -1, dtype=np.int64)
+    sign = 1.0 if favourable else -1.0
+    filled = np.where(np.isnan(d), -np.inf, sign * d)
+    best = np.max(filled, axis=0)
+    at_best = np.isfinite(filled) & (filled >= best - tol)
+    unique = (at_best.sum(axis=0) == 1) & (np.sum(~np.isnan(d), axis=0) >= 2)
+    return np.where(unique, np.argmax(filled, axis=0), -1)
+
+
+def extreme_groups(disparity: np.ndarray, groups: list[str], favourable: bool) -> str:
+    """Group(s) holding the strict max (favourable) or min disparity on the most labels, as ``Female (10/13)``.
+
+    ``disparity`` is (G, L). The denominator counts labels with at least two defined groups; a label
+    where groups tie at the extreme counts for no group (``label_winners``). Returns ``""`` when no
+    label is counted and ``"none (0/L)"`` when every counted label is a tie.
+    """
+    d = np.asarray(disparity, dtype=float)
+    valid = np.sum(~np.isnan(d), axis=0) >= 2
     if not valid.any():
         return ""
-    d = np.where(np.isnan(disparity[:, valid]), -np.inf if favourable else np.inf, disparity[:, valid])
-    winners = np.argmax(d, axis=0) if favourable else np.argmin(d, axis=0)
-    counts = np.bincount(winners, minlength=len(groups))
+    winners = label_winners(d[:, valid], favourable)
+    counts = np.bincount(winners[winners >= 0], minlength=len(groups))
+    total = int(valid.sum())
+    if counts.max() == 0:
+        return f"none (0/{total})"
     best = np.flatnonzero(counts == counts.max())
-    return f"{', '.join(groups[i] for i in best)} ({counts.max()}/{int(valid.sum())})"
+    return f"{', '.join(groups[i] for i in best)} ({counts.max()}/{total})"

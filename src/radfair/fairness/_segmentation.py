@@ -51,12 +51,17 @@ def segmentation_fairness(group_dice_values: np.ndarray) -> dict[str, np.ndarray
 
 def segmentation_audit(dice_per_patient: np.ndarray, group: np.ndarray, groups: list[str], bootstrap: int = 1000,
                        seed: int = 0, level: float = 0.95) -> dict:
-    """Group Dice, delta-Dice and SER with patient-level percentile bootstrap intervals.
+    """Group Dice (percentile intervals), delta-Dice and SER (max-t projection intervals, ``_intervals``).
+
+    delta_dice = max - min group Dice and SER = max / min group error (1 - Dice) get the projection
+    of a simultaneous max-t band on every group's Dice; ``value_bc`` is the bias-corrected estimate
+    (Lum, Zhang & Bower 2022) clipped into that interval; both ``value`` and ``value_bc`` lie inside it.
 
     ``dice_per_patient`` holds one value per patient (e.g. the mean over a volume's slices), ``group``
     the integer group code of each patient (-1 = unknown).
     """
     from ._bootstrap import replicate_chunks
+    from ._intervals import bias_corrected, max_t_band, ratio_interval, spread_interval
     from ._stats import percentile_ci
 
     n_groups = len(groups)
@@ -67,7 +72,11 @@ def segmentation_audit(dice_per_patient: np.ndarray, group: np.ndarray, groups: 
     rep_fair = segmentation_fairness(rep_dice)
     low, high = percentile_ci(rep_dice, level)
     out = {"groups": {g: {"dice": float(point_dice[i]), "ci_low": float(low[i]), "ci_high": float(high[i])} for i, g in enumerate(groups)}}
+    band_lo, band_hi = max_t_band(point_dice, rep_dice, None, level, family_axes=(0,))
+    intervals = {"delta_dice": spread_interval(band_lo, band_hi, axis=0), "ser": ratio_interval(1 - band_hi, 1 - band_lo, axis=0)}
     for name in ("delta_dice", "ser"):
-        lo, hi = percentile_ci(rep_fair[name], level)
-        out[name] = {"value": float(point[name]), "ci_low": float(lo), "ci_high": float(hi)}
+        lo, hi = intervals[name]
+        bc = bias_corrected(point[name], rep_fair[name][np.isfinite(rep_fair[name])], lo, hi)
+        out[name] = {"value": float(point[name]), "value_bc": float(bc), "ci_low": float(lo), "ci_high": float(hi),
+                     "ci_method": "max-t projection"}
     return out

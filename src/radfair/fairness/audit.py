@@ -24,9 +24,19 @@ from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
 from ._auc import AucPlan
 from ._bootstrap import GroupCounts, replicate_chunks
-from ._disparity import extreme_groups, gap, tpr_disparity
+from ._calibration import (
+    N_BINS,
+    calibration_metrics,
+    calibration_values,
+    reliability_figure,
+    residual_metrics,
+    residual_values,
+    selection_rate,
+)
+from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
+from ._intervals import bias_corrected, max_t_band, spread_interval
 from ._rates import confusion_indicators, rates
 from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
 from ._thresholds_io import apply_thresholds, resolve_thresholds
@@ -36,15 +46,21 @@ EO_NAMES = ("eodd_worst", "eodd_mean", "eop")
 CONVENTIONS = {
     "tpr_disparity": "binary attribute: TPR_g - TPR_(not g); otherwise TPR_g - median over groups with >=1 positive (median includes g)",
     "gap": "max_g disparity - min_g disparity per label; NaN with fewer than two defined groups",
+    "most_favorable": "group with the strict max (min: unfavourable) disparity per label; a tie at the extreme counts for no group (empty cell), so binary attributes are complementary; summary counts labels with >=2 defined groups",
     "average_gap": "mean of per-label gaps over the summary labels (excluded labels listed in config)",
     "eodd_worst": "max(dTPR, dFPR), d = max - min over groups (fairlearn equalized_odds_difference agg='worst_case')",
     "eodd_mean": "(dTPR + dFPR) / 2 (fairlearn agg='mean'; the reconstruction paper's code)",
     "eop": "dTPR = max - min TPR over groups",
     "prediction": "score >= threshold",
-    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed; percentile intervals",
+    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed",
+    "intervals": "single quantities (a group's rate, disparity or AUROC; paired deltas in comparison.csv): percentile bootstrap intervals. max - min statistics (gap, average_gap, eodd_worst, eodd_mean, eop): max-t projection intervals, i.e. a simultaneous max-t bootstrap band on every group rate involved (TPR per label for gap/eop; TPR and FPR per label for eodd; TPR of every group and summary label for average_gap; se floored by the binomial sqrt(p~(1-p~)/n), p~=(x+1)/(n+2)) projected onto the statistic; they are intervals for the true value, and both the plug-in estimate and the bias-corrected one (<name>_bc) lie inside them",
+    "bias_corrected": "<name>_bc = 2 * plug-in - mean of bootstrap replicates (Lum, Zhang & Bower, FAccT 2022), clipped into the max-t projection interval; the plug-in max - min of noisy group rates is biased upward",
     "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
     "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
     "compare_thresholds": "each compared table gets its own thresholds, chosen by the same rule on its own val rows",
+    "selection_rate": "P(score >= threshold) per group over images with a known label; dp_difference = max - min selection rate over groups (fairlearn demographic_parity_difference, between_groups); max-t projection interval",
+    "calibration": f"{N_BINS} equal-width bins on [0, 1], bin k = (k/K, (k+1)/K], first bin holds 0 (scikit-learn calibration_curve uniform); ece = sum_k n_k/n |mean y_k - mean p_k| (Guo et al. 2017); citl = mean p - mean y (calibration-in-the-large, > 0 over-predicts); percentile intervals per group; calibration_gap = max - min ECE over groups with a max-t projection interval; reliability curves in reliability.csv and reliability_<attribute>.png",
+    "site": "a site/dataset column is an attribute like any other (e.g. --attributes dataset): per-site AUROC, rates, calibration in group_metrics.csv and calibration.csv",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
 }
 
@@ -160,11 +176,19 @@ class Evaluation:
         indicators = confusion_indicators(y, apply_thresholds(scores, thresholds)).reshape(len(test), -1)
         self.groups: dict[str, list[str]] = {}
         self.counts: dict[str, GroupCounts] = {}
+        self.cal_counts: dict[str, GroupCounts] = {}
+        self.cal_bins: dict[str, np.ndarray] = {}
+        resid_values = residual_values(y, scores)
+        full = calibration_values(y, scores)
         self.auc_plans: dict[str, list[list[AucPlan]]] = {}
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
             self.groups[attribute] = names
             self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
+            self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values, sparse=True)
+            # point estimate: per-group bins for the reliability curves
+            self.cal_bins[attribute] = np.stack([full[codes == g].sum(axis=0) for g in range(len(names))]).reshape(
+                len(names), len(labels), N_BINS, 3)
             if auc:
                 self.auc_plans[attribute] = [
                     [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j], self.image_patient) for j in range(len(labels))]
@@ -192,6 +216,17 @@ class Evaluation:
                 out[f"average_gap|{attribute}"] = np.nanmean(out[f"gap|{attribute}"][:, summary_mask], axis=-1)
             for name, value in equalized_odds(r["tpr"], r["fpr"]).items():
                 out[f"{name}|{attribute}"] = value
+            selection = selection_rate(counts)
+            out[f"selection_rate|{attribute}"] = selection
+            out[f"dp_difference|{attribute}"] = gap(selection)
+            cal = residual_metrics(self.cal_counts[attribute].counts(multiplicities).reshape(b, counter.n_groups, n_labels, N_BINS + 1))
+            for name in ("n_cal", "ece", "citl"):
+                out[f"{name}|{attribute}"] = cal[name]
+            if b == 1:
+                bins = calibration_metrics(self.cal_bins[attribute][None])  # b == 1: the point estimate
+                for name in ("bin_count", "bin_observed", "bin_predicted"):
+                    out[f"{name}|{attribute}"] = bins[name]
+            out[f"calibration_gap|{attribute}"] = gap(cal["ece"])
             if self.overall_auc is not None:
                 out[f"auc|{attribute}"] = np.stack(
                     [np.stack([plan.auc(multiplicities, dtype) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
@@ -299,14 +334,87 @@ def _ci(reps: dict, key: str, level: float, shape) -> tuple[np.ndarray, np.ndarr
     return percentile_ci(reps[key], level)
 
 
+def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.ndarray, level: float) -> dict:
+    """Max-t projection intervals (``_intervals``) of gap, average_gap, eodd_worst, eodd_mean and eop."""
+    tpr, fpr = point[f"tpr|{attribute}"], point[f"fpr|{attribute}"]
+    n_labels = tpr.shape[1]
+    if f"tpr|{attribute}" not in reps:
+        nan = np.full(n_labels, np.nan)
+        return {name: (nan, nan) for name in ("gap",) + EO_NAMES} | {"average_gap": (np.array(np.nan), np.array(np.nan))}
+    n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
+    tpr_reps, fpr_reps = reps[f"tpr|{attribute}"], reps[f"fpr|{attribute}"]
+    factor = 2.0 if tpr.shape[0] == 2 else 1.0  # binary: gap = 2 |dTPR|; otherwise the median cancels
+    lo, hi = max_t_band(tpr, tpr_reps, n_pos, level, family_axes=(0,))
+    eop = spread_interval(lo, hi, axis=0)
+    both = np.concatenate([tpr, fpr]), np.concatenate([tpr_reps, fpr_reps], axis=1), np.concatenate([n_pos, n_neg])
+    lo2, hi2 = max_t_band(*both, level, family_axes=(0,))
+    g = tpr.shape[0]
+    d_tpr, d_fpr = spread_interval(lo2[:g], hi2[:g], axis=0), spread_interval(lo2[g:], hi2[g:], axis=0)
+    out = {"eop": eop, "gap": (factor * eop[0], factor * eop[1]),
+           "eodd_worst": (np.maximum(d_tpr[0], d_fpr[0]), np.maximum(d_tpr[1], d_fpr[1])),
+           "eodd_mean": ((d_tpr[0] + d_fpr[0]) / 2, (d_tpr[1] + d_fpr[1]) / 2)}
+    mask = summary_mask & ~np.isnan(point[f"gap|{attribute}"])
+    if mask.any():
+        lo3, hi3 = max_t_band(tpr[:, mask], tpr_reps[:, :, mask], n_pos[:, mask], level, family_axes=(0, 1))
+        per_label = spread_interval(lo3, hi3, axis=0)
+        out["average_gap"] = (np.array(factor * np.mean(per_label[0])), np.array(factor * np.mean(per_label[1])))
+    else:
+        out["average_gap"] = (np.array(np.nan), np.array(np.nan))
+    return out
+
+
+def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], level: float) -> dict:
+    """selection_rates, demographic_parity, calibration, calibration_gap and reliability tables."""
+    sel_rows, dp_rows, cal_rows, gap_rows, rel_rows = [], [], [], [], []
+    edges = np.linspace(0, 1, N_BINS + 1)
+    for attribute, groups in ev.groups.items():
+        shape = (len(groups), len(labels))
+        sel, ece, citl = (point[f"{k}|{attribute}"] for k in ("selection_rate", "ece", "citl"))
+        n = point[f"n_cal|{attribute}"]
+        sel_ci, ece_ci, citl_ci = (_ci(reps, f"{k}|{attribute}", level, shape) for k in ("selection_rate", "ece", "citl"))
+        projected = {}
+        for name, rate, denominator in (("dp_difference", "selection_rate", n), ("calibration_gap", "ece", None)):
+            key = f"{rate}|{attribute}"
+            if key in reps:
+                lo, hi = max_t_band(point[key], reps[key], denominator, level, family_axes=(0,))
+                interval = spread_interval(lo, hi, axis=0)
+                corrected = bias_corrected(point[f"{name}|{attribute}"], reps[f"{name}|{attribute}"], *interval)
+            else:
+                interval = (np.full(len(labels), np.nan),) * 2
+                corrected = np.full(len(labels), np.nan)
+            projected[name] = (interval, corrected)
+        for j, label in enumerate(labels):
+            for g, group in enumerate(groups):
+                base = {"label": label, "attribute": attribute, "group": group, "n": int(n[g, j])}
+                sel_rows.append(base | {"selection_rate": float(sel[g, j]), "ci_low": float(sel_ci[0][g, j]), "ci_high": float(sel_ci[1][g, j])})
+                cal_rows.append(base | {"ece": float(ece[g, j]), "ece_ci_low": float(ece_ci[0][g, j]), "ece_ci_high": float(ece_ci[1][g, j]),
+                                        "citl": float(citl[g, j]), "citl_ci_low": float(citl_ci[0][g, j]), "citl_ci_high": float(citl_ci[1][g, j])})
+                for k in range(N_BINS):
+                    rel_rows.append({"label": label, "attribute": attribute, "group": group, "bin": k,
+                                     "bin_low": float(edges[k]), "bin_high": float(edges[k + 1]),
+                                     "n": int(point[f"bin_count|{attribute}"][g, j, k]),
+                                     "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
+                                     "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
+            for name, rows in (("dp_difference", dp_rows), ("calibration_gap", gap_rows)):
+                (lo, hi), corrected = projected[name]
+                rows.append({"label": label, "attribute": attribute, name: float(point[f"{name}|{attribute}"][j]),
+                             f"{name}_bc": float(corrected[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j])})
+    return {"selection_rates": pd.DataFrame(sel_rows), "demographic_parity": pd.DataFrame(dp_rows),
+            "calibration": pd.DataFrame(cal_rows), "calibration_gap": pd.DataFrame(gap_rows), "reliability": pd.DataFrame(rel_rows)}
+
+
 def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig) -> dict:
     level = config.level
     group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
     for attribute, groups in ev.groups.items():
         n_groups = len(groups)
         cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity")}
-        gap_ci = _ci(reps, f"gap|{attribute}", level, (len(labels),))
-        eo_ci = {name: _ci(reps, f"{name}|{attribute}", level, (len(labels),)) for name in EO_NAMES}
+        spread_cis = _spread_intervals(point, reps, attribute, summary_mask, level)
+        gap_ci = spread_cis["gap"]
+        eo_ci = {name: spread_cis[name] for name in EO_NAMES}
+        bc = {name: bias_corrected(point[f"{name}|{attribute}"], reps[f"{name}|{attribute}"], *spread_cis[name])
+              if f"{name}|{attribute}" in reps else np.full(np.shape(point[f"{name}|{attribute}"]), np.nan)
+              for name in ("gap", "average_gap") + EO_NAMES}
         n_pos = point[f"n_pos|{attribute}"]
         share = n_pos / np.where(n_pos.sum(axis=0) > 0, n_pos.sum(axis=0), np.nan)
         disparity = point[f"disparity|{attribute}"]
@@ -323,23 +431,25 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
                 disp_rows.append({"label": label, "attribute": attribute, "group": group, "share_of_positives": float(share[g, j]),
                                   "tpr_disparity": float(disparity[g, j]), "ci_low": float(cis["disparity"][0][g, j]),
                                   "ci_high": float(cis["disparity"][1][g, j]), "small_group": row["small_group"]})
-            column = disparity[:, j]
-            defined = ~np.isnan(column)
+            fav = label_winners(disparity[:, j:j + 1], favourable=True)[0]
+            unfav = label_winners(disparity[:, j:j + 1], favourable=False)[0]
             gap_rows.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j]),
-                             "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
-                             "most_favorable": groups[int(np.nanargmax(column))] if defined.any() else "",
-                             "most_unfavorable": groups[int(np.nanargmin(column))] if defined.any() else ""})
+                             "gap_bc": float(bc["gap"][j]), "ci_low": float(gap_ci[0][j]), "ci_high": float(gap_ci[1][j]),
+                             "most_favorable": groups[fav] if fav >= 0 else "",
+                             "most_unfavorable": groups[unfav] if unfav >= 0 else ""})
             eo = {"label": label, "attribute": attribute}
             for name in EO_NAMES:
                 eo[name] = float(point[f"{name}|{attribute}"][j])
+                eo[f"{name}_bc"] = float(bc[name][j])
                 eo[f"{name}_ci_low"], eo[f"{name}_ci_high"] = float(eo_ci[name][0][j]), float(eo_ci[name][1][j])
             eo_rows.append(eo)
         gaps = np.where(summary_mask, point[f"gap|{attribute}"], np.nan)
-        avg_ci = _ci(reps, f"average_gap|{attribute}", level, ())
+        avg_ci = spread_cis["average_gap"]
         finite = np.isfinite(gaps)
         summary_rows.append({
             "attribute": attribute,
             "average_gap": float(point[f"average_gap|{attribute}"]),
+            "average_gap_bc": float(bc["average_gap"]),
             "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]),
             "lowest_label": labels[int(np.nanargmin(gaps))] if finite.any() else "",
             "lowest_gap": float(np.nanmin(gaps)) if finite.any() else np.nan,
@@ -352,7 +462,8 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
     auc_ci = _ci(reps, "auc|all", level, (len(labels),))
     performance = pd.DataFrame({"label": labels, "auc": auc_all if auc_all is not None else np.nan,
                                 "ci_low": auc_ci[0], "ci_high": auc_ci[1]})
-    return {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
+    extra = _selection_calibration_tables(ev, point, reps, labels, level)
+    return extra | {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
             "summary": pd.DataFrame(summary_rows), "equalized_odds": pd.DataFrame(eo_rows), "performance": performance}
 
 
@@ -386,6 +497,7 @@ def _comparison(ev: Evaluation, point_a: dict, point_b: dict, deltas: dict, labe
 
 
 OUTPUTS = ("thresholds", "group_metrics", "disparities", "gaps", "summary", "equalized_odds", "performance",
+           "selection_rates", "demographic_parity", "calibration", "calibration_gap", "reliability",
            "comparison", "thresholds_compare")
 
 
@@ -410,9 +522,16 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
             if name in tables:
                 write_table(tables[name], staging / f"{name}.csv")
                 write_table(tables[name], staging / f"{name}.parquet")
+        figures = []
+        for attribute, part in tables["reliability"].groupby("attribute", sort=False) if len(tables["reliability"]) else ():
+            name = "reliability_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in attribute) + ".png"
+            reliability_figure(part, staging / name, f"Reliability by {attribute} (test split, {N_BINS} uniform bins)")
+            figures.append(name)
+        tables["audit"]["figures"] = figures
         write_json(staging / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
         written = {p.name for p in staging.iterdir()}
-        for name in [f"{n}.{ext}" for n in OUTPUTS for ext in ("csv", "parquet")] + ["audit.json"]:
+        known = [f"{n}.{ext}" for n in OUTPUTS for ext in ("csv", "parquet")] + ["audit.json"]
+        for name in known + [p.name for p in out.glob("reliability_*.png")]:
             if name not in written:
                 (out / name).unlink(missing_ok=True)
         for name in sorted(written - {"audit.json"}) + ["audit.json"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,6 +76,10 @@ def test_slice_cache_refuses_bad_input(ucsf, tmp_path):
         slice_arrays(cohort.drop(columns=["mask_path"]), ucsf, SliceSettings(**SLICES), progress=False)
     with pytest.raises(RadfairInputError, match="min_tumour_pixels"):
         slice_arrays(cohort, ucsf, SliceSettings(size=32, min_tumour_pixels=-1), progress=False)
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((32, 32), np.uint8), np.eye(4)), flat)
+    with pytest.raises(RadfairInputError, match="flat.nii.gz.*3-D volume"):
+        slice_arrays(cohort.assign(mask_path=str(flat)), ucsf, SliceSettings(**SLICES), progress=False)
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a volume")
     bad = cohort.assign(path=[str(broken)] + cohort["path"].tolist()[1:])

@@ -82,17 +82,14 @@ def tumour_slices(path: str, size: int) -> np.ndarray:
     """(Z, size, size) uint8 0/1 tumour masks (label > 0) of a BraTS label volume, nearest-neighbour resized."""
     labels, _ = read_nifti(path)
     tumour = (np.asarray(labels) > 0).astype(np.uint8)
-    return np.stack([np.asarray(Image.fromarray(tumour[..., z]).resize((size, size), Image.NEAREST))
-                     for z in range(tumour.shape[-1])]) if tumour.ndim == 3 else np.zeros((0, size, size), np.uint8)
-
-
-def _check_volume(array: np.ndarray, path: str, what: str) -> None:
-    if array.ndim != 3:
-        raise RadfairInputError(f"{path}: {what} has shape {list(array.shape)}; expected a 3D volume (x, y, axial slices)")
+    out = np.zeros((tumour.shape[-1], size, size), np.uint8)
+    for z in range(tumour.shape[-1]):
+        out[z] = np.asarray(Image.fromarray(np.ascontiguousarray(tumour[..., z])).resize((size, size), Image.NEAREST))
+    return out
 
 
 def _kept(masks: np.ndarray, settings: SliceSettings) -> np.ndarray:
-    counts = masks.reshape(len(masks), -1).sum(axis=1)
+    counts = masks.sum(axis=(1, 2))
     keep = np.ones(len(masks), bool) if settings.include_empty else counts >= max(settings.min_tumour_pixels, 1)
     if settings.slice_range is not None:
         z = np.arange(len(masks))
@@ -147,10 +144,9 @@ def _build(rows: pd.DataFrame, column: str, mask_column: str, settings: SliceSet
             task = bar.add_task("reading tumour masks (once)", total=len(rows))
             parts = []
             for i, masks in enumerate(pool.map(lambda p: tumour_slices(p, size), rows[mask_column])):
-                _check_volume(masks, rows[mask_column][i], "the tumour mask")
                 kept = _kept(masks, settings)
                 parts.append(pd.DataFrame({"image_id": rows["image_id"][i], "patient_id": rows["patient_id"][i], "slice": kept,
-                                           "tumour_pixels": masks[kept].reshape(len(kept), -1).sum(axis=1).astype(np.int64),
+                                           "tumour_pixels": masks[kept].sum(axis=(1, 2)).astype(np.int64),
                                            "n_slices": len(masks)}))
                 bar.update(task, advance=1)
             plan = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
@@ -170,7 +166,6 @@ def _build(rows: pd.DataFrame, column: str, mask_column: str, settings: SliceSet
         def decode(i: int) -> tuple[np.ndarray, np.ndarray]:
             kept = plan["slice"].to_numpy()[starts[i]:starts[i + 1]]
             vol = unit_volume(rows[column][i])
-            _check_volume(vol, rows[column][i], "the image")
             mask = tumour_slices(rows[mask_column][i], size)
             if vol.shape[-1] != len(mask):
                 raise RadfairInputError(f"{rows[column][i]}: {vol.shape[-1]} axial slices but its tumour mask "

@@ -199,3 +199,22 @@ def test_frozen_models_score_clean_and_degraded_volumes(classifier_run, segmente
                       progress=False)
     with pytest.raises(RadfairInputError, match="path_reconstructed"):
         score_volumes(classifier_dir, table, tmp_path / "x.parquet", column="path_reconstructed", progress=False)
+
+
+def test_a_volume_without_kept_slices_is_warned_not_silently_dropped(ucsf, tmp_path):
+    cohort = pd.read_parquet(ucsf)
+    index = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False).index
+    largest = index.groupby("image_id")["tumour_pixels"].max()
+    threshold = int(largest.min()) + 1  # drops the volume(s) whose largest tumour slice is the smallest
+    dropped = set(largest.index[largest < threshold])
+    kept_splits = set(cohort.loc[~cohort["image_id"].isin(dropped), "split"])
+    if not {"train", "val"} <= kept_splits:
+        pytest.skip("the smallest tumours hold every train or val volume")
+    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8,
+                    slices={"size": 32, "min_tumour_pixels": threshold}, batch_size=4, loop={"epochs": 1, "patience": None})
+    with pytest.warns(Warning, match=f"{len(dropped)} volume"):
+        assert execute(spec, tmp_path / "run", progress=False).status == "done"
+    table = pd.read_parquet(tmp_path / "run" / "segmentation.parquet")
+    expected = cohort.loc[cohort["split"].isin(["val", "test"]) & ~cohort["image_id"].isin(dropped), "image_id"]
+    assert table["image_id"].tolist() == expected.tolist()
+    assert "have no slice with enough tumour pixels" in (tmp_path / "run" / "run.log").read_text()

@@ -44,6 +44,8 @@ RUN_KINDS: dict[str, str] = {
     "train-classifier": "radfair.training.classify:run_training",
     "train-reconstructor": "radfair.training.reconstruct_run:run_reconstructor_training",
     "predict-classifier": "radfair.studies.reconstruction.run:run_predict",
+    "train-slice-classifier": "radfair.training.mri_downstream:run_slice_classifier",
+    "train-segmenter": "radfair.training.mri_downstream:run_segmenter",
 }
 STATUSES = ("pending", "running", "done", "failed")
 

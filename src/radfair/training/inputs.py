@@ -90,11 +90,16 @@ def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | 
     return np.load(matrix_path, mmap_mode="r"), np.load(found_path)
 
 
+def resize_to_uint8(grey: np.ndarray, size: int) -> np.ndarray:
+    """A float image in [0, 1] resized bilinearly (antialiased, in float) to (size, size), then quantised to uint8."""
+    resized = Image.fromarray(np.asarray(grey, dtype=np.float32), mode="F").resize((size, size), Image.BILINEAR)
+    return (np.clip(np.asarray(resized), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def decode_image(path: str, size: int) -> np.ndarray:
     """A radiograph as a (size, size) uint8 array: read at its real depth (:func:`radfair.readers.read_gray`),
     resized bilinearly with antialiasing in float, then quantised."""
-    grey = Image.fromarray(read_gray(path), mode="F").resize((size, size), Image.BILINEAR)
-    return (np.clip(np.asarray(grey), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return resize_to_uint8(read_gray(path), size)
 
 
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,

@@ -1,0 +1,220 @@
+"""UCSF-PDGM downstream models of Study 2: slice cache, median aggregation, the two run kinds, frozen scoring."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from radfair.data.cohort import build_cohort, save_cohort
+from radfair.data.splits import split_cohort_file
+from radfair.degradation.run import degrade_mri
+from radfair.errors import RadfairInputError
+from radfair.execution import RUN_KINDS, execute
+from radfair.fairness import AuditConfig, run_audit
+from radfair.readers import read_nifti
+from radfair.training.checkpoint import load_checkpoint
+from radfair.training.inputs import resize_to_uint8
+from radfair.training.mri_downstream import (
+    aggregate_patients,
+    dice_from_counts,
+    run_spec,
+    score_volumes,
+    soft_dice_loss,
+)
+from radfair.training.volumes import SegmentationBatches, SliceSettings, slice_arrays, unit_volume
+
+SLICES = {"size": 32, "min_tumour_pixels": 1}
+FAST_LOOP = {"epochs": 2, "patience": None}
+
+
+@pytest.fixture(scope="module")
+def ucsf(synth_root, tmp_path_factory):
+    """The synthetic UCSF-PDGM cohort (6 patients of 32x32x8), split by patient 1/3 each; the first split seed
+    whose val and test splits both hold both sexes (so an audit by sex is possible)."""
+    root, _ = synth_root
+    folder = tmp_path_factory.mktemp("ucsf")
+    cohort, meta = build_cohort("ucsf-pdgm", root)
+    save_cohort(cohort, meta, folder / "cohort.parquet")
+    for seed in range(50):
+        split = split_cohort_file(folder / "cohort.parquet", folder / "split.parquet", fractions=(0.34, 0.33, 0.33), seed=seed)
+        if all(split.loc[split["split"] == s, "sex"].nunique() == 2 for s in ("val", "test")):
+            return folder / "split.parquet"
+    pytest.skip("no split seed puts both sexes in val and test")
+
+
+def test_slice_cache_has_aligned_images_and_masks(ucsf):
+    cohort = pd.read_parquet(ucsf)
+    data = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False)
+    n = len(data.index)
+    assert data.images.shape == data.masks.shape == (n, 32, 32) and data.images.dtype == data.masks.dtype == np.uint8
+    assert list(data.index.columns) == ["image_id", "patient_id", "slice", "tumour_pixels"]
+    assert set(data.index["image_id"]) <= set(cohort["image_id"]) and n > 0
+    paths = cohort.set_index("image_id")
+    for i, row in data.index.iterrows():
+        vol = unit_volume(paths.loc[row["image_id"], "path"])
+        mask = read_nifti(paths.loc[row["image_id"], "mask_path"])[0][..., row["slice"]] > 0
+        np.testing.assert_array_equal(data.images[i], resize_to_uint8(vol[..., row["slice"]], 32))
+        np.testing.assert_array_equal(data.masks[i], mask.astype(np.uint8))  # same size: nearest = identity
+        assert data.masks[i].sum() == row["tumour_pixels"] >= 1
+    # every kept slice of a volume, and only those: all slices with tumour
+    for image_id, group in data.index.groupby("image_id"):
+        labels = read_nifti(paths.loc[image_id, "mask_path"])[0]
+        assert group["slice"].tolist() == [z for z in range(labels.shape[-1]) if (labels[..., z] > 0).any()]
+    # cached: a second call reads the same files; other settings make another cache
+    again = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False)
+    assert again.images.filename == data.images.filename
+    everything = slice_arrays(cohort, ucsf, SliceSettings(size=16, include_empty=True), progress=False)
+    assert everything.images.shape == (6 * 8, 16, 16) and set(everything.masks.ravel()) <= {0, 1}
+
+
+def test_slice_cache_refuses_bad_input(ucsf, tmp_path):
+    cohort = pd.read_parquet(ucsf)
+    with pytest.raises(RadfairInputError, match="mask_path"):
+        slice_arrays(cohort.drop(columns=["mask_path"]), ucsf, SliceSettings(**SLICES), progress=False)
+    with pytest.raises(RadfairInputError, match="min_tumour_pixels"):
+        slice_arrays(cohort, ucsf, SliceSettings(size=32, min_tumour_pixels=-1), progress=False)
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((32, 32), np.uint8), np.eye(4)), flat)
+    with pytest.raises(RadfairInputError, match="flat.nii.gz.*3-D volume"):
+        slice_arrays(cohort.assign(mask_path=str(flat)), ucsf, SliceSettings(**SLICES), progress=False)
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a volume")
+    bad = cohort.assign(path=[str(broken)] + cohort["path"].tolist()[1:])
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(RadfairInputError, match="broken.nii.gz"):
+        slice_arrays(bad, tmp_path / "bad.parquet", SliceSettings(**SLICES), progress=False)
+
+
+def test_patient_score_is_the_median_of_its_slices():
+    slices = pd.DataFrame({"patient_id": ["a", "a", "a", "b", "b", "c"],
+                           "p_high_grade": [0.1, 0.9, 0.4, 0.2, 0.6, 0.7],
+                           "p_glioblastoma": [0.5, 0.3, 0.8, 1.0, 0.0, 0.25]})
+    out = aggregate_patients(slices, ["high_grade", "glioblastoma"]).set_index("patient_id")
+    assert out.loc["a", "p_high_grade"] == 0.4 and out.loc["a", "p_glioblastoma"] == 0.5
+    assert out.loc["b", "p_high_grade"] == pytest.approx(0.4) and out.loc["b", "p_glioblastoma"] == 0.5
+    assert out.loc["c", "p_high_grade"] == 0.7 and out["n_slices"].tolist() == [3, 2, 1]
+
+
+def test_dice_from_counts_and_soft_dice():
+    np.testing.assert_allclose(dice_from_counts([2, 0, 0], [3, 1, 0], [3, 0, 0]), [2 / 3, 0.0, np.nan])
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, 2:5, 2:5] = 1
+    perfect = torch.where(target > 0, 20.0, -20.0)
+    assert soft_dice_loss(perfect, target) < 1e-3 < soft_dice_loss(-perfect, target)
+
+
+def test_segmentation_batches_replay_their_seeded_order(ucsf):
+    data = slice_arrays(pd.read_parquet(ucsf), ucsf, SliceSettings(**SLICES), progress=False)
+    batches = SegmentationBatches(data.images, data.masks, 2, shuffle=True, seed=3)
+    first = [b["index"].tolist() for b in batches.epoch(1)]
+    assert [b["index"].tolist() for b in batches.epoch(1, start=1)] == first[1:]
+    batch = next(batches.epoch(0))
+    assert batch["x"].shape == batch["mask"].shape == (2, 1, 32, 32) and float(batch["x"].max()) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def classifier_run(ucsf, tmp_path_factory):
+    spec = run_spec("train-slice-classifier", cpus=1, cohort=str(ucsf), model="resnet18", slices=SLICES, batch_size=4,
+                    eval_batch_size=8, optim={"lr": 1e-3, "weight_decay": 0.0}, loop=FAST_LOOP)
+    run_dir = tmp_path_factory.mktemp("runs") / "classifier"
+    return spec, run_dir, execute(spec, run_dir, progress=False)
+
+
+@pytest.fixture(scope="module")
+def segmenter_run(ucsf, tmp_path_factory):
+    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8, 16], bottleneck=32, slices=SLICES, batch_size=4,
+                    eval_batch_size=8, loop=FAST_LOOP)
+    run_dir = tmp_path_factory.mktemp("runs") / "segmenter"
+    return spec, run_dir, execute(spec, run_dir, progress=False)
+
+
+def test_run_kinds_are_registered():
+    assert RUN_KINDS["train-slice-classifier"].endswith(":run_slice_classifier")
+    assert RUN_KINDS["train-segmenter"].endswith(":run_segmenter")
+
+
+def test_slice_classifier_run_scores_val_and_test_patients_by_median(classifier_run, ucsf):
+    spec, run_dir, outcome = classifier_run
+    assert outcome.status == "done"
+    assert len(pd.read_csv(run_dir / "history.csv")) == 2 and load_checkpoint(run_dir / "checkpoints" / "best.pt") is not None
+    cohort = pd.read_parquet(ucsf)
+    scored = pd.read_parquet(run_dir / "scored.parquet")
+    expected = cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"].tolist()
+    assert scored["image_id"].tolist() == expected and scored["patient_id"].is_unique
+    for column in ("image_id", "patient_id", "split", "sex", "age", "age_group", "y_high_grade", "y_glioblastoma",
+                   "p_high_grade", "p_glioblastoma"):
+        assert column in scored.columns
+    assert scored[["p_high_grade", "p_glioblastoma"]].stack().between(0, 1).all()
+    slices = pd.read_parquet(run_dir / "slice_scores.parquet")
+    medians = slices.groupby("patient_id")[["p_high_grade", "p_glioblastoma"]].median()
+    np.testing.assert_allclose(scored.set_index("patient_id")[medians.columns].loc[medians.index], medians)
+    assert (scored.set_index("patient_id")["n_slices"] == slices.groupby("patient_id").size()).all()
+    with pytest.warns(Warning):  # tiny data: every patient is high grade, so no threshold (NaN metrics, warned)
+        result = run_audit(scored, AuditConfig(attributes=["sex"], bootstrap=0, threshold="balanced"))
+    assert result["audit"]["test_patients"] == int((scored["split"] == "test").sum())
+    assert execute(spec, run_dir, progress=False).status == "skipped"
+
+
+def test_segmenter_run_writes_patient_dice_recomputable_from_counts(segmenter_run, ucsf):
+    spec, run_dir, outcome = segmenter_run
+    assert outcome.status == "done"
+    table = pd.read_parquet(run_dir / "segmentation.parquet")
+    cohort = pd.read_parquet(ucsf)
+    assert table["image_id"].tolist() == cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"].tolist()
+    assert {"image_id", "patient_id", "split", "sex", "age", "age_group", "dice", "intersection", "pred_pixels",
+            "true_pixels", "dice_slice_mean", "n_slices"} <= set(table.columns)
+    defined = table["dice"].dropna()
+    assert defined.between(0, 1).all() and (table["true_pixels"] > 0).all()
+    np.testing.assert_allclose(table["dice"], 2 * table["intersection"] / (table["pred_pixels"] + table["true_pixels"]))
+    assert (table["intersection"] <= table[["pred_pixels", "true_pixels"]].min(axis=1)).all()
+    assert execute(spec, run_dir, progress=False).status == "skipped"
+
+
+def test_frozen_models_score_clean_and_degraded_volumes(classifier_run, segmenter_run, ucsf, tmp_path):
+    _, classifier_dir, _ = classifier_run
+    _, segmenter_dir, _ = segmenter_run
+    # the clean cohort through score_volumes gives exactly the run's own tables (same preprocessing, best checkpoint)
+    clean = score_volumes(classifier_dir, ucsf, tmp_path / "clean_scored.parquet", progress=False)
+    pd.testing.assert_frame_equal(clean, pd.read_parquet(classifier_dir / "scored.parquet"))
+    clean_seg = score_volumes(segmenter_dir, ucsf, tmp_path / "clean_seg.parquet", progress=False)
+    pd.testing.assert_frame_equal(clean_seg, pd.read_parquet(segmenter_dir / "segmentation.parquet"))
+    # degraded copies (radial undersampling, R = 4), read from degraded.parquet's path_degraded
+    degrade_mri(ucsf, tmp_path / "degraded", [4.0])
+    table = tmp_path / "degraded" / "degraded.parquet"
+    scored = score_volumes(classifier_dir, table, tmp_path / "deg_scored.parquet", column="path_degraded", progress=False)
+    assert scored["image_id"].tolist() == clean["image_id"].tolist()
+    assert scored[["p_high_grade", "p_glioblastoma"]].stack().between(0, 1).all()
+    assert not np.allclose(scored["p_high_grade"], clean["p_high_grade"], atol=0, rtol=0)
+    assert (scored["n_slices"] == clean["n_slices"]).all()  # slices are chosen by the true masks: paired
+    with pytest.warns(Warning):
+        run_audit(scored, AuditConfig(attributes=["sex"], bootstrap=0, threshold="balanced"), compare=clean)
+    seg = score_volumes(segmenter_dir, table, tmp_path / "deg_seg.parquet", column="path_degraded", progress=False)
+    assert seg["image_id"].tolist() == clean_seg["image_id"].tolist() and seg["dice"].dropna().between(0, 1).all()
+    assert (seg["true_pixels"] == clean_seg["true_pixels"]).all()
+    with pytest.raises(RadfairInputError, match="level"):
+        score_volumes(classifier_dir, table, tmp_path / "x.parquet", column="path_degraded", level="mri_golden_angle_R9",
+                      progress=False)
+    with pytest.raises(RadfairInputError, match="path_reconstructed"):
+        score_volumes(classifier_dir, table, tmp_path / "x.parquet", column="path_reconstructed", progress=False)
+
+
+def test_a_volume_without_kept_slices_is_warned_not_silently_dropped(ucsf, tmp_path):
+    cohort = pd.read_parquet(ucsf)
+    index = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False).index
+    largest = index.groupby("image_id")["tumour_pixels"].max()
+    threshold = int(largest.min()) + 1  # drops the volume(s) whose largest tumour slice is the smallest
+    dropped = set(largest.index[largest < threshold])
+    kept_splits = set(cohort.loc[~cohort["image_id"].isin(dropped), "split"])
+    if not {"train", "val"} <= kept_splits:
+        pytest.skip("the smallest tumours hold every train or val volume")
+    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8,
+                    slices={"size": 32, "min_tumour_pixels": threshold}, batch_size=4, loop={"epochs": 1, "patience": None})
+    with pytest.warns(Warning, match=f"{len(dropped)} volume"):
+        assert execute(spec, tmp_path / "run", progress=False).status == "done"
+    table = pd.read_parquet(tmp_path / "run" / "segmentation.parquet")
+    expected = cohort.loc[cohort["split"].isin(["val", "test"]) & ~cohort["image_id"].isin(dropped), "image_id"]
+    assert table["image_id"].tolist() == expected.tolist()
+    assert "have no slice with enough tumour pixels" in (tmp_path / "run" / "run.log").read_text()

@@ -120,6 +120,17 @@ def read_record(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def require_record(run_dir: str | Path, kinds) -> dict:
+    """The ``run.json`` of a run of one of ``kinds``; anything else is a one-line input error."""
+    wanted = " or ".join(sorted(kinds))
+    record = read_record(run_dir)
+    if record is None:
+        raise RadfairInputError(f"{run_dir}: not a run folder (no run.json); expected a {wanted} run")
+    if record.get("kind") not in kinds:
+        raise RadfairInputError(f"{run_dir}: run kind {record.get('kind')!r}; expected a {wanted} run")
+    return record
+
+
 def corrupted_outputs(record: dict, run_dir: Path) -> list[str]:
     """Outputs of a done run that are missing or whose sha256 no longer matches."""
     bad = []

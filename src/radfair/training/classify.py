@@ -9,7 +9,6 @@ ids, ``split``, attributes, ``y_<label>``, ``p_<label>``), ready for ``radfair a
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -213,13 +212,10 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
                    device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``)."""
     check_device(device)
+    from ..execution.store import require_record
+
     run_dir = Path(run_dir)
-    record_path = run_dir / "run.json"
-    if not record_path.is_file():
-        raise RadfairInputError(f"{run_dir}: not a training run (no run.json); expected a folder written by `radfair train`")
-    record = json.loads(record_path.read_text())
-    if record.get("kind") != "train-classifier":
-        raise RadfairInputError(f"{run_dir}: run kind {record.get('kind')!r}; expected a train-classifier run")
+    record = require_record(run_dir, {"train-classifier"})
     config = ClassifierRunConfig.model_validate(record["config"])
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     if best is None:

@@ -20,7 +20,6 @@ clean volumes and then frozen; the lead scores degraded and reconstructed volume
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -430,14 +429,11 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
     the true masks, so clean and reconstructed tables score the same slices. ``splits=None`` scores every row.
     """
     check_device(device)
+    from ..execution.store import require_record
+
     run_dir = Path(run_dir)
-    record_path = run_dir / "run.json"
-    if not record_path.is_file():
-        raise RadfairInputError(f"{run_dir}: not a run folder (no run.json); expected a train-slice-classifier or train-segmenter run")
-    record = json.loads(record_path.read_text())
-    kind = record.get("kind")
-    if kind not in RUN_CONFIGS:
-        raise RadfairInputError(f"{run_dir}: run kind {kind!r}; expected one of {sorted(RUN_CONFIGS)}")
+    record = require_record(run_dir, set(RUN_CONFIGS))
+    kind = record["kind"]
     config = RUN_CONFIGS[kind].model_validate(record["config"])
     best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     if best is None:

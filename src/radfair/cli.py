@@ -415,6 +415,21 @@ def runs_clean(
 
 @app.command()
 @handles_input_errors
+def report(
+    folder: Annotated[Path, typer.Argument(help="Result folder of `radfair audit` or `radfair study emb-vs-img|reconstruction`.")],
+    out: Annotated[Path | None, typer.Option(help="Output file (default: FOLDER/report.html, or report.md with --format md).")] = None,
+    format: Annotated[str, typer.Option("--format", help="html (one self-contained file) or md (figures as relative links).")] = "html",
+):
+    """Write one report page of a result folder: findings, tables, figures, methods, warnings, provenance."""
+    from .report.render import write_report
+
+    path, page = write_report(folder, out, format)
+    console.print(f"report ({page.kind}): {len(page.findings)} finding(s), {len(page.tables)} table(s), "
+                  f"{len(page.figures)} figure(s), {len(page.warnings)} warning(s) -> {path}")
+
+
+@app.command()
+@handles_input_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_out"),
     patients: Annotated[int, typer.Option(help="Synthetic chest X-ray patients.")] = 2000,

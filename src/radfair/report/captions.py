@@ -1,0 +1,59 @@
+"""Caption registry: file-name pattern -> caption, per folder kind, with a generic fallback.
+
+Add an entry here when a run starts writing a new table or figure; a file that matches no entry still
+appears in the report, with the generic caption. Patterns are ``fnmatch`` patterns on the file name
+(``table1*.md``, ``fig2_*.png``); the first match wins. ``{stem}`` and ``{parts[i]}`` (the stem split on
+``_``) may be used in a caption.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+RELIABILITY = ("Reliability diagram by {rest}: one panel per finding; x axis = mean predicted score in each of the "
+               "equal-width score bins, y axis = observed positive rate in that bin; one line per group with a dot per "
+               "non-empty bin; dashed diagonal = perfect calibration (above it the model under-predicts, below it over-predicts).")
+
+CAPTIONS: dict[str, list[tuple[str, str]]] = {
+    "audit": [
+        ("reliability_*.png", RELIABILITY),
+    ],
+    "emb-vs-img": [
+        ("table3*.md", "Table 3 layout: mean test AUROC over seeds per finding (rows) and dataset x arm (columns), with "
+                       "Student-t 95% intervals over seeds; bold = the arm with the higher mean."),
+        ("table4*.md", "Table 4 layout: average TPR-disparity gap per attribute, dataset and arm with Student-t 95% intervals "
+                       "over seeds, the findings with the lowest and highest gap, and the groups most often (un)favoured; "
+                       "bold model = the lower average gap."),
+        ("fig1_*.png", "Figure 1 ({parts[1]}, arm {parts[2]}, attribute {rest3}): TPR disparity (y axis; 0 = the group's TPR "
+                       "equals the reference) per finding (x axis, sorted by increasing gap) and group (colour). Marker = "
+                       "seed-mean disparity, marker area proportional to the group's share of positives; vertical bars = "
+                       "Student-t 95% interval over seeds; horizontal line at 0 = no disparity."),
+    ],
+    "reconstruction": [
+        ("table1*.md", "Table 1 layout (as written by the study run)."),
+        ("table2*.md", "Table 2 layout (as written by the study run)."),
+        ("table3*.md", "Table 3 layout (as written by the study run)."),
+        ("table4*.md", "Table 4 layout (as written by the study run)."),
+        ("table7*.md", "Table 7 layout (as written by the study run)."),
+        ("table8*.md", "Table 8 layout (as written by the study run)."),
+        ("examples_*.png", "Example images ({rest}): clean, degraded and reconstructed versions of the same test images, as "
+                           "written by the study run; panel titles name the level and the reconstructor."),
+        ("fig*.png", "Figure {parts[0]} of the study run ({rest}); axes, markers and bars are labelled in the figure itself."),
+    ],
+}
+
+GENERIC_TABLE = "Table {name}, as written by the run (title and notes are the run's own)."
+GENERIC_FIGURE = "Figure {name}, as written by the run; axes, markers and bars are labelled in the figure itself."
+
+
+def caption(kind: str, path: str | Path) -> str:
+    name = Path(path).name
+    stem = Path(path).stem
+    parts = stem.split("_")
+    fields = {"name": name, "stem": stem, "parts": parts + [""] * 4, "rest": " ".join(parts[1:]) or stem,
+              "rest3": " ".join(parts[3:]) or stem}
+    for pattern, text in CAPTIONS.get(kind, []):
+        if fnmatch.fnmatch(name, pattern):
+            return text.format(**fields)
+    return (GENERIC_FIGURE if name.lower().endswith(".png") else GENERIC_TABLE).format(**fields)

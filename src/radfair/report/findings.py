@@ -1,0 +1,121 @@
+"""Findings in plain words: only effects whose interval excludes 0, each with its number and interval.
+
+Each function takes the long table a run wrote and returns sentences; when no interval excludes 0 it
+returns one sentence saying so (never silence, never an effect that is not resolved).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .tables import excludes_zero, interval
+
+PRETTY_METRICS = {"eodd_worst": "EODD (worst case)", "eodd_mean": "EODD (mean)", "eop": "EOP (TPR gap)", "gap": "TPR-disparity gap",
+                  "auc": "AUROC", "average_gap": "average gap", "dp_difference": "demographic parity difference",
+                  "calibration_gap": "calibration gap"}
+
+
+def pretty(label: str) -> str:
+    return str(label).replace("_", " ")
+
+
+def _significant(df: pd.DataFrame, low: str = "ci_low", high: str = "ci_high") -> pd.DataFrame:
+    if df.empty:
+        return df
+    return df[[excludes_zero(lo, hi) for lo, hi in zip(df[low], df[high], strict=True)]]
+
+
+def none_sentence(what: str) -> str:
+    return f"No {what} has a 95% interval that excludes 0: no effect is resolved at this sample size."
+
+
+def disparity_findings(disparities: pd.DataFrame, value: str = "tpr_disparity", prefix: str = "", seeds: str = "") -> list[str]:
+    """Per attribute and group: in how many findings the TPR is lower (higher) than the reference, and the largest.
+
+    ``disparities`` has label, attribute, group, ``value``, ci_low, ci_high. For a binary attribute only the
+    lower side is stated (the other group's higher TPR is its mirror image).
+    """
+    out = []
+    for attribute, part in disparities.groupby("attribute", sort=False):
+        groups = list(dict.fromkeys(part["group"]))
+        binary = len(groups) == 2
+        for group in groups:
+            rows = part[(part["group"] == group) & part[value].notna()]
+            n = rows["label"].nunique()
+            sig = _significant(rows)
+            for direction, sub in (("lower", sig[sig[value] < 0]), ("higher", sig[sig[value] > 0])):
+                if sub.empty or (binary and direction == "higher"):
+                    continue
+                worst = sub.loc[sub[value].abs().idxmax()]
+                out.append(f"{prefix}{group} patients ({attribute}): {direction} TPR in {len(sub)} of {n} findings{seeds}; "
+                           f"largest gap {pretty(worst['label'])} {interval(worst[value], worst['ci_low'], worst['ci_high'], signed=True)}")
+    return out
+
+
+def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = None, comparison: pd.DataFrame | None = None) -> list[str]:
+    out = disparity_findings(disparities)
+    if summary is not None and not summary.empty:
+        for row in _significant(summary).itertuples():
+            out.append(f"{row.attribute}: average TPR-disparity gap over findings {interval(row.average_gap, row.ci_low, row.ci_high)} "
+                       f"(bias-corrected {interval(row.average_gap_bc, float('nan'), float('nan'))}; max-t interval)")
+    if comparison is not None and not comparison.empty:
+        out += shift_findings(comparison.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}),
+                              keys=("attribute", "metric"), what="compared table (B - A)")
+    return out or [none_sentence("TPR disparity, gap or comparison")]
+
+
+def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dict[str, str] | None = None) -> list[str]:
+    """Per dataset and arm: average gaps (Table 4 data) and group disparities, with Student-t intervals over seeds."""
+    names = names or {}
+    out = []
+    for row in _significant(summary).itertuples():
+        highest = f"; highest {pretty(row.highest_label)} {interval(row.highest_gap, None, None)}" if row.highest_label else ""
+        out.append(f"{names.get(row.dataset, row.dataset)} · {row.model} · {row.attribute}: average gap "
+                   f"{interval(row.average_gap, row.ci_low, row.ci_high)} over {row.n_seeds} seeds{highest}; "
+                   f"most unfavourable {row.unfavorable or 'n/a'}")
+    for (dataset, model), part in disparities.groupby(["dataset", "model"], sort=False):
+        n_seeds = int(part["n_seeds"].max()) if "n_seeds" in part and len(part) else 0
+        out += disparity_findings(part, "disparity_mean", prefix=f"{names.get(dataset, dataset)} · {model}: ",
+                                  seeds=f" (95% t-interval over {n_seeds} seeds)")
+    return out or [none_sentence("average gap or group TPR disparity")]
+
+
+def shift_findings(shift: pd.DataFrame, keys=("reconstructor", "level", "attribute", "metric"), what: str = "shift") -> list[str]:
+    """Rows whose delta interval excludes 0, grouped by ``keys`` (+ mitigation when present): count and the largest.
+
+    Holm-adjusted p-values are quoted when the table has them.
+    """
+    if shift.empty:
+        return []
+    keys = [k for k in (*keys, "mitigation") if k in shift.columns]
+    out = []
+    for key, part in shift.groupby(keys, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        defined = part[part["delta"].notna()]
+        sig = _significant(defined)
+        if sig.empty:
+            continue
+        what_key = dict(zip(keys, key, strict=True))
+        metric = PRETTY_METRICS.get(what_key.get("metric"), what_key.get("metric", ""))
+        where = ", ".join(str(what_key[k]) for k in keys if k not in ("metric", "attribute"))
+        head = f"{where} — " if where else ""
+        attribute = what_key.get("attribute", "")
+        for direction, sub in (("rose", sig[sig["delta"] > 0]), ("fell", sig[sig["delta"] < 0])):
+            if sub.empty:
+                continue
+            top = sub.loc[sub["delta"].abs().idxmax()]
+            holm = ""
+            if "p_holm" in sub.columns:
+                n_holm = int((sub["p_holm"] < 0.05).sum())
+                holm = f" ({n_holm} significant after Holm); largest"
+                p = f", p_Holm = {top['p_holm']:.3g}"
+            else:
+                holm, p = "; largest", ""
+            base = f" (from {interval(top['baseline'], None, None)})" if "baseline" in sub.columns else ""
+            out.append(f"{head}{metric} by {attribute}: {direction} in {len(sub)} of {len(defined)} findings{holm} "
+                       f"{pretty(top['label'])} {interval(top['delta'], top['ci_low'], top['ci_high'], signed=True)}{base}{p}")
+    return out
+
+
+def study2_findings(bias_shift: pd.DataFrame) -> list[str]:
+    return shift_findings(bias_shift) or [none_sentence("fairness shift (reconstructed − clean)")]

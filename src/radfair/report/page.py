@@ -48,6 +48,7 @@ class Figure:
     data_uri: str
     width: int = 0
     height: int = 0
+    link: str = ""  # Markdown: the figure's path relative to the report file
 
 
 @dataclass

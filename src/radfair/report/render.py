@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import BAD_OPTION, RadfairInputError
@@ -37,9 +38,9 @@ def render_html(page: Page) -> str:
 def render_markdown(page: Page, out: Path | None = None) -> str:
     """Markdown with figures as links relative to ``out``'s folder (the result folder when ``out`` is None)."""
     base = Path(out).resolve().parent if out is not None else Path(page.folder)
-    figures = [type(f)(os.path.relpath(Path(page.folder) / f.path, base).replace(os.sep, "/"), f.caption, "", f.width, f.height)
+    figures = [replace(f, data_uri="", link=os.path.relpath(Path(page.folder) / f.path, base).replace(os.sep, "/"))
                for f in page.figures]
-    view = type(page)(**{**page.__dict__, "figures": figures})
+    view = replace(page, figures=figures)
     return _environment().get_template("report.md.j2").render(page=view, significance_note=SIGNIFICANCE_NOTE, md_table=_md_table)
 
 

@@ -8,6 +8,12 @@ STAMP  := $(VENV)/.setup-stamp
 .PHONY: setup test test-fast demo lint bench clean
 
 setup: $(STAMP)
+	@# Headless Chromium for the report's browser test: only as root, only with apt-get, only if missing; never fatal.
+	@if { ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; } && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium chromium-driver (browser test of radfair report)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1 \
+			|| echo "note: could not install chromium chromium-driver; the browser test will be skipped"; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -151,3 +151,22 @@ def test_markdown_report_links_figures_relatively(study2_dir, tmp_path):
     r = runner.invoke(app, ["report", str(study2_dir), "--format", "md"])
     assert r.exit_code == 0 and (study2_dir / "report.md").is_file()
     assert "<html" in render_html(page)
+
+
+def test_a_table_without_the_expected_columns_is_a_one_line_error(audit_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(audit_dir, broken)
+    (broken / "disparities.parquet").unlink()
+    (broken / "disparities.csv").write_text("label,attribute\nedema,sex\n")
+    r = runner.invoke(app, ["report", str(broken)])
+    assert r.exit_code == 2 and r.stderr.startswith(f"error: {broken / 'disparities.csv'}: missing column(s)")
+    assert r.stderr.count("\n") == 1
+
+
+def test_a_new_study2_figure_gets_its_number_in_the_caption_and_a_missing_shift_table_is_a_warning(tmp_path):
+    assert caption("reconstruction", "fig12_psnr_vs_gap.png").startswith("Figure 12 of the study run (psnr vs gap)")
+    (tmp_path / "study.json").write_text(json.dumps({"study": "reconstruction", "config": {}}))
+    page = build_page(tmp_path)
+    assert page.findings[0].startswith("No fairness shift") and any("no bias_shift.csv" in w for w in page.warnings)

@@ -39,7 +39,7 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
         ("table8*.md", "Table 8 layout (as written by the study run)."),
         ("examples_*.png", "Example images ({rest}): clean, degraded and reconstructed versions of the same test images, as "
                            "written by the study run; panel titles name the level and the reconstructor."),
-        ("fig*.png", "Figure {parts[0]} of the study run ({rest}); axes, markers and bars are labelled in the figure itself."),
+        ("fig*.png", "Figure {number} of the study run ({rest}); axes, markers and bars are labelled in the figure itself."),
     ],
 }
 
@@ -51,7 +51,8 @@ def caption(kind: str, path: str | Path) -> str:
     name = Path(path).name
     stem = Path(path).stem
     parts = stem.split("_")
-    fields = {"name": name, "stem": stem, "parts": parts + [""] * 4, "rest": " ".join(parts[1:]) or stem,
+    number = "".join(ch for ch in parts[0] if ch.isdigit()) or stem
+    fields = {"number": number, "name": name, "stem": stem, "parts": parts + [""] * 4, "rest": " ".join(parts[1:]) or stem,
               "rest3": " ".join(parts[3:]) or stem}
     for pattern, text in CAPTIONS.get(kind, []):
         if fnmatch.fnmatch(name, pattern):

@@ -98,14 +98,27 @@ def detect_kind(folder: str | Path) -> tuple[str, dict]:
     raise RadfairInputError(NOT_A_RESULT.format(path=folder))
 
 
+#: Columns the findings read from each table (a table without them is one input error, never a traceback).
+REQUIRED = {"disparities": ("label", "attribute", "group", "ci_low", "ci_high"),
+            "summary": ("attribute", "average_gap", "average_gap_bc", "ci_low", "ci_high"),
+            "comparison": ("label", "attribute", "metric", "value_a", "delta", "ci_low", "ci_high"),
+            "fairness_summary": ("attribute", "dataset", "model", "average_gap", "ci_low", "ci_high", "n_seeds", "highest_label",
+                                 "highest_gap", "unfavorable"),
+            "bias_shift": ("label", "attribute", "metric", "baseline", "delta", "ci_low", "ci_high")}
+
+
 def _table(folder: Path, stem: str) -> pd.DataFrame | None:
     for suffix in (".parquet", ".csv"):
         path = folder / f"{stem}{suffix}"
         if path.is_file():
             try:
-                return pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
+                df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
             except Exception as exc:  # noqa: BLE001 - any unreadable table is one input error
                 raise RadfairInputError(f"{path}: cannot be read; expected the table the run wrote ({exc})") from None
+            missing = [c for c in REQUIRED.get(stem, ()) if c not in df.columns]
+            if missing:
+                raise RadfairInputError(f"{path}: missing column(s) {missing}; expected the table the run wrote")
+            return df
     return None
 
 
@@ -283,7 +296,8 @@ def _study_common(folder: Path, record: dict, warnings: list[str]) -> tuple[list
     timings = record.get("timings", {}) or {}
     provenance = [(f"timing {k}", f"{v:.1f}" if isinstance(v, float) else str(v)) for k, v in timings.items()]
     provenance.append(("device", str(record.get("config", {}).get("device", "n/a"))))
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".csv", ".md", ".png"))
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.is_file() and p.suffix in (".json", ".csv", ".md", ".png") and not p.name.startswith("report."))
     return provenance, _checksums(folder, names)
 
 
@@ -340,7 +354,8 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     config = record.get("config", {})
     shift = _table(folder, "bias_shift")
     if shift is None:
-        raise RadfairInputError(f"{folder}: study.json but no bias_shift.csv; expected the outputs of `radfair study reconstruction`")
+        warnings.append("no bias_shift.csv in the folder: no fairness shift to report (an unfinished or MRI-only run?)")
+        shift = pd.DataFrame(columns=list(REQUIRED["bias_shift"]) + ["p_value"])
     findings = study2_findings(shift)
     tables = _markdown_tables(folder, "reconstruction")
     for stem, title, text in (
@@ -371,7 +386,7 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                       f"{100 * float(analysis.get('level', 0.95)):g}% percentile intervals"),
         ("Attributes", ", ".join(analysis.get("attributes", [])) + (f" (race groups under {analysis.get('merge_below')} test patients "
                                                                      "merged into Other)" if analysis.get("race_merge_small") else "")),
-        ("Multiple testing", f"Holm (FWER) and Benjamini-Hochberg (FDR) over all {int(shift['p_value'].notna().sum())} rows of "
+        ("Multiple testing", f"Holm (FWER) and Benjamini-Hochberg (FDR) over all {int(shift.get('p_value', shift['delta']).notna().sum())} rows of "
                              f"bias_shift.csv with a p-value; {n_sig} rows have an interval excluding 0"),
     ]
     provenance, checksums = _study_common(folder, record, warnings)

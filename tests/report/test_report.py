@@ -50,10 +50,11 @@ def test_study2_findings_group_rows_with_a_count_the_largest_and_holm_p():
     from tests.report.conftest import bias_shift_rows
 
     lines = study2_findings(bias_shift_rows())
-    assert lines == ["unet, xray_physical_3000 — EOP (TPR gap) by sex: rose in 1 of 3 findings (1 significant after Holm); "
+    assert lines == ["1 of 12 shifts have a 95% interval that excludes 0, 1 significant after Holm over the grid.",
+                     "chexpert, unet, xray_physical_3000 — EOP (TPR gap) by sex: rose in 1 of 3 findings (1 significant after Holm); "
                      "largest edema +0.080 [0.030, 0.130] (from 0.100), p_Holm = 0.012"]
     mitigated = bias_shift_rows().assign(mitigation="none")
-    assert study2_findings(mitigated)[0].startswith("unet, xray_physical_3000, none — ")
+    assert study2_findings(mitigated)[1].startswith("chexpert, unet, xray_physical_3000, none — EOP")
 
 
 def test_folder_kinds_and_one_line_errors(pages, tmp_path):
@@ -126,6 +127,7 @@ def test_study_pages_pick_up_tables_figures_and_records(study1_dir, study2_dir):
     assert [f.path for f in p2.figures] == ["examples_unet.png", "fig2_shift_by_level.png"]
     assert "Holm" in dict(p2.methods)["Multiple testing"]
     assert ("timing training_s", "40.0") in p2.provenance
+    assert ("no positives in test; TPR is NaN", 1) in p2.warning_kinds
 
 
 def test_html_is_self_contained(pages, tmp_path):

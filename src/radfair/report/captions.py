@@ -39,6 +39,8 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
         ("table8*.md", "Table 8 layout (as written by the study run)."),
         ("examples_*.png", "Example images ({rest}): clean, degraded and reconstructed versions of the same test images, as "
                            "written by the study run; panel titles name the level and the reconstructor."),
+        ("gradcam_*.png", "Grad-CAM saliency ({rest}): where the frozen classifier looks on clean and reconstructed versions of "
+                          "the same test images (warmer = larger contribution to the predicted finding), as written by the study run."),
         ("fig*.png", "Figure {number} of the study run ({rest}); axes, markers and bars are labelled in the figure itself."),
     ],
 }

@@ -59,8 +59,8 @@ def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = Non
             out.append(f"{row.attribute}: average TPR-disparity gap over findings {interval(row.average_gap, row.ci_low, row.ci_high)} "
                        f"(bias-corrected {interval(row.average_gap_bc, float('nan'), float('nan'))}; max-t interval)")
     if comparison is not None and not comparison.empty:
-        out += shift_findings(comparison.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}),
-                              keys=("attribute", "metric"), what="compared table (B - A)")
+        out += ["Compared table (B − A): " + f for f in
+                shift_findings(comparison.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}), keys=("attribute", "metric"))]
     return out or [none_sentence("TPR disparity, gap or comparison")]
 
 
@@ -80,15 +80,18 @@ def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dic
     return out or [none_sentence("average gap or group TPR disparity")]
 
 
-def shift_findings(shift: pd.DataFrame, keys=("reconstructor", "level", "attribute", "metric"), what: str = "shift") -> list[str]:
+def shift_findings(shift: pd.DataFrame, keys=("dataset", "reconstructor", "level", "attribute", "metric")) -> list[str]:
     """Rows whose delta interval excludes 0, grouped by ``keys`` (+ mitigation when present): count and the largest.
 
-    Holm-adjusted p-values are quoted when the table has them.
+    Holm-adjusted p-values are quoted when the table has them. Groups with a Holm-significant row come first,
+    then by the size of the largest change.
     """
     if shift.empty:
         return []
-    keys = [k for k in (*keys, "mitigation") if k in shift.columns]
-    out = []
+    keys = [k for k in keys if k in shift.columns]
+    if "mitigation" in shift.columns and "mitigation" not in keys:
+        keys.insert(max(0, len(keys) - 2), "mitigation")
+    ranked = []
     for key, part in shift.groupby(keys, sort=False, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         defined = part[part["delta"].notna()]
@@ -104,18 +107,26 @@ def shift_findings(shift: pd.DataFrame, keys=("reconstructor", "level", "attribu
             if sub.empty:
                 continue
             top = sub.loc[sub["delta"].abs().idxmax()]
-            holm = ""
+            n_holm = int((sub["p_holm"] < 0.05).sum()) if "p_holm" in sub.columns else 0
             if "p_holm" in sub.columns:
-                n_holm = int((sub["p_holm"] < 0.05).sum())
-                holm = f" ({n_holm} significant after Holm); largest"
-                p = f", p_Holm = {top['p_holm']:.3g}"
+                holm, p = f" ({n_holm} significant after Holm); largest", f", p_Holm = {top['p_holm']:.3g}"
             else:
                 holm, p = "; largest", ""
             base = f" (from {interval(top['baseline'], None, None)})" if "baseline" in sub.columns else ""
-            out.append(f"{head}{metric} by {attribute}: {direction} in {len(sub)} of {len(defined)} findings{holm} "
-                       f"{pretty(top['label'])} {interval(top['delta'], top['ci_low'], top['ci_high'], signed=True)}{base}{p}")
-    return out
+            ranked.append(((-n_holm, -abs(float(top["delta"]))),
+                           f"{head}{metric} by {attribute}: {direction} in {len(sub)} of {len(defined)} findings{holm} "
+                           f"{pretty(top['label'])} {interval(top['delta'], top['ci_low'], top['ci_high'], signed=True)}{base}{p}"))
+    return [text for _, text in sorted(ranked, key=lambda r: r[0])]
+
+
+def shift_overview(shift: pd.DataFrame) -> str:
+    """One sentence: how many rows have an interval excluding 0, and how many survive Holm."""
+    defined = shift[shift["delta"].notna()]
+    sig = _significant(defined)
+    holm = f", {int((defined['p_holm'] < 0.05).sum())} significant after Holm over the grid" if "p_holm" in defined.columns else ""
+    return f"{len(sig)} of {len(defined)} shifts have a 95% interval that excludes 0{holm}."
 
 
 def study2_findings(bias_shift: pd.DataFrame) -> list[str]:
-    return shift_findings(bias_shift) or [none_sentence("fairness shift (reconstructed − clean)")]
+    found = shift_findings(bias_shift)
+    return [shift_overview(bias_shift), *found] if found else [none_sentence("fairness shift (reconstructed − clean)")]

@@ -69,6 +69,20 @@ class Page:
     runs: list[dict] = field(default_factory=list)
     generated: str = ""
 
+    @property
+    def warning_kinds(self) -> list[tuple[str, int]]:
+        """(kind, count): a warning's text after its last ': ', numbers and parentheses blanked, most frequent first."""
+        return warning_kinds(self.warnings)
+
+
+def warning_kinds(messages: list[str]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for message in messages:
+        kind = re.sub(r"\([^)]*\)", "(...)", message.rsplit(": ", 1)[-1])
+        kind = re.sub(r"\d+(\.\d+)?", "N", kind)
+        counts[kind] = counts.get(kind, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -386,7 +400,10 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                       f"{100 * float(analysis.get('level', 0.95)):g}% percentile intervals"),
         ("Attributes", ", ".join(analysis.get("attributes", [])) + (f" (race groups under {analysis.get('merge_below')} test patients "
                                                                      "merged into Other)" if analysis.get("race_merge_small") else "")),
-        ("Multiple testing", f"Holm (FWER) and Benjamini-Hochberg (FDR) over all {int(shift.get('p_value', shift['delta']).notna().sum())} rows of "
+        ("MRI part", "; ".join(f"{k}: {json.dumps(v)}" for k, v in (config.get("mri") or {}).items()
+                               if not isinstance(v, dict)) or ("configured (see the recorded configuration)" if config.get("mri") else "none")),
+        ("Multiple testing", (record.get("conventions", {}).get("multiple_testing", "") + "; " if
+                              record.get("conventions", {}).get("multiple_testing") else "") + f"Holm (FWER) and Benjamini-Hochberg (FDR) over all {int(shift.get('p_value', shift['delta']).notna().sum())} rows of "
                              f"bias_shift.csv with a p-value; {n_sig} rows have an interval excluding 0"),
     ]
     provenance, checksums = _study_common(folder, record, warnings)

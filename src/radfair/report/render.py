@@ -13,6 +13,8 @@ from .page import Page, build_page
 from .tables import SIGNIFICANCE_NOTE, Table
 
 FORMATS = ("html", "md")
+#: Findings shown before "more findings" (HTML; the rest is one click away, and all of it is printed).
+SHOWN = 15
 
 
 def _environment():
@@ -32,7 +34,7 @@ def _md_table(table: Table) -> str:
 
 
 def render_html(page: Page) -> str:
-    return _environment().get_template("report.html.j2").render(page=page, significance_note=SIGNIFICANCE_NOTE)
+    return _environment().get_template("report.html.j2").render(page=page, significance_note=SIGNIFICANCE_NOTE, shown=SHOWN)
 
 
 def render_markdown(page: Page, out: Path | None = None) -> str:

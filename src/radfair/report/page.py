@@ -312,7 +312,14 @@ def _study_common(folder: Path, record: dict, warnings: list[str]) -> tuple[list
     provenance.append(("device", str(record.get("config", {}).get("device", "n/a"))))
     names = sorted(p.name for p in folder.iterdir()
                    if p.is_file() and p.suffix in (".json", ".csv", ".md", ".png") and not p.name.startswith("report."))
-    return provenance, _checksums(folder, names)
+    from ..io import file_sha256
+
+    data = record.get("data", {}) or {}
+    splits = dict(data.get("splits", {}) or {})
+    if isinstance(data.get("split"), str):
+        splits["split"] = data["split"]
+    inputs = [(f"input {name}: {path}", file_sha256(path)) for name, path in splits.items() if Path(path).is_file()]
+    return provenance, inputs + _checksums(folder, names)
 
 
 def _study1_page(folder: Path, record: dict, warnings: list[str]) -> dict:
@@ -410,7 +417,8 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     provenance.insert(0, ("seeds", f"split {split.get('seed')}, degradation {deg.get('seed')}, analysis {analysis.get('seed')}"))
     return {"findings": findings, "tables": tables, "methods": methods, "provenance": provenance, "checksums": checksums,
             "findings_note": "Shifts (reconstructed − clean) whose paired bootstrap 95% interval excludes 0, grouped by "
-                             "reconstructor, level, attribute and metric: count, and the largest with its Holm-adjusted p."}
+                             "dataset, reconstructor, level (and mitigation), attribute and metric: count, and the largest with "
+                             "its Holm-adjusted p; groups with a Holm-significant shift first."}
 
 
 def build_page(folder: str | Path) -> Page:

@@ -43,7 +43,13 @@ class DownstreamClassifier(StrictModel):
 class ReconstructorTraining(StrictModel):
     batch_size: int = 16
     loop: LoopConfig = LoopConfig(epochs=100, patience=5)
+    epochs_by_reconstructor: dict[str, int] = {}  # e.g. {irsde: 8}: a longer schedule for one reconstructor
     seed: int = 0
+
+    def loop_for(self, name: str) -> LoopConfig:
+        if name not in self.epochs_by_reconstructor:
+            return self.loop
+        return self.loop.model_copy(update={"epochs": self.epochs_by_reconstructor[name]})
 
 
 class XrayStudy(StrictModel):

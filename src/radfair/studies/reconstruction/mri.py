@@ -117,7 +117,7 @@ class MriPart:
         t = self.study.training
         return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
                                       reconstructor=self.study.reconstructors[kind], image_size=self.volume_size,
-                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop, volumes=SliceSettings(size=self.volume_size, include_empty=True))
+                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop_for(kind), volumes=SliceSettings(size=self.volume_size, include_empty=True))
 
     def reconstructor_specs(self) -> dict[Key, RunSpec]:
         return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"ucsf-{kind}-{level}")

@@ -77,7 +77,7 @@ class XrayPart:
         t = self.study.training
         return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
                                       reconstructor=self.study.reconstructors[kind], image_size=self.study.degradation.size,
-                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop)
+                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop_for(kind))
 
     def reconstructor_specs(self) -> dict[Key, RunSpec]:
         return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"chexpert-{kind}-{level}")

@@ -103,6 +103,22 @@ class MriStudy(StrictModel):
     training: ReconstructorTraining = ReconstructorTraining()
 
 
+class MitigationStudy(StrictModel):
+    """Fine-tuning the X-ray reconstructors for downstream fairness (paper §3.5): every strategy x λ of the sweep on
+    validation, λ chosen by :func:`radfair.mitigation.choose_weight`, the chosen run scored on test like the rest."""
+
+    strategies: list[Literal["reweighting", "eodd", "adversarial"]] = ["reweighting", "eodd", "adversarial"]
+    weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
+    reconstructors: list[str] | None = None  # None: every X-ray reconstructor
+    levels: list[str] | None = None  # None: the middle photon count (the paper's fairness level)
+    epochs: int = 10
+    patience: int | None = 3
+    batch_size: int = 16
+    settings: dict = {}  # further MitigationConfig fields (temperature, momentum, adversary_hidden, ...)
+    max_psnr_drop_db: float = 0.5
+    max_auroc_drop: float = 0.01
+
+
 class Analysis(StrictModel):
     attributes: list[str] = ["sex", "age_binary", "race"]
     race_merge_small: bool = False
@@ -120,6 +136,7 @@ class ReconstructionConfig(StrictModel):
     split: Study2Split = Study2Split()
     xray: XrayStudy | None = XrayStudy()
     mri: MriStudy | None = MriStudy()
+    mitigation: MitigationStudy | None = None
     analysis: Analysis = Analysis()
     device: str = "cpu"
     jobs: int = 1

@@ -11,14 +11,17 @@ from ...io import write_text
 from ...training.classify import load_classifier
 from .examples import examples_figure, gradcam_figure
 from .figures import figure2_performance_vs_noise, figure3_bias_change_hist, figure_bias_change
+from .mitigation_outputs import write_mitigation_outputs
 from .tables import performance_table, table1_baseline_fairness, table2_shift_by_reconstructor
 
 FIGURE_METRICS = {"chexpert": ("fig4", ("eodd_worst", "eop")), "ucsf-pdgm": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
+# (the paper's Figures 16/17, EOP before and after mitigation, are the *_eop files)
 TABLE_NUMBER = {"chexpert": "table7_chexpert", "ucsf-pdgm": "table8_ucsf"}
 
 
-def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame) -> list[str]:
-    notes = []
+def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame,
+                  sweep: pd.DataFrame | None = None) -> list[str]:
+    notes = [] if sweep is None else write_mitigation_outputs(out, bias_shift, performance, sweep)
     write_text(out / "table1_baseline_fairness.md", "# Table 1: baseline fairness on clean images\n\n" + table1_baseline_fairness(bias_shift))
     write_text(out / "table2_shift_by_reconstructor.md",
                "# Table 2: bias change by reconstructor\n\n" + table2_shift_by_reconstructor(bias_shift))

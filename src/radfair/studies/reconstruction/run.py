@@ -2,8 +2,9 @@
 
 Both datasets (:mod:`.xray` CheXpert, :mod:`.mri` UCSF-PDGM; either can be switched off in the config) run as
 runs of one run store under ``OUT/runs/`` (resumable; finished runs skipped): first every downstream model and
-reconstructor in one grid, then the scoring of every reconstruction, then the analysis. Holm and BH are applied
-across the whole grid (both datasets). Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
+reconstructor in one grid, then the scoring of every reconstruction, then the analysis. With a ``mitigation`` section, the CheXpert
+reconstructors are also fine-tuned for fairness (:mod:`.mitigate`) and the chosen runs join the grid under their
+strategy's name. Holm and BH are applied across the whole grid (both datasets, every strategy). Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
 figures (:mod:`.outputs`), ``study.json`` (config, runs, warnings, timings, conventions).
 """
 
@@ -19,6 +20,7 @@ from ...io import write_json, write_table
 from ...training.checkpoint import check_device
 from .analysis import adjust_grid
 from .config import ReconstructionConfig, load_config
+from .mitigate import choose_runs, sweep_specs
 from .mri import MriPart
 from .outputs import write_outputs
 from .xray import XrayPart, level_name
@@ -58,6 +60,17 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     run_grid([s for d in downstream.values() for s in d.values()] + [s for r in recon.values() for s in r.values()], store, **grid)
     timings["training_s"] = time.perf_counter() - t
 
+    sweep = None
+    xray = next((part for part in parts if part.dataset == "chexpert"), None)
+    if config.mitigation is not None and xray is not None:
+        t = time.perf_counter()
+        specs = sweep_specs(config, xray, recon["chexpert"], store)
+        run_grid(list(specs.values()), store, **grid)
+        chosen, sweep = choose_runs(specs, store, config.mitigation)
+        recon["chexpert"].update(chosen)
+        write_table(sweep, out / "mitigation_sweep.csv")
+        timings["mitigation_s"] = time.perf_counter() - t
+
     t = time.perf_counter()
     scoring = {part.dataset: part.scoring_specs(recon[part.dataset]) for part in parts}
     run_grid([s for by_key in scoring.values() for tasks in by_key.values() for s in tasks.values()], store, **grid)
@@ -78,7 +91,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     timings["analysis_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    notes += write_outputs(out, config, parts, recon, bias_shift, performance)
+    notes += write_outputs(out, config, parts, recon, bias_shift, performance, sweep)
     timings["tables_and_figures_s"] = time.perf_counter() - t
     a = config.analysis
     write_json(out / "study.json", {

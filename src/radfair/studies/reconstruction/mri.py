@@ -23,16 +23,13 @@ from ...io import read_table, write_table
 from ...training import mri_downstream
 from ...training.reconstruct_run import ReconstructorRunConfig
 from ...training.volumes import SliceSettings
-from .analysis import clean_thresholds
-from .data import prepare_split
 from .parts import (
-    STANDARD,
+    DatasetPart,
     Key,
     PartOutputs,
     analysed_attributes,
     classifier_shift,
     quality_rows,
-    reconstructor_spec,
     with_study_attributes,
 )
 
@@ -83,21 +80,15 @@ def segmentation_shift(key: Key, clean: pd.DataFrame, recon: pd.DataFrame, attri
                  "ci_high", "p_value"]])
 
 
-class MriPart:
-    dataset = DATASET
-
-    def __init__(self, config, out: Path, store: Path, log=print):
-        self.config, self.study, self.out, self.store, self.log = config, config.mri, out, store, log
+class MriPart(DatasetPart):
+    dataset, name, short, study_key = DATASET, "mri", "ucsf", "mri"
 
     def prepare(self) -> None:
-        self.manifest = prepare_split(self.config, self.out, "mri", self.study.source, self.log)
-        self.split = read_table(self.manifest["split"])
+        self.prepare_split()
         d = self.study.degradation
-        self.degraded_table = self.out / "degraded_mri" / "degraded.parquet"
         degrade_mri(self.manifest["split"], self.out / "degraded_mri", d.accelerations, d.mask, seed=d.seed, device=self.config.device)
         self.cohort = downstream_cohort(self.split, self.out / "data" / "mri_downstream.parquet")
-        shape = nib.load(str(self.split["path"].iloc[0])).shape
-        self.volume_size = int(shape[0])
+        self.volume_size = int(nib.load(str(self.split["path"].iloc[0])).shape[0])
 
     def levels(self) -> list[str]:
         d = self.study.degradation
@@ -113,15 +104,10 @@ class MriPart:
             slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
         return {"classifier": self.classifier, "segmenter": self.segmenter}
 
-    def run_config(self, kind: str, level: str) -> ReconstructorRunConfig:
-        t = self.study.training
-        return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
-                                      reconstructor=self.study.reconstructors[kind], image_size=self.volume_size,
-                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop_for(kind), volumes=SliceSettings(size=self.volume_size, include_empty=True))
-
-    def reconstructor_specs(self) -> dict[Key, RunSpec]:
-        return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"ucsf-{kind}-{level}")
-                for kind in self.study.reconstructors for level in self.levels()}
+    def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
+        """Reconstructors train on every axial slice (tumour or not) at the volumes' own in-plane size."""
+        return super().run_config(kind, level, image_size=self.volume_size,
+                                  volumes=SliceSettings(size=self.volume_size, include_empty=True), **extra)
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
         out = {}
@@ -133,16 +119,10 @@ class MriPart:
                         for task, model in (("classifier", self.classifier), ("segmenter", self.segmenter))}
         return out
 
-    def clean_scores(self) -> pd.DataFrame:
-        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
-
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
-        thresholds, labels, undefined = clean_thresholds(clean, self.study.labels, a.threshold,
-                                                         self.out / f"thresholds_clean_val_{DATASET}.csv")
-        out.notes += [f"{DATASET}/{label}: clean validation rows hold one class only; no threshold, label not analysed"
-                      for label in undefined]
+        thresholds, labels = self.thresholds(clean, out)
         attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
         segmented = pd.read_parquet(self.store / self.segmenter.run_id / "segmentation.parquet").query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)

@@ -33,6 +33,48 @@ def reconstructor_spec(config: ReconstructorRunConfig, device: str, label: str) 
     return RunSpec("train-reconstructor", config.model_dump(mode="json"), {"degraded": config.degraded}, device=device, label=label)
 
 
+class DatasetPart:
+    """What both parts share: the saved split, the reconstructor runs of every (kind, level), clean scores and
+    thresholds. Subclasses set ``dataset``, ``name`` (xray | mri), ``short`` (file names) and ``study_key``."""
+
+    dataset = name = short = study_key = ""
+
+    def __init__(self, config, out: Path, store: Path, log=print):
+        self.config, self.study, self.out, self.store, self.log = config, getattr(config, self.study_key), out, store, log
+
+    def prepare_split(self) -> None:
+        from .data import prepare_split
+
+        self.manifest = prepare_split(self.config, self.out, self.name, self.study.source, self.log)
+        self.split = pd.read_parquet(self.manifest["split"])
+        self.degraded_table = self.out / f"degraded_{self.name}" / "degraded.parquet"
+
+    def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
+        t = self.study.training
+        return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
+                                      reconstructor=self.study.reconstructors[kind], batch_size=t.batch_size, seed=t.seed,
+                                      loop=t.loop_for(kind), **extra)
+
+    def reconstructor_specs(self) -> dict[Key, RunSpec]:
+        return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device,
+                                                            f"{self.short}-{kind}-{level}")
+                for kind in self.study.reconstructors for level in self.levels()}
+
+    def clean_scores(self) -> pd.DataFrame:
+        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
+
+    def thresholds(self, clean: pd.DataFrame, out: PartOutputs) -> tuple[Path, list[str]]:
+        """Thresholds on the clean validation scores; labels without one are named in the notes."""
+        from .analysis import clean_thresholds
+
+        a = self.config.analysis
+        path, labels, undefined = clean_thresholds(clean, self.study.labels, a.threshold,
+                                                   self.out / f"thresholds_clean_val_{self.dataset}.csv")
+        out.notes += [f"{self.dataset}/{label}: clean validation rows hold one class only; no threshold, label not analysed"
+                      for label in undefined]
+        return path, labels
+
+
 def with_study_attributes(table: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
     """Add the study's derived attributes (age at the median, merged race) from the saved split by image_id."""
     add = [c for c in STUDY_ATTRIBUTES if c not in table.columns]
@@ -67,5 +109,5 @@ def classifier_shift(dataset: str, key: Key, clean: pd.DataFrame, recon: pd.Data
                                                           "baseline", "reconstructed", "delta", "ci_low", "ci_high", "p_value"]])
 
 
-__all__ = ["Key", "PartOutputs", "STANDARD", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
+__all__ = ["DatasetPart", "Key", "PartOutputs", "STANDARD", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
            "with_study_attributes"]

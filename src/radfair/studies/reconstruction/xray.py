@@ -16,16 +16,13 @@ from ...execution import RunSpec
 from ...io import read_table, write_table
 from ...training.classify import resolve_config
 from ...training.reconstruct_run import ReconstructorRunConfig
-from .analysis import clean_thresholds
-from .data import prepare_split
 from .parts import (
-    STANDARD,
+    DatasetPart,
     Key,
     PartOutputs,
     analysed_attributes,
     classifier_shift,
     quality_rows,
-    reconstructor_spec,
     with_study_attributes,
 )
 
@@ -46,17 +43,12 @@ def classifier_cohort(split: pd.DataFrame, degraded: pd.DataFrame, path: Path) -
     return path
 
 
-class XrayPart:
-    dataset = DATASET
-
-    def __init__(self, config, out: Path, store: Path, log=print):
-        self.config, self.study, self.out, self.store, self.log = config, config.xray, out, store, log
+class XrayPart(DatasetPart):
+    dataset, name, short, study_key = DATASET, "xray", "chexpert", "xray"
 
     def prepare(self) -> None:
-        self.manifest = prepare_split(self.config, self.out, "xray", self.study.source, self.log)
-        self.split = read_table(self.manifest["split"])
+        self.prepare_split()
         d = self.study.degradation
-        self.degraded_table = self.out / "degraded_xray" / "degraded.parquet"
         degraded = degrade_xray(self.manifest["split"], self.out / "degraded_xray", d.photons, d.mode, d.size, seed=d.seed,
                                 device=self.config.device)
         self.cohort = classifier_cohort(self.split, degraded, self.out / "data" / "xray_classifier.parquet")
@@ -73,15 +65,8 @@ class XrayPart:
                                   label="chexpert-classifier")
         return {"classifier": self.classifier}
 
-    def run_config(self, kind: str, level: str) -> ReconstructorRunConfig:
-        t = self.study.training
-        return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
-                                      reconstructor=self.study.reconstructors[kind], image_size=self.study.degradation.size,
-                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop_for(kind))
-
-    def reconstructor_specs(self) -> dict[Key, RunSpec]:
-        return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"chexpert-{kind}-{level}")
-                for kind in self.study.reconstructors for level in self.levels()}
+    def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
+        return super().run_config(kind, level, image_size=self.study.degradation.size, **extra)
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
         clf = self.store / self.classifier.run_id
@@ -91,16 +76,10 @@ class XrayPart:
             {"classifier": str(clf / "checkpoints" / "best.pt"), "reconstructed": str(self.store / spec.run_id / "reconstructed.parquet")},
             device=self.config.device, label=f"score-{spec.label}")} for key, spec in recon.items()}
 
-    def clean_scores(self) -> pd.DataFrame:
-        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
-
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
-        thresholds, labels, undefined = clean_thresholds(clean, self.study.labels, a.threshold,
-                                                         self.out / f"thresholds_clean_val_{DATASET}.csv")
-        out.notes += [f"{DATASET}/{label}: clean validation rows hold one class only; no threshold, label not analysed"
-                      for label in undefined]
+        thresholds, labels = self.thresholds(clean, out)
         attributes = analysed_attributes(a.attributes, a.race_merge_small)
         for key, spec in recon.items():
             scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scored.parquet")

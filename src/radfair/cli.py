@@ -417,14 +417,22 @@ def runs_clean(
 @handles_input_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_out"),
-    patients: Annotated[int, typer.Option(help="Synthetic chest X-ray patients.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed for every step.")] = 0,
-    bootstrap: Annotated[int, typer.Option(help="Audit bootstrap replicates.")] = 500,
+    configs: Annotated[Path, typer.Option(help="Folder holding demo-emb-vs-img.yaml and demo-reconstruction.yaml.")] = Path("configs"),
+    quick: Annotated[bool, typer.Option(help="Only the 30-second tour: releases, cohorts, a linear probe, its audit, degradation.")] = False,
+    patients: Annotated[int, typer.Option(help="--quick: synthetic chest X-ray patients.")] = 2000,
+    seed: Annotated[int, typer.Option(help="--quick: seed for every step.")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="Audit bootstrap replicates.")] = 1000,
 ):
-    """End-to-end demo on synthetic data: releases -> cohorts -> splits -> probe -> audit -> degrade."""
-    from .demo import run_demo
+    """End-to-end demo on synthetic releases: Study 1, an audit of a trained model, Study 2 and their three reports
+    (resumable: a second run reuses every finished run). ``--quick``: the short tour only."""
+    if quick:
+        from .demo import run_demo
 
-    run_demo(out, patients, seed, bootstrap, console)
+        run_demo(out, patients, seed, bootstrap, console)
+        return
+    from .demo_full import run_full_demo
+
+    run_full_demo(out, configs, bootstrap=bootstrap, console=console)
 
 
 def main() -> None:

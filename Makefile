@@ -30,7 +30,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
 demo: setup
-	$(VENV)/bin/radfair demo --out demo_out
+	$(VENV)/bin/radfair demo --out demo_out --configs configs
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

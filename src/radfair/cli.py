@@ -367,7 +367,7 @@ def study_reconstruction(
                            log=lambda m: console.print(m, markup=False, highlight=False))
     console.print(f"study reconstruction: {time.perf_counter() - start:.1f}s -> {out} (bias_shift.csv, performance.csv)")
     for row in result["psnr_gain"].itertuples():
-        console.print(f"  {row.reconstructor:8s} {row.level}: PSNR {row.baseline:.2f} dB degraded -> {row.reconstructed:.2f} dB reconstructed")
+        console.print(f"  {row.dataset:9s} {row.reconstructor:8s} {row.level}: PSNR {row.baseline:.2f} dB degraded -> {row.reconstructed:.2f} dB reconstructed")
     shift = result["bias_shift"]
     significant = shift[(shift["p_holm"] < 0.05) & shift["metric"].isin(["eodd_worst", "eop"])]
     console.print(f"  {len(significant)} of {int(shift['metric'].isin(['eodd_worst', 'eop']).sum())} EODD/EOP shifts significant after Holm")
@@ -432,14 +432,22 @@ def report(
 @handles_input_errors
 def demo(
     out: Annotated[Path, typer.Option(help="Folder for everything the demo writes.")] = Path("demo_out"),
-    patients: Annotated[int, typer.Option(help="Synthetic chest X-ray patients.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed for every step.")] = 0,
-    bootstrap: Annotated[int, typer.Option(help="Audit bootstrap replicates.")] = 500,
+    configs: Annotated[Path, typer.Option(help="Folder holding demo-emb-vs-img.yaml and demo-reconstruction.yaml.")] = Path("configs"),
+    quick: Annotated[bool, typer.Option(help="Only the 30-second tour: releases, cohorts, a linear probe, its audit, degradation.")] = False,
+    patients: Annotated[int, typer.Option(help="--quick: synthetic chest X-ray patients.")] = 2000,
+    seed: Annotated[int, typer.Option(help="--quick: seed for every step.")] = 0,
+    bootstrap: Annotated[int, typer.Option(help="Audit bootstrap replicates.")] = 1000,
 ):
-    """End-to-end demo on synthetic data: releases -> cohorts -> splits -> probe -> audit -> degrade."""
-    from .demo import run_demo
+    """End-to-end demo on synthetic releases: Study 1, an audit of a trained model, Study 2 and their three reports
+    (resumable: a second run reuses every finished run). ``--quick``: the short tour only."""
+    if quick:
+        from .demo import run_demo
 
-    run_demo(out, patients, seed, bootstrap, console)
+        run_demo(out, patients, seed, bootstrap, console)
+        return
+    from .demo_full import run_full_demo
+
+    run_full_demo(out, configs, bootstrap=bootstrap, console=console)
 
 
 def main() -> None:

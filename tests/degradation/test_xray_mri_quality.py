@@ -38,6 +38,29 @@ def test_radon_close_to_skimage(phantom256):
     assert np.sqrt(np.mean((ours - ref) ** 2)) / ref.max() < 0.01
 
 
+def test_ramp_round_trip_differs_from_skimage_only_by_the_projector_footprint_and_is_as_accurate(phantom256):
+    """Why the 1.3e-2 RMSE between our radon+FBP and scikit-image's is harmless (issue 12 item 8).
+
+    The FBP is scikit-image's to float precision (``test_fbp_equals_skimage_iradon``); the whole difference is the
+    forward projector's footprint (pixel-driven linear interpolation vs scikit-image's rotate-and-sum), i.e. two
+    discretisations of the same line integrals. Measured on the 256-px Shepp-Logan phantom: ours vs scikit-image
+    RMSE 0.0128, while each round trip's own error against the true phantom is 0.031 (ours) and 0.029
+    (scikit-image): the footprint moves the reconstruction by less than half of what either discretisation misses,
+    and ours is within 15 % of scikit-image's accuracy. The simulated dose noise (SD 0.003-0.016) is reconstructed
+    by the same FBP in both, so the degradation levels are unaffected.
+    """
+    theta = np.linspace(0, 180, 256, endpoint=False)
+    ref = iradon(radon(phantom256, theta, circle=False), theta, filter_name="ramp", circle=False, output_size=256)
+    proj = ParallelBeam(256, 256)
+    ours = fbp(proj(_t(phantom256).float()), proj, "ramp")[0, 0].numpy()
+
+    def rmse(a, b):
+        return float(np.sqrt(np.mean((a - b) ** 2)))
+
+    assert rmse(ours, ref) < 0.5 * rmse(ref, phantom256)
+    assert rmse(ours, phantom256) < 1.15 * rmse(ref, phantom256)
+
+
 def _skimage_paper_recipe(image, photons=None):
     theta = np.linspace(0.0, 180.0, 256, endpoint=False)
     sino = radon(image, theta=theta, circle=False) * paper_angle_weights(256)[None, :]

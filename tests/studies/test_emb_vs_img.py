@@ -133,3 +133,17 @@ def test_tiny_study_end_to_end_shares_one_test_set_and_a_rerun_reuses_every_run(
     assert again["timings"]["runs_trained"] == 0 and again["timings"]["runs_skipped"] == 12
     assert time.perf_counter() - start < 60
     pd.testing.assert_frame_equal(again["summary"], tables["summary"])
+
+
+def test_existing_synthetic_releases_with_other_settings_are_refused(tmp_path):
+    from radfair.data.synthetic import generate
+    from radfair.errors import RadfairInputError
+    from radfair.studies.emb_vs_img.data import ensure_releases
+    from radfair.studies.reconstruction.config import ReconstructionConfig
+
+    generate(tmp_path / "rel", patients=40, seed=1, image_size=32, mri_patients=2, mri_shape=(32, 32, 8))
+    same = ReconstructionConfig(releases=str(tmp_path / "rel"), synthetic={"patients": 40, "seed": 1, "image_size": 32, "mri_patients": 2})
+    ensure_releases(same, log=lambda m: None)
+    other = same.model_copy(update={"synthetic": same.synthetic.model_copy(update={"mri_patients": 120})})
+    with pytest.raises(RadfairInputError, match="mri_patients=2.*mri_patients=120"):
+        ensure_releases(other, log=lambda m: None)

@@ -217,9 +217,7 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     run_dir = Path(run_dir)
     record = require_record(run_dir, {"train-classifier"})
     config = ClassifierRunConfig.model_validate(record["config"])
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    if best is None:
-        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    best = _best_checkpoint(run_dir, record)
     labels = config.labels
     config = config.model_copy(update={"root": str(Path(root).resolve()) if root else config.root, "missing_embeddings": "drop"})
     cohort = read_table(cohort_path, "cohort table")
@@ -233,6 +231,28 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     table = scored_table(inputs.used, labels, scores)
     write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"]}})
     return table
+
+
+def _best_checkpoint(run_dir: Path, record: dict) -> dict:
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    return best
+
+
+def load_classifier(run_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
+    """A finished image/embedding classifier run's best model, in eval mode, with its run config."""
+    from ..execution.store import require_record
+
+    run_dir = Path(run_dir)
+    record = require_record(run_dir, {"train-classifier"})
+    config = ClassifierRunConfig.model_validate(record["config"])
+    best = _best_checkpoint(run_dir, record)
+    state = best["modules"]["model"]
+    in_features = next(v.shape[1] for v in state.values() if v.ndim == 2) if config.model != "densenet121" else EMBEDDING_DIM
+    model = _model(config.model_copy(update={"weights": None}), len(config.labels), lambda m: None, in_features).to(device)
+    model.load_state_dict(state)
+    return model.eval(), config
 
 
 def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = None, device: str = "cpu", cpus: int = 0,

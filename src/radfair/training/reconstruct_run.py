@@ -7,6 +7,11 @@ image sets once, and trains with the shared loop. Then the **best** checkpoint r
 test image (IR-SDE: one seeded sampling chain per batch). Outputs: ``history.csv``, the best checkpoint,
 ``reconstructed/<key>.png`` and ``reconstructed.parquet`` (image_id, split, path = the reconstruction,
 path_clean, path_degraded, psnr, ssim, psnr_degraded, ssim_degraded), the input of the downstream models.
+
+With ``volumes`` set (UCSF-PDGM, ``radfair degrade mri``), the pairs are NIfTI volumes: the reconstructor
+trains on their kept axial slices (:mod:`radfair.training.volumes`, tumour slices at the volumes' own
+in-plane size) and then reconstructs every slice of each val/test volume into ``reconstructed/<key>.nii.gz``
+(:mod:`radfair.training.reconstruct_volumes`), which the frozen MRI models score like any volume.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from ..io import read_table, write_table
 from .checkpoint import load_checkpoint
 from .inputs import PairedImageBatches, RowView, image_array
 from .loop import LoopConfig, fit
+from .reconstruct_volumes import reconstruct_volumes, volume_training_pairs
 from .reconstruction import ReconstructorConfig, build_reconstructor
+from .volumes import SliceSettings
 
 
 class ReconstructorRunConfig(StrictModel):
@@ -35,6 +42,7 @@ class ReconstructorRunConfig(StrictModel):
     batch_size: int = 16
     seed: int = 0
     loop: LoopConfig = LoopConfig(epochs=50, patience=5)
+    volumes: SliceSettings | None = None  # NIfTI pairs: train on kept axial slices, reconstruct whole volumes
 
 
 def paired_rows(config: ReconstructorRunConfig) -> tuple[pd.DataFrame, str]:
@@ -45,7 +53,7 @@ def paired_rows(config: ReconstructorRunConfig) -> tuple[pd.DataFrame, str]:
     if missing:
         raise RadfairInputError(MISSING_COLUMNS.format(path=config.degraded, columns=missing, expected=needed))
     split = read_table(config.split_cohort, "split cohort")
-    keep = ["image_id", "split"] + (["recon_split"] if "recon_split" in split.columns else [])
+    keep = ["image_id", "split"] + [c for c in ("recon_split", "patient_id", "mask_path") if c in split.columns and c not in table.columns]
     pairs = table[table["level"] == config.level].merge(split[keep], on="image_id", how="inner")
     if pairs.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.degraded, step=f"keeping level {config.level!r} and cohort images"))
@@ -59,12 +67,16 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
     if not pairs_path.is_file():
         write_table(pairs, pairs_path)
     pairs = pd.read_parquet(pairs_path)
-    degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
-    clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
-    train_mask = (pairs["split"] == "train").to_numpy().copy()
-    if "recon_split" in pairs.columns:
-        train_mask &= (pairs["recon_split"] == "reconstruction").to_numpy()
-    val_mask = (pairs["split"] == "val").to_numpy()
+    if config.volumes is None:
+        items = pairs
+        degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
+        clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
+    else:
+        items, degraded, clean = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
+    train_mask = (items["split"] == "train").to_numpy().copy()
+    if "recon_split" in items.columns:
+        train_mask &= (items["recon_split"] == "reconstruction").to_numpy()
+    val_mask = (items["split"] == "val").to_numpy()
     device = torch.device(ctx.device)
 
     def batches(mask, train):
@@ -86,9 +98,12 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
     for name, module in step.modules.items():
         module.load_state_dict(best["modules"][name])
         module.eval()
-    scored = np.flatnonzero(pairs["split"].isin(("val", "test")).to_numpy())
-    table = reconstruct_pairs(step, pairs.iloc[scored], batches(pairs["split"].isin(("val", "test")).to_numpy(), False),
-                              ctx.run_dir / "reconstructed", config.seed)
+    scored = pairs["split"].isin(("val", "test")).to_numpy()
+    if config.volumes is None:
+        table = reconstruct_pairs(step, pairs[scored], batches(scored, False), ctx.run_dir / "reconstructed", config.seed)
+    else:
+        table = reconstruct_volumes(step, pairs[scored], ctx.run_dir / "reconstructed", config.seed, config.batch_size, device,
+                                    progress=ctx.progress)
     write_table(table, ctx.run_dir / "reconstructed.parquet")
     return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
 

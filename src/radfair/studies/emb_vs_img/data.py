@@ -34,12 +34,30 @@ def _data_settings(config: EmbVsImgConfig) -> dict:
             "synthetic": config.synthetic.model_dump() if config.synthetic else None}
 
 
-def ensure_releases(config: EmbVsImgConfig, log=print) -> None:
+def ensure_releases(config, log=print) -> None:
+    """Generate the config's synthetic releases unless they exist; existing ones must match its ``synthetic`` block
+    (two configs sharing a folder with different settings would otherwise silently use whichever ran first)."""
     releases = Path(config.releases)
-    if config.synthetic and not (releases.is_dir() and any(releases.iterdir())):
-        s = config.synthetic
+    s = config.synthetic
+    if not s:
+        return
+    if not (releases.is_dir() and any(releases.iterdir())):
         log(f"writing synthetic releases ({s.patients} patients, {s.image_size} px) to {releases}")
         generate(releases, patients=s.patients, seed=s.seed, image_size=s.image_size, mri_patients=s.mri_patients)
+        return
+    truth_path = releases / "ground_truth.json"
+    if truth_path.is_file():
+        truth = json.loads(truth_path.read_text())
+        counts = truth.get("patients", {})
+        found = {"patients": counts.get("chexpert", 0) + counts.get("mimic", 0), "mri_patients": counts.get("ucsf-pdgm", 0),
+                 "seed": truth.get("seed"), "image_size": truth.get("image_size")}
+        wanted = {"patients": s.patients, "mri_patients": s.mri_patients, "seed": s.seed, "image_size": s.image_size}
+        differ = {k: (found[k], wanted[k]) for k in wanted if found[k] != wanted[k]}
+        if differ:
+            raise RadfairInputError(f"{truth_path}: the synthetic releases there were generated with "
+                                    + ", ".join(f"{k}={a}" for k, (a, _) in differ.items()) + "; the config asks for "
+                                    + ", ".join(f"{k}={b}" for k, (_, b) in differ.items())
+                                    + "; use another releases folder or delete this one")
 
 
 def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:

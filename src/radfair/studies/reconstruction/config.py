@@ -8,8 +8,10 @@ from typing import Literal
 from ...config import StrictModel, load_yaml_config
 from ...data.schema import STUDY2_LABELS
 from ...training.loop import LoopConfig
+from ...training.mri_downstream import MRI_LABELS
 from ...training.reconstruction import ReconstructorConfig
 from ...training.steps import OptimConfig
+from ...training.volumes import SliceSettings
 from ..emb_vs_img.config import SyntheticReleases
 
 
@@ -41,7 +43,13 @@ class DownstreamClassifier(StrictModel):
 class ReconstructorTraining(StrictModel):
     batch_size: int = 16
     loop: LoopConfig = LoopConfig(epochs=100, patience=5)
+    epochs_by_reconstructor: dict[str, int] = {}  # e.g. {irsde: 8}: a longer schedule for one reconstructor
     seed: int = 0
+
+    def loop_for(self, name: str) -> LoopConfig:
+        if name not in self.epochs_by_reconstructor:
+            return self.loop
+        return self.loop.model_copy(update={"epochs": self.epochs_by_reconstructor[name]})
 
 
 class XrayStudy(StrictModel):
@@ -51,6 +59,64 @@ class XrayStudy(StrictModel):
     classifier: DownstreamClassifier = DownstreamClassifier()
     reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
     training: ReconstructorTraining = ReconstructorTraining()
+
+
+class MriDegradation(StrictModel):
+    """Radial k-space undersampling (paper: accelerations 4, 8, 16); golden-angle spokes by default (REFERENCE §3)."""
+
+    mask: Literal["golden_angle", "paper"] = "golden_angle"
+    accelerations: list[float] = [4, 8, 16]
+    seed: int = 0
+
+
+class SliceClassifierSettings(StrictModel):
+    """UCSF-PDGM slice classifier (paper appendix: ResNet-50, batch 16, Adam 1e-4, 20 epochs)."""
+
+    model: Literal["resnet50", "resnet18"] = "resnet50"
+    batch_size: int = 16
+    optim: OptimConfig = OptimConfig(lr=1e-4, weight_decay=0.0)
+    loop: LoopConfig = LoopConfig(epochs=20, patience=5)
+    seed: int = 0
+
+
+class SegmenterSettings(StrictModel):
+    """Tumour U-Net (paper appendix: batch 8, Adam 1e-3, 20 epochs, Dice + pixel loss)."""
+
+    widths: list[int] = [64, 128, 256, 512]
+    bottleneck: int = 1024
+    batch_size: int = 8
+    optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.0)
+    loop: LoopConfig = LoopConfig(epochs=20, patience=5)
+    seed: int = 0
+
+
+class MriStudy(StrictModel):
+    """UCSF-PDGM: undersampled FLAIR volumes, slice reconstructors, frozen grade/type classifier and segmenter."""
+
+    source: Literal["ucsf-pdgm"] = "ucsf-pdgm"
+    labels: list[str] = list(MRI_LABELS)
+    degradation: MriDegradation = MriDegradation()
+    slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
+    classifier: SliceClassifierSettings = SliceClassifierSettings()
+    segmenter: SegmenterSettings = SegmenterSettings()
+    reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
+    training: ReconstructorTraining = ReconstructorTraining()
+
+
+class MitigationStudy(StrictModel):
+    """Fine-tuning the X-ray reconstructors for downstream fairness (paper §3.5): every strategy x λ of the sweep on
+    validation, λ chosen by :func:`radfair.mitigation.choose_weight`, the chosen run scored on test like the rest."""
+
+    strategies: list[Literal["reweighting", "eodd", "adversarial"]] = ["reweighting", "eodd", "adversarial"]
+    weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
+    reconstructors: list[str] | None = None  # None: every X-ray reconstructor
+    levels: list[str] | None = None  # None: the middle photon count (the paper's fairness level)
+    epochs: int = 10
+    patience: int | None = 3
+    batch_size: int = 16
+    settings: dict = {}  # further MitigationConfig fields (temperature, momentum, adversary_hidden, ...)
+    max_psnr_drop_db: float = 0.5
+    max_auroc_drop: float = 0.01
 
 
 class Analysis(StrictModel):
@@ -69,6 +135,8 @@ class ReconstructionConfig(StrictModel):
     synthetic: SyntheticReleases | None = None
     split: Study2Split = Study2Split()
     xray: XrayStudy | None = XrayStudy()
+    mri: MriStudy | None = MriStudy()
+    mitigation: MitigationStudy | None = None
     analysis: Analysis = Analysis()
     device: str = "cpu"
     jobs: int = 1

@@ -135,6 +135,9 @@ def study2_dir(tmp_path_factory):
     _png(out / "examples_unet.png", "examples")
     (out / "degraded_xray").mkdir()
     _png(out / "degraded_xray" / "img0.png", "an input image, not a figure")
+    write_table(pd.DataFrame({"patient_id": ["p1"], "split": ["test"]}), out / "data" / "xray_split.parquet")
+    write_json(out / "runs" / "clf001" / "run.json", {"run_id": "clf001", "kind": "train-classifier", "status": "done",
+                                                      "seconds": 3.0, "device": "cpu", "attempts": [{"versions": {}}]})
     write_json(out / "study.json", {
         "study": "reconstruction",
         "config": {"name": "reconstruction", "releases": "/data/releases", "device": "cpu", "jobs": 1,
@@ -144,8 +147,8 @@ def study2_dir(tmp_path_factory):
                             "classifier": {"model": "densenet121"}, "reconstructors": {"unet": {}, "pix2pix": {}}},
                    "analysis": {"attributes": ["sex"], "race_merge_small": False, "merge_below": 50, "threshold": "balanced",
                                 "bootstrap": 50, "seed": 0, "level": 0.95}},
-        "data": {"split": "/x/data/xray_split.parquet"},
-        "runs": {"classifier": "clf001"},
+        "data": {"chexpert": {"split": str(out / "data" / "xray_split.parquet")}},
+        "runs": {"chexpert": {"downstream/classifier": "clf001", "unet/xray_physical_3000": None}},
         "warnings": ["unet/xray_physical_3000: sex=Female, label no_finding: no positives in test; TPR is NaN"],
         "timings": {"data_and_degradation_s": 3.0, "training_s": 40.0, "scoring_s": 2.0, "analysis_s": 1.0},
         "conventions": {"thresholds": "balanced on clean validation images, applied to clean and reconstructed test images",

@@ -39,7 +39,7 @@ def test_report_of_a_tiny_real_study2_run(tmp_path, synth_root):
               "classifier": {"batch_size": 32, "optim": {"lr": 1e-3}, "loop": {"epochs": 1, "patience": None}},
               "reconstructors": {"unet": {"kind": "unet", **NARROW}},
               "training": {"batch_size": 16, "loop": {"epochs": 1, "patience": None}}},
-        analysis={"bootstrap": 20, "attributes": ["sex"]})
+        mri=None, analysis={"bootstrap": 20, "attributes": ["sex"]})
     run_study(config, tmp_path / "s2", progress=False, log=lambda m: None)
     page = build_page(tmp_path / "s2")
     assert page.kind == "reconstruction" and page.findings

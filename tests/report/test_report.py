@@ -128,6 +128,8 @@ def test_study_pages_pick_up_tables_figures_and_records(study1_dir, study2_dir):
     assert "Holm" in dict(p2.methods)["Multiple testing"]
     assert ("timing training_s", "40.0") in p2.provenance
     assert ("no positives in test; TPR is NaN", 1) in p2.warning_kinds
+    assert [(r["name"], r["status"], r["seconds"]) for r in p2.runs] == [("chexpert.downstream/classifier", "done", 3.0)]
+    assert any(k.startswith("input chexpert.split:") and len(v) == 64 for k, v in p2.checksums)
 
 
 def test_html_is_self_contained(pages, tmp_path):

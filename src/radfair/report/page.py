@@ -285,8 +285,10 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
 
 def _runs(folder: Path, record: dict) -> list[dict]:
     runs = record.get("runs", [])
-    items = runs.items() if isinstance(runs, dict) else [(r.get("label") or f"{r.get('dataset')}-{r.get('arm')}-seed{r.get('seed')}",
-                                                          r.get("run_id")) for r in runs]
+    if isinstance(runs, dict):  # {name: run_id} or nested {dataset: {name: run_id}}
+        items = [(name, run_id) for name, run_id in _flatten(runs) if run_id and run_id != "null"]
+    else:
+        items = [(r.get("label") or f"{r.get('dataset')}-{r.get('arm')}-seed{r.get('seed')}", r.get("run_id")) for r in runs]
     out = []
     for name, run_id in items:
         if not run_id:
@@ -314,11 +316,9 @@ def _study_common(folder: Path, record: dict, warnings: list[str]) -> tuple[list
                    if p.is_file() and p.suffix in (".json", ".csv", ".md", ".png") and not p.name.startswith("report."))
     from ..io import file_sha256
 
-    data = record.get("data", {}) or {}
-    splits = dict(data.get("splits", {}) or {})
-    if isinstance(data.get("split"), str):
-        splits["split"] = data["split"]
-    inputs = [(f"input {name}: {path}", file_sha256(path)) for name, path in splits.items() if Path(path).is_file()]
+    splits = [(key, path) for key, path in _flatten(record.get("data", {}) or {})
+              if "split" in key and isinstance(path, str) and path.endswith((".parquet", ".csv"))]
+    inputs = [(f"input {key}: {path}", file_sha256(path)) for key, path in splits if Path(path).is_file()]
     return provenance, inputs + _checksums(folder, names)
 
 

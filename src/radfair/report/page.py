@@ -409,9 +409,9 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                                                                      "merged into Other)" if analysis.get("race_merge_small") else "")),
         ("MRI part", "; ".join(f"{k}: {json.dumps(v)}" for k, v in (config.get("mri") or {}).items()
                                if not isinstance(v, dict)) or ("configured (see the recorded configuration)" if config.get("mri") else "none")),
-        ("Multiple testing", (record.get("conventions", {}).get("multiple_testing", "") + "; " if
-                              record.get("conventions", {}).get("multiple_testing") else "") + f"Holm (FWER) and Benjamini-Hochberg (FDR) over all {int(shift.get('p_value', shift['delta']).notna().sum())} rows of "
-                             f"bias_shift.csv with a p-value; {n_sig} rows have an interval excluding 0"),
+        ("Multiple testing", f"{record.get('conventions', {}).get('multiple_testing') or 'Holm (FWER) and Benjamini-Hochberg (FDR) over the grid'} "
+                             f"({int(shift.get('p_value', shift['delta']).notna().sum())} rows of bias_shift.csv with a p-value; "
+                             f"{n_sig} with an interval excluding 0)"),
     ]
     provenance, checksums = _study_common(folder, record, warnings)
     provenance.insert(0, ("seeds", f"split {split.get('seed')}, degradation {deg.get('seed')}, analysis {analysis.get('seed')}"))

@@ -28,3 +28,17 @@ def test_error_messages_name_what_is_wrong():
     assert errors.preview([3, 3, 1, 2, 5, 6, 7]) == "[3, 1, 2, 5, 6, ...]"
     with pytest.raises(errors.RadfairInputError, match="x.csv: file not found"):
         read_table("x.csv")
+
+
+def test_atomic_writes_get_ordinary_file_permissions_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from radfair.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.html", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == 0o644

@@ -106,7 +106,7 @@ def run_full_demo(out: str | Path = "demo_out", config_dir: str | Path = "config
 def _report(folder: Path) -> Path:
     from .report import write_report
 
-    return write_report(folder)
+    return write_report(folder)[0]
 
 
 __all__ = ["run_full_demo"]

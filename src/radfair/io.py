@@ -25,9 +25,19 @@ from .readers import read_table as _read_table
 METADATA_KEY = b"radfair"
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (0666 minus the umask); mkstemp's own is 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The file gets the permissions an ordinary write would (outputs are shared: reports, tables), not mkstemp's 0600.
+    """
     path = Path(path)
     if path.is_dir():
         raise RadfairInputError(UNWRITABLE.format(path=path, expected="a file name", reason="it is a folder"))
@@ -40,6 +50,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

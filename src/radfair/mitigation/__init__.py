@@ -17,10 +17,11 @@ from ._attach import VALIDATION_KEY, FrozenDownstream, MitigatedStep, attach_mit
 from ._config import MitigationConfig
 from ._eodd import RunningThreshold, soft_dice, soft_dice_gap, soft_eodd, soft_predictions
 from ._reweighting import MitigationBatches, subgroup_weights
+from ._run import MitigatedReconstructorRunConfig, hard_eodd, run_mitigated_training
 from ._select import choose_weight
 
 __all__ = [
-    "Adversary", "FrozenDownstream", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",
+    "Adversary", "FrozenDownstream", "MitigatedReconstructorRunConfig", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",
     "VALIDATION_KEY", "attach_mitigation", "attribute_targets", "choose_weight", "soft_dice", "soft_dice_gap",
-    "soft_eodd", "soft_predictions", "squared_correlation", "subgroup_weights",
+    "soft_eodd", "soft_predictions", "squared_correlation", "subgroup_weights", "hard_eodd", "run_mitigated_training",
 ]

@@ -217,9 +217,7 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     run_dir = Path(run_dir)
     record = require_record(run_dir, {"train-classifier"})
     config = ClassifierRunConfig.model_validate(record["config"])
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    if best is None:
-        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    best = _best_checkpoint(run_dir, record)
     labels = config.labels
     config = config.model_copy(update={"root": str(Path(root).resolve()) if root else config.root, "missing_embeddings": "drop"})
     cohort = read_table(cohort_path, "cohort table")
@@ -233,6 +231,30 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     table = scored_table(inputs.used, labels, scores)
     write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"]}})
     return table
+
+
+def _best_checkpoint(run_dir: Path, record: dict) -> dict:
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    return best
+
+
+def load_image_classifier(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
+    """The model of a finished image ``train-classifier`` run (its recorded config + ``checkpoints/best.pt``),
+    in eval mode on ``device``."""
+    from ..execution.store import require_record
+
+    run_dir = Path(run_dir)
+    record = require_record(run_dir, {"train-classifier"})
+    config = ClassifierRunConfig.model_validate(record["config"])
+    if config.input != "images":
+        raise RadfairInputError(BAD_OPTION.format(option="classifier run", value=f"{run_dir} ({config.input})",
+                                                  expected="a classifier trained on images"))
+    best = _best_checkpoint(run_dir, record)
+    model = _model(config.model_copy(update={"weights": None}), len(config.labels), print)
+    model.load_state_dict(best["modules"]["model"])
+    return model.to(device).eval(), config
 
 
 def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = None, device: str = "cpu", cpus: int = 0,

@@ -11,6 +11,8 @@ path_clean, path_degraded, psnr, ssim, psnr_degraded, ssim_degraded), the input 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -37,15 +39,20 @@ class ReconstructorRunConfig(StrictModel):
     loop: LoopConfig = LoopConfig(epochs=50, patience=5)
 
 
-def paired_rows(config: ReconstructorRunConfig) -> tuple[pd.DataFrame, str]:
-    """The pairs of one level with their split; the table is written beside the run for caching."""
+def paired_rows(config: ReconstructorRunConfig, columns: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
+    """The pairs of one level with their split (and ``columns`` of the split cohort, e.g. labels and
+    attributes); the table is written beside the run for caching."""
     table = read_table(config.degraded, "degraded table (radfair degrade)")
     needed = ["image_id", "level", "path_clean", "path_degraded"]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise RadfairInputError(MISSING_COLUMNS.format(path=config.degraded, columns=missing, expected=needed))
     split = read_table(config.split_cohort, "split cohort")
-    keep = ["image_id", "split"] + (["recon_split"] if "recon_split" in split.columns else [])
+    absent = [c for c in columns if c not in split.columns]
+    if absent:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=config.split_cohort, columns=absent, expected=list(columns)))
+    keep = ["image_id", "split"] + (["recon_split"] if "recon_split" in split.columns else []) + list(columns)
+    table = table.drop(columns=[c for c in columns if c in table.columns])  # the split cohort's values win
     pairs = table[table["level"] == config.level].merge(split[keep], on="image_id", how="inner")
     if pairs.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.degraded, step=f"keeping level {config.level!r} and cohort images"))
@@ -61,10 +68,7 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
     pairs = pd.read_parquet(pairs_path)
     degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
     clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
-    train_mask = (pairs["split"] == "train").to_numpy().copy()
-    if "recon_split" in pairs.columns:
-        train_mask &= (pairs["recon_split"] == "reconstruction").to_numpy()
-    val_mask = (pairs["split"] == "val").to_numpy()
+    train_mask, val_mask = training_masks(pairs)
     device = torch.device(ctx.device)
 
     def batches(mask, train):
@@ -82,15 +86,33 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
-    best = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")
+    reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
+    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+
+
+def training_masks(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that train the reconstructor (``split == train`` and, if present, ``recon_split == reconstruction``)
+    and its validation rows (``split == val``)."""
+    train_mask = (pairs["split"] == "train").to_numpy().copy()
+    if "recon_split" in pairs.columns:
+        train_mask &= (pairs["recon_split"] == "reconstruction").to_numpy()
+    return train_mask, (pairs["split"] == "val").to_numpy()
+
+
+def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int) -> pd.DataFrame:
+    """Load ``run_dir/checkpoints/best.pt`` into every module of ``step``, reconstruct the val and test pairs
+    (``batches(mask, train=False)``) and write ``reconstructed.parquet``."""
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RuntimeError("no epoch produced a finite validation score; nothing to reconstruct (training diverged)")
     for name, module in step.modules.items():
         module.load_state_dict(best["modules"][name])
         module.eval()
-    scored = np.flatnonzero(pairs["split"].isin(("val", "test")).to_numpy())
-    table = reconstruct_pairs(step, pairs.iloc[scored], batches(pairs["split"].isin(("val", "test")).to_numpy(), False),
-                              ctx.run_dir / "reconstructed", config.seed)
-    write_table(table, ctx.run_dir / "reconstructed.parquet")
-    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+    scored_mask = pairs["split"].isin(("val", "test")).to_numpy()
+    table = reconstruct_pairs(step, pairs.iloc[np.flatnonzero(scored_mask)], batches(scored_mask, False),
+                              run_dir / "reconstructed", seed)
+    write_table(table, run_dir / "reconstructed.parquet")
+    return table
 
 
 @torch.no_grad()
@@ -112,4 +134,5 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["ReconstructorRunConfig", "paired_rows", "run_reconstructor_training"]
+__all__ = ["ReconstructorRunConfig", "paired_rows", "reconstruct_pairs", "reconstruct_with_best", "run_reconstructor_training",
+           "training_masks"]

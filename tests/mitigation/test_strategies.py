@@ -147,3 +147,34 @@ def test_reweighting_sampler_changes_the_rows_the_step_sees(kind):
     first = next(iter(weighted.epoch(0)))
     assert {"labels", "groups"} <= set(first) and first["groups"].dtype == torch.int64
     assert torch.isfinite(step.train_step({**first, "degraded": first["degraded"], "clean": first["clean"]})["loss"])
+
+
+class TinySegmenter(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.Conv2d(4, 1, 3, padding=1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_segmenter_downstream_uses_soft_dice_and_its_worst_case_group_gap(kind, batch):
+    from radfair.mitigation import MitigationConfig, attach_mitigation, soft_dice, soft_dice_gap
+    from radfair.training.reconstruction import build_reconstructor
+
+    from .conftest import recon_config
+
+    torch.manual_seed(0)
+    step = attach_mitigation(build_reconstructor(recon_config(kind), 0),
+                             MitigationConfig(strategy="eodd", task="segmentation", weight=3.0), TinySegmenter(),
+                             image_size=32, standardise=False)
+    batch = {**batch, "mask": (batch["clean"] > 0.5).float()}
+    output = differentiable_output(step, batch)
+    dice = soft_dice(torch.sigmoid(step.downstream(output)), batch["mask"])
+    fair = step.fairness_term(batch, output)
+    torch.testing.assert_close(fair, soft_dice_gap(dice, batch["groups"]))
+    torch.testing.assert_close(step.task_loss(batch, output), 1 - dice.mean())
+    step.base.net.zero_grad(set_to_none=True)
+    step.penalty(fair).backward()
+    assert _net_grad_norm(step) > 0

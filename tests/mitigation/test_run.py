@@ -93,3 +93,45 @@ def test_config_rejects_a_monitor_other_than_the_objective(finished):
     folder, base = finished
     with pytest.raises(ValueError, match="objective"):
         MitigatedReconstructorRunConfig.model_validate({**_config(folder, base, "eodd").model_dump(), "loop": {"monitor": "loss"}})
+
+
+def test_best_checkpoint_is_the_best_epoch_and_reconstructs(finished, tmp_path, monkeypatch):
+    """REFERENCE.md bug 11: the "best" weights were the last. Make epoch 2 worse on validation by construction."""
+    from radfair.degradation.quality import psnr
+    from radfair.mitigation import _attach
+    from radfair.readers import read_gray
+    from radfair.training.reconstruction import build_reconstructor
+
+    folder, base = finished
+    original, calls = _attach.MitigatedStep.eval_step, {"n": 0}
+
+    def worse_after_epoch_one(self, batch):
+        values = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] > 3:  # 20 validation rows in batches of 8: three per epoch
+            values["objective"] = values["objective"] + 1000.0
+        return values
+
+    monkeypatch.setattr(_attach.MitigatedStep, "eval_step", worse_after_epoch_one)
+    config = _config(folder, base, "adversarial", 50.0)
+    run = tmp_path / "run"
+    assert execute(RunSpec("train-mitigated-reconstructor", config.model_dump(mode="json"), {}, cpus=1), run,
+                   progress=False).status == "done"
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert best["epoch"] == 1 and last["epoch"] == 2
+    assert any(not torch.equal(best["modules"]["model"][k], v) for k, v in last["modules"]["model"].items())
+    net = build_reconstructor(config.reconstructor).net.eval()
+    row = pd.read_parquet(run / "reconstructed.parquet").iloc[0]
+    degraded = torch.from_numpy(read_gray(row["path_degraded"])).float()[None, None]
+    clean = torch.from_numpy(read_gray(row["path_clean"])).float()[None, None]
+    degraded, clean = ((t * 255).round() / 255 for t in (degraded, clean))  # the cached uint8 images
+
+    def psnr_with(weights):
+        net.load_state_dict(weights)
+        with torch.no_grad():
+            return float(psnr(net(degraded).clamp(0, 1), clean, 1.0)[0])
+
+    best_psnr, last_psnr = psnr_with(best["modules"]["model"]), psnr_with(last["modules"]["model"])
+    assert row["psnr"] == pytest.approx(best_psnr, abs=1e-5)  # the saved reconstruction comes from best.pt
+    assert abs(row["psnr"] - last_psnr) > 1e-4

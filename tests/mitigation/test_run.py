@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from radfair.degradation.run import degrade_xray
+from radfair.errors import RadfairInputError
 from radfair.execution import RunSpec, execute
 from radfair.mitigation import MitigatedReconstructorRunConfig
 from radfair.training.checkpoint import load_checkpoint
@@ -135,3 +136,30 @@ def test_best_checkpoint_is_the_best_epoch_and_reconstructs(finished, tmp_path, 
     best_psnr, last_psnr = psnr_with(best["modules"]["model"]), psnr_with(last["modules"]["model"])
     assert row["psnr"] == pytest.approx(best_psnr, abs=1e-5)  # the saved reconstruction comes from best.pt
     assert abs(row["psnr"] - last_psnr) > 1e-4
+
+
+@pytest.mark.parametrize("kind", ["pix2pix", "irsde"])
+def test_gan_and_diffusion_reconstructors_fine_tune_as_runs(finished, tmp_path, kind):
+    folder, unet_base = finished
+    recon = {**RECON, "kind": kind, "disc_widths": [4, 8, 8], "sde_steps": 5, "time_dim": 8}
+    base = unet_base.model_copy(update={"reconstructor": unet_base.reconstructor.model_validate(recon)})
+    base_dir = tmp_path / "base"
+    assert execute(RunSpec("train-reconstructor", base.model_dump(mode="json"), {}, cpus=1), base_dir, progress=False).status == "done"
+    config = MitigatedReconstructorRunConfig.model_validate(
+        {**_config(folder, base, "adversarial").model_dump(), "base_run": str(base_dir),
+         "loop": {"epochs": 1, "patience": None, "monitor": "objective"}})
+    run = tmp_path / "run"
+    assert execute(RunSpec("train-mitigated-reconstructor", config.model_dump(mode="json"), {}, cpus=1), run,
+                   progress=False).status == "done"
+    history = pd.read_csv(run / "history.csv")
+    assert history["val_objective"].notna().all() and history["train_fair"].notna().all()
+    assert len(pd.read_parquet(run / "reconstructed.parquet")) == len(pd.read_parquet(base_dir / "reconstructed.parquet"))
+    assert json.loads((run / "validation.json").read_text())["val_psnr"] > 0
+
+
+def test_base_run_with_other_reconstructor_settings_is_refused(finished, tmp_path):
+    folder, base = finished
+    other = {**_config(folder, base, "eodd").model_dump(), "reconstructor": {**RECON, "widths": [4, 16]}}
+    config = MitigatedReconstructorRunConfig.model_validate(other)
+    with pytest.raises(RadfairInputError, match="reconstructor settings differ"):
+        execute(RunSpec("train-mitigated-reconstructor", config.model_dump(mode="json"), {}, cpus=1), tmp_path / "r", progress=False)

@@ -367,7 +367,7 @@ def study_reconstruction(
                            log=lambda m: console.print(m, markup=False, highlight=False))
     console.print(f"study reconstruction: {time.perf_counter() - start:.1f}s -> {out} (bias_shift.csv, performance.csv)")
     for row in result["psnr_gain"].itertuples():
-        console.print(f"  {row.reconstructor:8s} {row.level}: PSNR {row.baseline:.2f} dB degraded -> {row.reconstructed:.2f} dB reconstructed")
+        console.print(f"  {row.dataset:9s} {row.reconstructor:8s} {row.level}: PSNR {row.baseline:.2f} dB degraded -> {row.reconstructed:.2f} dB reconstructed")
     shift = result["bias_shift"]
     significant = shift[(shift["p_holm"] < 0.05) & shift["metric"].isin(["eodd_worst", "eop"])]
     console.print(f"  {len(significant)} of {int(shift['metric'].isin(['eodd_worst', 'eop']).sum())} EODD/EOP shifts significant after Holm")

@@ -28,32 +28,85 @@ def test_grid_adjustment_covers_every_row_and_ignores_nan():
     assert (adjusted["p_bh"].dropna() >= table["p_value"].dropna()).all()
 
 
-@pytest.mark.slow
-def test_xray_study_end_to_end_thresholds_from_clean_val_and_a_rerun_recomputes_nothing(tmp_path, synth_root):
-    root, _ = synth_root
-    config = ReconstructionConfig(
+def test_thresholds_come_from_clean_validation_rows_only(tmp_path):
+    from radfair.fairness import choose_threshold
+    from radfair.studies.reconstruction.analysis import clean_thresholds
+
+    rng = np.random.default_rng(0)
+    n = 400
+    split = np.where(np.arange(n) < 200, "val", "test")
+    y = rng.integers(0, 2, n).astype(float)
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, n) + np.where(split == "test", 0.25, 0.0), 0, 1)  # test scores shifted up
+    clean = pd.DataFrame({"split": split, "y_edema": y, "p_edema": p})
+    path, labels, undefined = clean_thresholds(clean, ["edema"], "balanced", tmp_path / "t.csv")
+    chosen = pd.read_csv(path).set_index("label").loc["edema", "threshold"]
+    val = split == "val"
+    assert chosen == pytest.approx(choose_threshold(y[val], p[val], "balanced"))
+    assert chosen != pytest.approx(choose_threshold(y[~val], p[~val], "balanced"))
+    assert labels == ["edema"] and undefined == []
+
+
+@pytest.fixture(scope="module")
+def study2_root(tmp_path_factory):
+    """Releases with enough UCSF-PDGM volumes (30) for a split with val and test patients of both sexes."""
+    from radfair.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("study2") / "releases"
+    generate(root, patients=200, seed=3, image_size=32, mri_patients=30, mri_shape=(32, 32, 8))
+    return root
+
+
+def _config(root, **changes) -> ReconstructionConfig:
+    recons = {k: {"kind": k, **NARROW} for k in ("unet", "pix2pix", "irsde")}
+    once = {"epochs": 1, "patience": None}
+    settings = dict(
         releases=str(root),
-        xray={"labels": ["pleural_effusion", "cardiomegaly", "edema"],
-              "degradation": {"photons": [3000], "size": 32},
-              "classifier": {"batch_size": 32, "optim": {"lr": 1e-3}, "loop": {"epochs": 1, "patience": None}},
-              "reconstructors": {k: {"kind": k, **NARROW} for k in ("unet", "pix2pix", "irsde")},
-              "training": {"batch_size": 16, "loop": {"epochs": 1, "patience": None}}},
+        xray={"labels": ["pleural_effusion", "cardiomegaly", "edema"], "degradation": {"photons": [3000], "size": 32},
+              "classifier": {"batch_size": 32, "optim": {"lr": 1e-3}, "loop": once},
+              "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},
+        mri={"degradation": {"accelerations": [4]}, "slices": {"size": 32},
+             "classifier": {"model": "resnet18", "loop": once},
+             "segmenter": {"widths": [8, 16], "bottleneck": 32, "loop": once},
+             "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},
         analysis={"bootstrap": 50, "attributes": ["sex", "age_binary", "race"]})
+    return ReconstructionConfig(**{**settings, **changes})
+
+
+PAPER_FILES = ["bias_shift.csv", "performance.csv", "table1_baseline_fairness.md", "table2_shift_by_reconstructor.md",
+               "table7_chexpert.md", "table8_ucsf.md", "fig2_performance_vs_noise.png", "fig3_bias_change_hist.png",
+               "fig4_bias_change_chexpert_eodd_worst.png", "fig4_bias_change_chexpert_eop.png",
+               "fig5_bias_change_ucsf_delta_dice.png", "fig5_bias_change_ucsf_ser.png", "examples_chexpert.png",
+               "examples_ucsf.png", "gradcam_chexpert.png", "study.json"]
+
+
+@pytest.mark.slow
+def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_recomputes_nothing(tmp_path, study2_root):
+    config = _config(study2_root)
     result = run_study(config, tmp_path / "s2", progress=False, log=lambda m: None)
     out = tmp_path / "s2"
+    for name in PAPER_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     shift = pd.read_csv(out / "bias_shift.csv")
+    assert set(shift["dataset"]) == {"chexpert", "ucsf-pdgm"} and set(shift["mitigation"]) == {"standard"}
     assert set(shift["reconstructor"]) == {"unet", "pix2pix", "irsde"}
-    assert {"eodd_worst", "eodd_mean", "eop"} <= set(shift["metric"]) and set(shift["attribute"]) == {"sex", "age_binary", "race"}
+    xray = shift[shift["dataset"] == "chexpert"]
+    assert {"eodd_worst", "eodd_mean", "eop"} <= set(xray["metric"]) and set(xray["attribute"]) == {"sex", "age_binary", "race"}
+    seg = shift[shift["label"] == "tumour_segmentation"]
+    assert set(seg["metric"]) == {"delta_dice", "ser"} and "race" not in set(seg["attribute"])  # UCSF-PDGM records no race
     assert shift["p_holm"].dropna().ge(shift["p_value"].dropna()).all()
     perf = pd.read_csv(out / "performance.csv")
-    assert {"auc", "psnr", "ssim"} <= set(perf["metric"])
-    thresholds = pd.read_csv(out / "thresholds_clean_val.csv")
+    assert {"auc", "psnr", "ssim", "dice"} <= set(perf["metric"])
+    thresholds = pd.read_csv(out / "thresholds_clean_val_chexpert.csv")
     assert list(thresholds["label"]) == ["pleural_effusion", "cardiomegaly", "edema"]
     study = json.loads((out / "study.json").read_text())
     assert "clean validation" in study["conventions"]["thresholds"]
-    split = pd.read_parquet(out / "data" / "xray_split.parquet")
-    recon_patients = set(split.loc[split["recon_split"] == "reconstruction", "patient_id"])
-    classifier_patients = set(pd.read_parquet(out / "data" / "xray_classifier.parquet").query("split == 'train'")["patient_id"])
-    assert recon_patients and classifier_patients and not recon_patients & classifier_patients
+    for dataset in ("xray", "mri"):
+        split = pd.read_parquet(out / "data" / f"{dataset}_split.parquet")
+        recon_patients = set(split.loc[split["recon_split"] == "reconstruction", "patient_id"])
+        downstream = "xray_classifier" if dataset == "xray" else "mri_downstream"
+        downstream_patients = set(pd.read_parquet(out / "data" / f"{downstream}.parquet").query("split == 'train'")["patient_id"])
+        assert recon_patients and downstream_patients and not recon_patients & downstream_patients
+    table7 = (out / "table7_chexpert.md").read_text()
+    assert "| nan" not in table7 and "pleural_effusion" in table7
     again = run_study(config, out, progress=False, log=lambda m: None)
     pd.testing.assert_frame_equal(again["bias_shift"], result["bias_shift"])

@@ -7,7 +7,14 @@ from ._bootstrap import GroupCounts, patient_multiplicities, replicate_chunks
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._rates import confusion_indicators, rates
-from ._segmentation import dice, group_dice, segmentation_audit, segmentation_fairness
+from ._segmentation import (
+    SEGMENTATION_METRICS,
+    dice,
+    group_dice,
+    paired_segmentation_comparison,
+    segmentation_audit,
+    segmentation_fairness,
+)
 from ._stats import benjamini_hochberg, bootstrap_p_value, holm, mean_ci_over_seeds, percentile_ci
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
@@ -17,6 +24,7 @@ __all__ = [
     "AucPlan", "AuditConfig", "AuditWarning", "CONVENTIONS", "GroupCounts", "RULES", "TEST_THRESHOLD_WARNING",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
     "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",
-    "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds", "run_audit", "segmentation_audit", "segmentation_fairness",
+    "SEGMENTATION_METRICS", "paired_segmentation_comparison", "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds",
+    "run_audit", "segmentation_audit", "segmentation_fairness",
     "tpr_disparity", "weighted_auc",
 ]

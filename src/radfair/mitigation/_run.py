@@ -30,7 +30,7 @@ from ..execution.store import require_record
 from ..fairness import choose_threshold, equalized_odds, weighted_auc
 from ..io import read_table, write_json, write_table
 from ..training.checkpoint import load_checkpoint
-from ..training.classify import load_image_classifier, predict_scores
+from ..training.classify import load_classifier, predict_scores
 from ..training.inputs import ImageBatches, RowView, image_array
 from ..training.loop import LoopConfig, fit
 from ..training.reconstruct_run import (
@@ -106,6 +106,9 @@ def _number(value) -> float | None:
 
 def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     config = MitigatedReconstructorRunConfig.model_validate(config_dict)
+    if config.volumes is not None:
+        raise RadfairInputError("train-mitigated-reconstructor takes image pairs (X-ray); NIfTI volumes (`volumes`) are "
+                                "not supported yet")
     base_record = require_record(config.base_run, {"train-reconstructor"})
     base_config = ReconstructorRunConfig.model_validate(base_record["config"])
     if base_config.reconstructor != config.reconstructor:
@@ -115,7 +118,9 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     if base_best is None:
         raise RadfairInputError(f"{config.base_run}: no best checkpoint; train the base reconstructor first")
     device = torch.device(ctx.device)
-    classifier, classifier_config = load_image_classifier(config.classifier_run, device)
+    classifier, classifier_config = load_classifier(config.classifier_run, device)
+    if classifier_config.input != "images":
+        raise RadfairInputError(f"{config.classifier_run}: a classifier on {classifier_config.input}; expected one trained on images")
     unknown = [label for label in config.labels if label not in classifier_config.labels]
     if unknown:
         raise RadfairInputError(f"{config.classifier_run}: labels {unknown} are not outputs of the classifier; "

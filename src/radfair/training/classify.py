@@ -240,21 +240,19 @@ def _best_checkpoint(run_dir: Path, record: dict) -> dict:
     return best
 
 
-def load_image_classifier(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
-    """The model of a finished image ``train-classifier`` run (its recorded config + ``checkpoints/best.pt``),
-    in eval mode on ``device``."""
+def load_classifier(run_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
+    """A finished image/embedding classifier run's best model, in eval mode, with its run config."""
     from ..execution.store import require_record
 
     run_dir = Path(run_dir)
     record = require_record(run_dir, {"train-classifier"})
     config = ClassifierRunConfig.model_validate(record["config"])
-    if config.input != "images":
-        raise RadfairInputError(BAD_OPTION.format(option="classifier run", value=f"{run_dir} ({config.input})",
-                                                  expected="a classifier trained on images"))
     best = _best_checkpoint(run_dir, record)
-    model = _model(config.model_copy(update={"weights": None}), len(config.labels), print)
-    model.load_state_dict(best["modules"]["model"])
-    return model.to(device).eval(), config
+    state = best["modules"]["model"]
+    in_features = next(v.shape[1] for v in state.values() if v.ndim == 2) if config.model != "densenet121" else EMBEDDING_DIM
+    model = _model(config.model_copy(update={"weights": None}), len(config.labels), lambda m: None, in_features).to(device)
+    model.load_state_dict(state)
+    return model.eval(), config
 
 
 def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = None, device: str = "cpu", cpus: int = 0,

@@ -124,12 +124,18 @@ class Pix2PixStep(_Reconstruction):
 class IRSDEStep(_Reconstruction):
     """IR-SDE: a time-conditioned U-Net predicts the noise; maximum-likelihood L1 loss (see :mod:`..irsde`).
 
+    The noise prediction is ``IRSDE.prior_noise(x_t, μ, t) + net(x_t, μ, t)`` with the network's last layer
+    zero-initialised: the analytic noise of x_0 = μ plus a learned correction, so an untrained or briefly trained
+    model samples ≈ the degraded input instead of diverging (the residual start of the U-Net, for the SDE).
+
     Training draws (t, noise) from the step's own generator, whose state is checkpointed with the run.
     Validation uses a fixed generator seed, so validation losses are comparable across epochs.
     """
 
     def __init__(self, config: ReconstructorConfig, seed: int = 0):
         self.net = UNet(2, 1, config.widths, config.bottleneck, time_dim=config.time_dim, output="linear")
+        torch.nn.init.zeros_(self.net.head.weight)
+        torch.nn.init.zeros_(self.net.head.bias)
         self.sde = IRSDE(config.sde_steps, config.max_sigma, config.sde_eps)
         self.modules = {"model": self.net}
         self.optimizers = {"model": make_optimizer(self.net.parameters(), config.optim)}
@@ -145,13 +151,17 @@ class IRSDEStep(_Reconstruction):
     def load_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
 
+    def predict_noise(self, inputs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Noise of ``inputs = cat(x_t, μ)``: the analytic prior noise plus the network's correction."""
+        return self.sde.prior_noise(inputs[:, :1], inputs[:, 1:], t) + self.net(inputs, t)
+
     def _loss(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         lq, gt = batch["degraded"], batch["clean"]
         b = gt.shape[0]
         t = torch.randint(1, self.sde.steps + 1, (b,), generator=generator).to(gt.device)
         noise = torch.randn(gt.shape, generator=generator).to(gt.device)
         xt = self.sde.noisy_state(gt, lq, t, noise)
-        predicted = self.net(torch.cat([xt, lq], 1), t)
+        predicted = self.predict_noise(torch.cat([xt, lq], 1), t)
         loss = F.l1_loss(self.sde.reverse_mean_step(xt, lq, predicted, t), self.sde.optimal_previous(xt, gt, lq, t))
         return loss, self.sde.denoised(xt, lq, predicted, t).clamp(0, 1)
 
@@ -172,7 +182,7 @@ class IRSDEStep(_Reconstruction):
         return self.eval_output(batch)[0]
 
     def reconstruct(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.sde.sample(self.net, degraded, generator).clamp(0, 1)
+        return self.sde.sample(self.predict_noise, degraded, generator).clamp(0, 1)
 
 
 RECONSTRUCTORS = {"unet": UNetStep, "pix2pix": Pix2PixStep, "irsde": IRSDEStep}

@@ -71,6 +71,12 @@ class IRSDE(nn.Module):
         term2 = self._b(c * (1 - a**2) / (1 - b**2))
         return term1 * (xt - mu) + term2 * (x0 - mu) + mu
 
+    def prior_noise(self, xt: torch.Tensor, mu: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise exactly when x_0 = μ: ``(x_t − μ) / σ̄_t``. A noise network that predicts this plus a learned
+        correction (zero at initialisation) makes an untrained sampler return ≈ μ instead of diverging (with ε̂ = 0
+        the reverse drift repels from μ by up to e^{θ̄_T}); the loss and the sampler are unchanged."""
+        return (xt - mu) / self.sigma_bar(t)
+
     def denoised(self, xt: torch.Tensor, mu: torch.Tensor, noise_pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The x_0 the noise prediction implies (differentiable in the network's output)."""
         return mu + (xt - mu - self.sigma_bar(t) * noise_pred) / self._b(torch.exp(-self.thetas_cumsum[t] * self.dt))

@@ -8,8 +8,10 @@ from typing import Literal
 from ...config import StrictModel, load_yaml_config
 from ...data.schema import STUDY2_LABELS
 from ...training.loop import LoopConfig
+from ...training.mri_downstream import MRI_LABELS
 from ...training.reconstruction import ReconstructorConfig
 from ...training.steps import OptimConfig
+from ...training.volumes import SliceSettings
 from ..emb_vs_img.config import SyntheticReleases
 
 
@@ -53,6 +55,48 @@ class XrayStudy(StrictModel):
     training: ReconstructorTraining = ReconstructorTraining()
 
 
+class MriDegradation(StrictModel):
+    """Radial k-space undersampling (paper: accelerations 4, 8, 16); golden-angle spokes by default (REFERENCE §3)."""
+
+    mask: Literal["golden_angle", "paper"] = "golden_angle"
+    accelerations: list[float] = [4, 8, 16]
+    seed: int = 0
+
+
+class SliceClassifierSettings(StrictModel):
+    """UCSF-PDGM slice classifier (paper appendix: ResNet-50, batch 16, Adam 1e-4, 20 epochs)."""
+
+    model: Literal["resnet50", "resnet18"] = "resnet50"
+    batch_size: int = 16
+    optim: OptimConfig = OptimConfig(lr=1e-4, weight_decay=0.0)
+    loop: LoopConfig = LoopConfig(epochs=20, patience=5)
+    seed: int = 0
+
+
+class SegmenterSettings(StrictModel):
+    """Tumour U-Net (paper appendix: batch 8, Adam 1e-3, 20 epochs, Dice + pixel loss)."""
+
+    widths: list[int] = [64, 128, 256, 512]
+    bottleneck: int = 1024
+    batch_size: int = 8
+    optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.0)
+    loop: LoopConfig = LoopConfig(epochs=20, patience=5)
+    seed: int = 0
+
+
+class MriStudy(StrictModel):
+    """UCSF-PDGM: undersampled FLAIR volumes, slice reconstructors, frozen grade/type classifier and segmenter."""
+
+    source: Literal["ucsf-pdgm"] = "ucsf-pdgm"
+    labels: list[str] = list(MRI_LABELS)
+    degradation: MriDegradation = MriDegradation()
+    slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
+    classifier: SliceClassifierSettings = SliceClassifierSettings()
+    segmenter: SegmenterSettings = SegmenterSettings()
+    reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
+    training: ReconstructorTraining = ReconstructorTraining()
+
+
 class Analysis(StrictModel):
     attributes: list[str] = ["sex", "age_binary", "race"]
     race_merge_small: bool = False
@@ -69,6 +113,7 @@ class ReconstructionConfig(StrictModel):
     synthetic: SyntheticReleases | None = None
     split: Study2Split = Study2Split()
     xray: XrayStudy | None = XrayStudy()
+    mri: MriStudy | None = MriStudy()
     analysis: Analysis = Analysis()
     device: str = "cpu"
     jobs: int = 1

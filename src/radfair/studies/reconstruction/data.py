@@ -1,4 +1,4 @@
-"""Study 2 data: one saved split with the reconstruction/classifier division, and derived attributes.
+"""Study 2 data: one saved split per dataset with the reconstruction/classifier division, and derived attributes.
 
 * patient-level train/val/test (70/10/20), then the train patients split again (70/30) into
   ``recon_split = reconstruction | classifier`` (paper §3): reconstructors never see the classifier's
@@ -40,27 +40,28 @@ def add_race_merged(cohort: pd.DataFrame, merge_below: int) -> pd.DataFrame:
     return cohort
 
 
-def prepare_xray(config: ReconstructionConfig, out: Path, log=print) -> dict:
-    """Write ``out/data/xray_split.parquet``; reuse it when the settings are unchanged. Returns the manifest."""
+def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source: str, log=print) -> dict:
+    """Write ``out/data/<dataset>_split.parquet`` (``dataset`` = xray | mri); reuse it when the settings are
+    unchanged. Returns the manifest."""
     folder = out / "data"
-    manifest_path = folder / "xray_manifest.json"
-    settings = {"releases": config.releases, "split": config.split.model_dump(mode="json"),
+    manifest_path = folder / f"{dataset}_manifest.json"
+    settings = {"releases": config.releases, "source": source, "split": config.split.model_dump(mode="json"),
                 "merge_below": config.analysis.merge_below, "synthetic": config.synthetic.model_dump() if config.synthetic else None}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest["settings"] == settings and Path(manifest["split"]).is_file():
             return manifest
     ensure_releases(config, log)
-    cohort, _ = build_cohort(config.xray.source, config.releases)
+    cohort, _ = build_cohort(source, config.releases)
     cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
-    check_patient_level(cohort, config.xray.source)
+    check_patient_level(cohort, source)
     key = pd.Series(patient_key(cohort["patient_id"], config.split.seed + 1), index=cohort.index)
     train = cohort["split"] == "train"
     train_patients = cohort.loc[train].drop_duplicates("patient_id").assign(key=key[train]).sort_values("key")["patient_id"]
     recon_patients = set(train_patients.iloc[: int(round(config.split.reconstruction_share * len(train_patients)))])
     cohort["recon_split"] = np.where(~train, "shared", np.where(cohort["patient_id"].isin(recon_patients), "reconstruction", "classifier"))
     cohort = add_race_merged(add_age_binary(cohort), config.analysis.merge_below)
-    path = folder / "xray_split.parquet"
+    path = folder / f"{dataset}_split.parquet"
     write_table(cohort, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient"}})
     counts = cohort.groupby(["split", "recon_split"])["patient_id"].nunique().reset_index().to_dict("records")
     manifest = {"settings": settings, "split": str(path), "patients": counts}

@@ -1,0 +1,159 @@
+"""Study 2, UCSF-PDGM part: radially undersampled FLAIR -> reconstructors -> frozen slice classifier and segmenter.
+
+The slice classifier (high grade, glioblastoma; per-patient median of slice scores) and the tumour U-Net train
+on the clean volumes of the downstream patients only; each reconstructor (kind x acceleration) trains on the
+kept axial slices of the reconstruction patients' (undersampled, clean) volume pairs and reconstructs whole
+val/test volumes; ``score-volumes`` scores each reconstruction with both frozen models. Segmentation fairness
+(ΔDice, SER) and mean Dice come from :func:`radfair.fairness.paired_segmentation_comparison` on the same
+patient resamples for clean and reconstructed volumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from ...degradation.run import degrade_mri
+from ...execution import RunSpec
+from ...fairness import paired_segmentation_comparison
+from ...io import read_table, write_table
+from ...training import mri_downstream
+from ...training.reconstruct_run import ReconstructorRunConfig
+from ...training.volumes import SliceSettings
+from .analysis import clean_thresholds
+from .data import prepare_split
+from .parts import (
+    STANDARD,
+    Key,
+    PartOutputs,
+    analysed_attributes,
+    classifier_shift,
+    quality_rows,
+    reconstructor_spec,
+    with_study_attributes,
+)
+
+DATASET = "ucsf-pdgm"
+SEGMENTATION_TASK = "tumour_segmentation"
+
+
+def level_name(mask: str, acceleration: float) -> str:
+    return f"mri_{mask}_R{acceleration:g}"
+
+
+def downstream_cohort(split: pd.DataFrame, path: Path) -> Path:
+    """The clean volumes of every patient except the reconstruction-training ones."""
+    table = split[split["recon_split"] != "reconstruction"].reset_index(drop=True)
+    if not path.is_file() or not read_table(path).equals(table):
+        write_table(table, path)
+    return path
+
+
+def group_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of an attribute's groups in sorted order (−1 = missing)."""
+    groups = sorted(values.dropna().astype(str).unique())
+    lookup = {g: i for i, g in enumerate(groups)}
+    return values.map(lambda v: lookup.get(str(v), -1) if pd.notna(v) else -1).to_numpy(np.int64), groups
+
+
+def segmentation_shift(key: Key, clean: pd.DataFrame, recon: pd.DataFrame, attributes: list[str], analysis, out: PartOutputs) -> None:
+    """Paired patient bootstrap of mean Dice (performance) and ΔDice, SER (bias_shift) per attribute."""
+    paired = clean.merge(recon[["patient_id", "dice"]], on="patient_id", suffixes=("_clean", "_recon"), validate="one_to_one")
+    kind, level, mitigation = key
+    base = {"dataset": DATASET, "reconstructor": kind, "level": level, "mitigation": mitigation, "label": SEGMENTATION_TASK}
+    for number, attribute in enumerate(attributes):
+        codes, groups = group_codes(paired[attribute])
+        if len(groups) < 2:
+            out.notes.append(f"{DATASET}/{kind}/{level}/{mitigation}: {attribute} has fewer than two groups among test patients; "
+                             "segmentation fairness not analysed")
+            continue
+        rows = pd.DataFrame(paired_segmentation_comparison(paired["dice_clean"], paired["dice_recon"], codes, groups,
+                                                           analysis.bootstrap, analysis.seed, analysis.level))
+        rows = rows.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}).assign(**base, attribute=attribute)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows["pct_change"] = 100 * rows["delta"] / rows["baseline"]
+        out.shift.append(rows[rows["metric"] != "dice"])
+        if number == 0:
+            dice = rows[rows["metric"] == "dice"]
+            out.performance.append(dice.assign(task=SEGMENTATION_TASK)[
+                ["dataset", "reconstructor", "level", "mitigation", "task", "metric", "baseline", "reconstructed", "delta", "ci_low",
+                 "ci_high", "p_value"]])
+
+
+class MriPart:
+    dataset = DATASET
+
+    def __init__(self, config, out: Path, store: Path, log=print):
+        self.config, self.study, self.out, self.store, self.log = config, config.mri, out, store, log
+
+    def prepare(self) -> None:
+        self.manifest = prepare_split(self.config, self.out, "mri", self.study.source, self.log)
+        self.split = read_table(self.manifest["split"])
+        d = self.study.degradation
+        self.degraded_table = self.out / "degraded_mri" / "degraded.parquet"
+        degrade_mri(self.manifest["split"], self.out / "degraded_mri", d.accelerations, d.mask, seed=d.seed, device=self.config.device)
+        self.cohort = downstream_cohort(self.split, self.out / "data" / "mri_downstream.parquet")
+        shape = nib.load(str(self.split["path"].iloc[0])).shape
+        self.volume_size = int(shape[0])
+
+    def levels(self) -> list[str]:
+        d = self.study.degradation
+        return [level_name(d.mask, r) for r in d.accelerations]
+
+    def downstream_specs(self) -> dict[str, RunSpec]:
+        c, s, device = self.study.classifier, self.study.segmenter, self.config.device
+        self.classifier = mri_downstream.run_spec(
+            "train-slice-classifier", device=device, label="ucsf-slice-classifier", cohort=str(self.cohort), labels=self.study.labels,
+            model=c.model, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
+        self.segmenter = mri_downstream.run_spec(
+            "train-segmenter", device=device, label="ucsf-segmenter", cohort=str(self.cohort), widths=s.widths, bottleneck=s.bottleneck,
+            slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
+        return {"classifier": self.classifier, "segmenter": self.segmenter}
+
+    def run_config(self, kind: str, level: str) -> ReconstructorRunConfig:
+        t = self.study.training
+        return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
+                                      reconstructor=self.study.reconstructors[kind], image_size=self.volume_size,
+                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop, volumes=SliceSettings(size=self.volume_size, include_empty=True))
+
+    def reconstructor_specs(self) -> dict[Key, RunSpec]:
+        return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"ucsf-{kind}-{level}")
+                for kind in self.study.reconstructors for level in self.levels()}
+
+    def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
+        out = {}
+        for key, spec in recon.items():
+            volumes = str(self.store / spec.run_id / "reconstructed.parquet")
+            out[key] = {task: RunSpec("score-volumes", {"model_run": str(self.store / model.run_id), "reconstructed": volumes},
+                                      {"model": str(self.store / model.run_id / "checkpoints" / "best.pt"), "reconstructed": volumes},
+                                      device=self.config.device, label=f"score-{task}-{spec.label}")
+                        for task, model in (("classifier", self.classifier), ("segmenter", self.segmenter))}
+        return out
+
+    def clean_scores(self) -> pd.DataFrame:
+        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
+
+    def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
+        a, out = self.config.analysis, PartOutputs()
+        clean = self.clean_scores()
+        thresholds, labels, undefined = clean_thresholds(clean, self.study.labels, a.threshold,
+                                                         self.out / f"thresholds_clean_val_{DATASET}.csv")
+        out.notes += [f"{DATASET}/{label}: clean validation rows hold one class only; no threshold, label not analysed"
+                      for label in undefined]
+        attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
+        segmented = pd.read_parquet(self.store / self.segmenter.run_id / "segmentation.parquet").query("split == 'test'")
+        segmented = with_study_attributes(segmented, self.split)
+        for key, spec in recon.items():
+            scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scores.parquet")
+            if labels:
+                classifier_shift(DATASET, key, clean, with_study_attributes(scored, self.split), labels, attributes, thresholds, a, out)
+            recon_seg = pd.read_parquet(self.store / scoring[key]["segmenter"].run_id / "scores.parquet").query("split == 'test'")
+            segmentation_shift(key, segmented, recon_seg, attributes, a, out)
+            out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+        return out
+
+
+__all__ = ["MriPart", "downstream_cohort", "group_codes", "level_name", "segmentation_shift"]

@@ -1,0 +1,70 @@
+"""Write the reconstruction paper's tables and figures into the study folder (see :mod:`.tables`, :mod:`.figures`,
+:mod:`.examples`). Returns notes for ``study.json`` (e.g. a figure that could not be drawn and why)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ...io import write_text
+from ...training.classify import load_classifier
+from .examples import examples_figure, gradcam_figure
+from .figures import figure2_performance_vs_noise, figure3_bias_change_hist, figure_bias_change
+from .tables import performance_table, table1_baseline_fairness, table2_shift_by_reconstructor
+
+FIGURE_METRICS = {"chexpert": ("fig4", ("eodd_worst", "eop")), "ucsf-pdgm": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
+TABLE_NUMBER = {"chexpert": "table7_chexpert", "ucsf-pdgm": "table8_ucsf"}
+
+
+def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame) -> list[str]:
+    notes = []
+    write_text(out / "table1_baseline_fairness.md", "# Table 1: baseline fairness on clean images\n\n" + table1_baseline_fairness(bias_shift))
+    write_text(out / "table2_shift_by_reconstructor.md",
+               "# Table 2: bias change by reconstructor\n\n" + table2_shift_by_reconstructor(bias_shift))
+    for part in parts:
+        write_text(out / f"{TABLE_NUMBER[part.dataset]}.md",
+                   f"# Performance: {part.dataset}\n\n" + performance_table(performance, part.dataset))
+    figure2_performance_vs_noise(performance, out / "fig2_performance_vs_noise.png")
+    figure3_bias_change_hist(bias_shift, out / "fig3_bias_change_hist.png")
+    for part in parts:
+        prefix, metrics = FIGURE_METRICS[part.dataset]
+        short = "chexpert" if part.dataset == "chexpert" else "ucsf"
+        for metric in metrics:
+            if (bias_shift[(bias_shift["dataset"] == part.dataset)]["metric"] == metric).any():
+                figure_bias_change(bias_shift, part.dataset, metric, out / f"{prefix}_bias_change_{short}_{metric}.png")
+            else:
+                notes.append(f"{prefix}_bias_change_{short}_{metric}.png not drawn: no {metric} rows for {part.dataset}")
+        tables = {(kind, level): out / "runs" / spec.run_id / "reconstructed.parquet"
+                  for (kind, level, mitigation), spec in recon[part.dataset].items() if mitigation == "standard"}
+        examples_figure(part.dataset, tables, part.split, out / f"examples_{short}.png")
+    xray = next((p for p in parts if p.dataset == "chexpert"), None)
+    if xray is not None:
+        notes += _gradcam(out, xray, recon["chexpert"])
+    return notes
+
+
+def _gradcam(out: Path, xray, recon: dict) -> list[str]:
+    """Grad-CAM for the finding with the highest clean AUROC, on one positive test image, clean vs each reconstruction
+    at the noisiest level."""
+    model, config = load_classifier(out / "runs" / xray.classifier.run_id)
+    clean = xray.clean_scores().query("split == 'test'")
+    level = xray.levels()[-1]
+    candidates = [k for k in config.labels if clean[f"y_{k}"].eq(1).any()]
+    if not candidates:
+        return ["gradcam_chexpert.png not drawn: no test image is positive for any finding"]
+    label = max(candidates, key=lambda k: clean.loc[clean[f"y_{k}"] == 1, f"p_{k}"].mean() - clean[f"p_{k}"].mean())
+    image_id = clean.loc[clean[f"y_{label}"] == 1].sort_values(f"p_{label}", ascending=False)["image_id"].iloc[0]
+    images = {}
+    for (kind, lv, mitigation), spec in recon.items():
+        if lv != level or mitigation != "standard":
+            continue
+        row = pd.read_parquet(out / "runs" / spec.run_id / "reconstructed.parquet").set_index("image_id").loc[image_id]
+        images.setdefault("clean", row["path_clean"])
+        images.setdefault(f"degraded ({level})", row["path_degraded"])
+        images[kind] = row["path"]
+    gradcam_figure(model, config.labels, label, config.image_size, images, out / "gradcam_chexpert.png")
+    return []
+
+
+__all__ = ["write_outputs"]

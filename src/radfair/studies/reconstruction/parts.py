@@ -1,0 +1,71 @@
+"""What the two datasets of Study 2 share: reconstructor run specs, image-quality rows and the classifier shift.
+
+A *part* (:class:`radfair.studies.reconstruction.xray.XrayPart`, :class:`...mri.MriPart`) prepares its data,
+names its runs (downstream models, one reconstructor per (kind, level), scoring of each reconstruction) and
+turns their outputs into rows of ``bias_shift`` and ``performance``. Reconstructions are keyed by
+``(reconstructor, level, mitigation)``; the standard training is ``mitigation = "standard"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ...execution import RunSpec
+from ...training.reconstruct_run import ReconstructorRunConfig
+from .analysis import FAIRNESS_METRICS, paired_shift
+
+Key = tuple[str, str, str]  # (reconstructor, level, mitigation)
+STANDARD = "standard"
+STUDY_ATTRIBUTES = ("age_binary", "race_merged")
+
+
+@dataclass
+class PartOutputs:
+    shift: list[pd.DataFrame] = field(default_factory=list)
+    performance: list[pd.DataFrame] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def reconstructor_spec(config: ReconstructorRunConfig, device: str, label: str) -> RunSpec:
+    return RunSpec("train-reconstructor", config.model_dump(mode="json"), {"degraded": config.degraded}, device=device, label=label)
+
+
+def with_study_attributes(table: pd.DataFrame, split: pd.DataFrame) -> pd.DataFrame:
+    """Add the study's derived attributes (age at the median, merged race) from the saved split by image_id."""
+    add = [c for c in STUDY_ATTRIBUTES if c not in table.columns]
+    return table.merge(split[["image_id", *add]], on="image_id", how="left") if add else table
+
+
+def analysed_attributes(attributes: list[str], merge_race: bool) -> list[str]:
+    return [("race_merged" if a == "race" and merge_race else a) for a in attributes]
+
+
+def quality_rows(dataset: str, key: Key, reconstructed: Path) -> pd.DataFrame:
+    """PSNR and SSIM of the test reconstructions, with the degraded input's as the baseline."""
+    quality = pd.read_parquet(reconstructed).query("split == 'test'")
+    kind, level, mitigation = key
+    return pd.DataFrame([{"dataset": dataset, "reconstructor": kind, "level": level, "mitigation": mitigation, "task": "image",
+                          "metric": metric, "baseline": float(quality[f"{metric}_degraded"].mean()),
+                          "reconstructed": float(quality[metric].mean()),
+                          "delta": float((quality[metric] - quality[f"{metric}_degraded"]).mean())}
+                         for metric in ("psnr", "ssim")])
+
+
+def classifier_shift(dataset: str, key: Key, clean: pd.DataFrame, recon: pd.DataFrame, labels: list[str], attributes: list[str],
+                     thresholds: Path, analysis, out: PartOutputs) -> None:
+    """Paired shift of AUROC (performance) and the fairness metrics (bias_shift) for one reconstruction."""
+    comparison, warned = paired_shift(clean, recon, labels, attributes, thresholds, analysis.bootstrap, analysis.seed, analysis.level)
+    kind, level, mitigation = key
+    out.notes += [f"{dataset}/{kind}/{level}/{mitigation}: {w}" for w in warned]
+    comparison = comparison.assign(dataset=dataset, reconstructor=kind, level=level, mitigation=mitigation)
+    out.shift.append(comparison[comparison["metric"].isin(FAIRNESS_METRICS)])
+    auc = comparison[comparison["metric"] == "auc"]
+    out.performance.append(auc.assign(task=auc["label"])[["dataset", "reconstructor", "level", "mitigation", "task", "metric",
+                                                          "baseline", "reconstructed", "delta", "ci_low", "ci_high", "p_value"]])
+
+
+__all__ = ["Key", "PartOutputs", "STANDARD", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
+           "with_study_attributes"]

@@ -1,0 +1,112 @@
+"""Study 2, CheXpert part: low-dose X-ray -> reconstructors -> the frozen 12-finding classifier.
+
+The classifier (DenseNet-121) trains on the clean images of the classifier patients only; each reconstructor
+(kind x dose level) trains on the reconstruction patients; ``predict-classifier`` scores each reconstruction.
+The degraded images are written once by ``radfair degrade xray`` into ``OUT/degraded_xray/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ...degradation.run import degrade_xray
+from ...execution import RunSpec
+from ...io import read_table, write_table
+from ...training.classify import resolve_config
+from ...training.reconstruct_run import ReconstructorRunConfig
+from .analysis import clean_thresholds
+from .data import prepare_split
+from .parts import (
+    STANDARD,
+    Key,
+    PartOutputs,
+    analysed_attributes,
+    classifier_shift,
+    quality_rows,
+    reconstructor_spec,
+    with_study_attributes,
+)
+
+DATASET = "chexpert"
+
+
+def level_name(mode: str, photons: float) -> str:
+    return f"xray_{mode}_{int(photons)}"
+
+
+def classifier_cohort(split: pd.DataFrame, degraded: pd.DataFrame, path: Path) -> Path:
+    """Clean (degrade's working-size) images of every patient except the reconstruction-training ones."""
+    clean = degraded.drop_duplicates("image_id")[["image_id", "path_clean"]]
+    table = split[split["recon_split"] != "reconstruction"].merge(clean, on="image_id", how="inner")
+    table = table.assign(path=table.pop("path_clean"))
+    if not path.is_file() or not read_table(path).equals(table):
+        write_table(table, path)
+    return path
+
+
+class XrayPart:
+    dataset = DATASET
+
+    def __init__(self, config, out: Path, store: Path, log=print):
+        self.config, self.study, self.out, self.store, self.log = config, config.xray, out, store, log
+
+    def prepare(self) -> None:
+        self.manifest = prepare_split(self.config, self.out, "xray", self.study.source, self.log)
+        self.split = read_table(self.manifest["split"])
+        d = self.study.degradation
+        self.degraded_table = self.out / "degraded_xray" / "degraded.parquet"
+        degraded = degrade_xray(self.manifest["split"], self.out / "degraded_xray", d.photons, d.mode, d.size, seed=d.seed,
+                                device=self.config.device)
+        self.cohort = classifier_cohort(self.split, degraded, self.out / "data" / "xray_classifier.parquet")
+
+    def levels(self) -> list[str]:
+        d = self.study.degradation
+        return [level_name(d.mode, p) for p in d.photons]
+
+    def downstream_specs(self) -> dict[str, RunSpec]:
+        c, d = self.study.classifier, self.study.degradation
+        clf = resolve_config(cohort=str(self.cohort), input="images", model=c.model, labels=self.study.labels, image_size=d.size,
+                             batch_size=c.batch_size, hidden=c.hidden, dropout=c.dropout, seed=c.seed, optim=c.optim, loop=c.loop)
+        self.classifier = RunSpec("train-classifier", clf.model_dump(mode="json"), {"cohort": clf.cohort}, device=self.config.device,
+                                  label="chexpert-classifier")
+        return {"classifier": self.classifier}
+
+    def run_config(self, kind: str, level: str) -> ReconstructorRunConfig:
+        t = self.study.training
+        return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
+                                      reconstructor=self.study.reconstructors[kind], image_size=self.study.degradation.size,
+                                      batch_size=t.batch_size, seed=t.seed, loop=t.loop)
+
+    def reconstructor_specs(self) -> dict[Key, RunSpec]:
+        return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device, f"chexpert-{kind}-{level}")
+                for kind in self.study.reconstructors for level in self.levels()}
+
+    def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
+        clf = self.store / self.classifier.run_id
+        return {key: {"classifier": RunSpec(
+            "predict-classifier", {"classifier_run": str(clf), "cohort": str(self.cohort),
+                                   "reconstructed": str(self.store / spec.run_id / "reconstructed.parquet")},
+            {"classifier": str(clf / "checkpoints" / "best.pt"), "reconstructed": str(self.store / spec.run_id / "reconstructed.parquet")},
+            device=self.config.device, label=f"score-{spec.label}")} for key, spec in recon.items()}
+
+    def clean_scores(self) -> pd.DataFrame:
+        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
+
+    def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
+        a, out = self.config.analysis, PartOutputs()
+        clean = self.clean_scores()
+        thresholds, labels, undefined = clean_thresholds(clean, self.study.labels, a.threshold,
+                                                         self.out / f"thresholds_clean_val_{DATASET}.csv")
+        out.notes += [f"{DATASET}/{label}: clean validation rows hold one class only; no threshold, label not analysed"
+                      for label in undefined]
+        attributes = analysed_attributes(a.attributes, a.race_merge_small)
+        for key, spec in recon.items():
+            scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scored.parquet")
+            classifier_shift(DATASET, key, clean, with_study_attributes(scored, self.split), labels, attributes, thresholds, a, out)
+            out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+        return out
+
+
+__all__ = ["XrayPart", "classifier_cohort", "level_name"]

@@ -18,7 +18,8 @@ class MitigationConfig(StrictModel):
         ``standard``: fine-tune with the reconstruction loss only (the baseline with the same budget);
         ``reweighting``: rows drawn ∝ 1/|joint subgroup| (§3.5 "Sample Reweighting"), loss = reconstruction
         + ``task_weight`` · task loss; ``eodd``: + ``weight`` · soft_eodd² (§3.5 "Differentiable
-        Equalized-Odds"); ``adversarial``: + ``weight`` · Corr² of an adversary (§3.5 "Adversarial Loss").
+        Equalized-Odds"; for a segmenter the worst-case soft-Dice gap, squared); ``adversarial``: + ``weight`` ·
+        Corr² of an adversary (§3.5 "Adversarial Loss").
     weight : float
         λ_fair, multiplying the fairness term. Never normalised away (REFERENCE.md bug 11).
     task_weight : float

@@ -43,6 +43,7 @@ from ..io import file_sha256, write_json
 RUN_KINDS: dict[str, str] = {
     "train-classifier": "radfair.training.classify:run_training",
     "train-reconstructor": "radfair.training.reconstruct_run:run_reconstructor_training",
+    "train-mitigated-reconstructor": "radfair.mitigation:run_mitigated_training",
     "predict-classifier": "radfair.studies.reconstruction.scoring:run_predict",
     "score-volumes": "radfair.studies.reconstruction.scoring:run_score_volumes",
     "train-slice-classifier": "radfair.training.mri_downstream:run_slice_classifier",

@@ -130,9 +130,13 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
     return np.load(final, mmap_mode="r")
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator seeded by (seed, epoch): the source of each epoch's batch order."""
+    return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=7).digest(), "little"))
+
+
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}".encode(), digest_size=7).digest(), "little"))
-    return torch.randperm(n, generator=generator)
+    return torch.randperm(n, generator=epoch_generator(seed, epoch))
 
 
 class IndexBatches:

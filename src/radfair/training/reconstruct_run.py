@@ -16,6 +16,8 @@ in-plane size) and then reconstructs every slice of each val/test volume into ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
@@ -45,15 +47,22 @@ class ReconstructorRunConfig(StrictModel):
     volumes: SliceSettings | None = None  # NIfTI pairs: train on kept axial slices, reconstruct whole volumes
 
 
-def paired_rows(config: ReconstructorRunConfig) -> tuple[pd.DataFrame, str]:
-    """The pairs of one level with their split; the table is written beside the run for caching."""
+def paired_rows(config: ReconstructorRunConfig, columns: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
+    """The pairs of one level with their split (and ``columns`` of the split cohort, e.g. labels and
+    attributes, which replace same-named columns of the degraded table); the table is written beside the run
+    for caching."""
     table = read_table(config.degraded, "degraded table (radfair degrade)")
     needed = ["image_id", "level", "path_clean", "path_degraded"]
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise RadfairInputError(MISSING_COLUMNS.format(path=config.degraded, columns=missing, expected=needed))
     split = read_table(config.split_cohort, "split cohort")
+    absent = [c for c in columns if c not in split.columns]
+    if absent:
+        raise RadfairInputError(MISSING_COLUMNS.format(path=config.split_cohort, columns=absent, expected=list(columns)))
+    table = table.drop(columns=[c for c in columns if c in table.columns])  # the split cohort's values win
     keep = ["image_id", "split"] + [c for c in ("recon_split", "patient_id", "mask_path") if c in split.columns and c not in table.columns]
+    keep += [c for c in columns if c not in keep]
     pairs = table[table["level"] == config.level].merge(split[keep], on="image_id", how="inner")
     if pairs.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.degraded, step=f"keeping level {config.level!r} and cohort images"))
@@ -73,10 +82,7 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
     else:
         items, degraded, clean = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
-    train_mask = (items["split"] == "train").to_numpy().copy()
-    if "recon_split" in items.columns:
-        train_mask &= (items["recon_split"] == "reconstruction").to_numpy()
-    val_mask = (items["split"] == "val").to_numpy()
+    train_mask, val_mask = training_masks(items)
     device = torch.device(ctx.device)
 
     def batches(mask, train):
@@ -94,18 +100,45 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
-    best = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")
+    if config.volumes is None:
+        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
+    else:
+        load_best(step, ctx.run_dir)
+        scored = pairs["split"].isin(("val", "test")).to_numpy()
+        table = reconstruct_volumes(step, pairs[scored], ctx.run_dir / "reconstructed", config.seed, config.batch_size, device,
+                                    progress=ctx.progress)
+        write_table(table, ctx.run_dir / "reconstructed.parquet")
+    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+
+
+def training_masks(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that train the reconstructor (``split == train`` and, if present, ``recon_split == reconstruction``)
+    and its validation rows (``split == val``)."""
+    train_mask = (items["split"] == "train").to_numpy().copy()
+    if "recon_split" in items.columns:
+        train_mask &= (items["recon_split"] == "reconstruction").to_numpy()
+    return train_mask, (items["split"] == "val").to_numpy()
+
+
+def load_best(step, run_dir) -> dict:
+    """Load ``run_dir/checkpoints/best.pt`` into every module of ``step`` (eval mode); return the checkpoint."""
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RuntimeError("no epoch produced a finite validation score; nothing to reconstruct (training diverged)")
     for name, module in step.modules.items():
         module.load_state_dict(best["modules"][name])
         module.eval()
+    return best
+
+
+def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int) -> pd.DataFrame:
+    """With the best checkpoint, reconstruct the val and test image pairs (``batches(mask, train=False)``) and
+    write ``reconstructed.parquet``."""
+    load_best(step, run_dir)
     scored = pairs["split"].isin(("val", "test")).to_numpy()
-    if config.volumes is None:
-        table = reconstruct_pairs(step, pairs[scored], batches(scored, False), ctx.run_dir / "reconstructed", config.seed)
-    else:
-        table = reconstruct_volumes(step, pairs[scored], ctx.run_dir / "reconstructed", config.seed, config.batch_size, device,
-                                    progress=ctx.progress)
-    write_table(table, ctx.run_dir / "reconstructed.parquet")
-    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+    table = reconstruct_pairs(step, pairs[scored], batches(scored, False), run_dir / "reconstructed", seed)
+    write_table(table, run_dir / "reconstructed.parquet")
+    return table
 
 
 @torch.no_grad()
@@ -127,4 +160,5 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["ReconstructorRunConfig", "paired_rows", "run_reconstructor_training"]
+__all__ = ["ReconstructorRunConfig", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_with_best", "run_reconstructor_training",
+           "training_masks"]

@@ -6,7 +6,8 @@ terms computed by the frozen downstream model) plugs in there; ``output`` is alw
 network's parameters: the U-Net's / generator's image, and for IR-SDE the x_0 implied by the predicted noise
 at the sampled step (so a fairness term reaches the network through the sampling step).
 
-Batches hold ``degraded`` and ``clean`` (B, 1, H, W) tensors in [0, 1].
+Batches hold ``degraded`` and ``clean`` (B, 1, H, W) tensors in [0, 1]. ``eval_output(batch)`` returns the
+validation values and the output they were computed on (for validation terms on that output).
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ class UNetStep(_Reconstruction):
         opt.step()
         return {"loss": recon.detach(), "extra": extra.detach()}
 
+    def eval_output(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        out = self.net(batch["degraded"])
+        return {"loss": F.mse_loss(out, batch["clean"])}, out
+
     def eval_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {"loss": F.mse_loss(self.net(batch["degraded"]), batch["clean"])}
+        return self.eval_output(batch)[0]
 
     def reconstruct(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.net(degraded)
@@ -105,8 +110,12 @@ class Pix2PixStep(_Reconstruction):
         g_opt.step()
         return {"loss": l1.detach(), "g_adv": adv.detach(), "d_loss": d_loss.detach(), "extra": extra.detach()}
 
+    def eval_output(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        out = self.net(batch["degraded"])
+        return {"loss": F.l1_loss(out, batch["clean"])}, out
+
     def eval_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {"loss": F.l1_loss(self.net(batch["degraded"]), batch["clean"])}
+        return self.eval_output(batch)[0]
 
     def reconstruct(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.net(degraded)
@@ -165,8 +174,12 @@ class IRSDEStep(_Reconstruction):
         opt.step()
         return {"loss": loss.detach(), "extra": extra.detach()}
 
+    def eval_output(self, batch: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        loss, denoised = self._loss(batch, torch.Generator().manual_seed(12345))
+        return {"loss": loss}, denoised
+
     def eval_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {"loss": self._loss(batch, torch.Generator().manual_seed(12345))[0]}
+        return self.eval_output(batch)[0]
 
     def reconstruct(self, degraded: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.sde.sample(self.predict_noise, degraded, generator).clamp(0, 1)

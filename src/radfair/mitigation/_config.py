@@ -1,0 +1,49 @@
+"""Settings of one mitigation fine-tuning (reconstruction paper §3.5, appendix "Reconstruction Hyperparameters")."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..config import StrictModel
+
+
+class MitigationConfig(StrictModel):
+    """How a reconstructor is fine-tuned for downstream fairness.
+
+    Parameters
+    ----------
+    strategy : {"standard", "reweighting", "eodd", "adversarial"}
+        ``standard``: fine-tune with the reconstruction loss only (the baseline with the same budget);
+        ``reweighting``: rows drawn ∝ 1/|joint subgroup| (§3.5 "Sample Reweighting"), loss = reconstruction
+        + ``task_weight`` · task loss; ``eodd``: + ``weight`` · soft_eodd² (§3.5 "Differentiable
+        Equalized-Odds"; for a segmenter the worst-case soft-Dice gap, squared); ``adversarial``: + ``weight`` ·
+        Corr² of an adversary (§3.5 "Adversarial Loss").
+    weight : float
+        λ_fair, multiplying the fairness term. Never normalised away (REFERENCE.md bug 11).
+    task_weight : float
+        Weight of the frozen downstream model's task loss (multi-label BCE, or 1 − soft Dice for a
+        segmenter). The paper adds it inside λ·EMA(BCE + EODD²); radfair keeps it separate and drops the
+        EMA normalisation, because dividing a loss by its own running mean makes λ cancel.
+    temperature, momentum, initial_threshold
+        Soft prediction temperature T = 0.3, momentum 0.1 of the running balanced threshold τ, which
+        starts at 0.5 (appendix).
+    adversary_hidden, adversary_lr
+        Width(s) of the adversary MLP on the frozen model's ``features`` and its Adam learning rate.
+    attributes : list of str
+        Sensitive attribute columns (e.g. ``["sex", "age_group", "race"]``).
+    task : {"classification", "segmentation"}
+        Kind of downstream model.
+    """
+
+    strategy: Literal["standard", "reweighting", "eodd", "adversarial"]
+    weight: float = Field(1.0, ge=0.0)
+    task_weight: float = Field(1.0, ge=0.0)
+    temperature: float = Field(0.3, gt=0.0)
+    momentum: float = Field(0.1, gt=0.0, le=1.0)
+    initial_threshold: float = 0.5
+    adversary_hidden: list[int] = [128]
+    adversary_lr: float = Field(1e-3, gt=0.0)
+    attributes: list[str] = ["sex"]
+    task: Literal["classification", "segmentation"] = "classification"

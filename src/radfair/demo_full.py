@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -83,7 +84,12 @@ def run_full_demo(out: str | Path = "demo_out", config_dir: str | Path = "config
     scored = out / "study1" / "runs" / run["run_id"] / "scored.parquet"
     audit_config = AuditConfig(attributes=AUDIT_ATTRIBUTES, bootstrap=bootstrap, seed=0)
     if _audit_needed(scored, out / "audit", audit_config):
-        audit_files(scored, out / "audit", audit_config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            audit_files(scored, out / "audit", audit_config)
+        if caught:
+            log(f"{len({str(w.message) for w in caught})} subgroup warnings (e.g. groups without positives): listed in "
+                "audit.json and on the report")
     else:
         log("audit is up to date (same scored table and settings); kept")
     timings[name] = time.perf_counter() - t

@@ -111,6 +111,7 @@ class MitigationStudy(StrictModel):
     weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
     reconstructors: list[str] | None = None  # None: every X-ray reconstructor
     levels: list[str] | None = None  # None: the middle photon count (the paper's fairness level)
+    attributes: list[str] | None = None  # None: the analysis attributes
     epochs: int = 10
     patience: int | None = 3
     batch_size: int = 16

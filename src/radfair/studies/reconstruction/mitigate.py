@@ -5,7 +5,9 @@ For every (reconstructor, level) in scope, ``train-mitigated-reconstructor`` run
 from the standard run's best weights: one ``standard`` fine-tune (reconstruction loss only, the same budget: the
 reference for λ selection), one ``reweighting`` run (no λ) and one run per λ of ``eodd`` and ``adversarial``.
 :func:`radfair.mitigation.choose_weight` picks λ (largest validation EODD reduction within the PSNR/AUROC tolerances;
-ties to the smaller λ). When no λ qualifies, the run with the lowest validation EODD is carried forward and
+ties to the smaller λ; validation EODD = mean over attributes and findings of the worst case over group pairs).
+The fairness-aware term is λ·(task BCE + fairness term), as in the paper (without its running-mean normalisation,
+which cancels λ): the standard fine-tune and reweighting use the reconstruction loss alone. When no λ qualifies, the run with the lowest validation EODD is carried forward and
 flagged ``chosen_by = fallback`` in ``mitigation_sweep.csv``, so tables never silently miss a strategy.
 The chosen run joins the grid under the key ``(reconstructor, level, strategy)``: scored on test, analysed and
 adjusted with everything else.
@@ -35,7 +37,7 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
     from ...training.loop import LoopConfig
 
     m = config.mitigation
-    attributes = [a for a in config.analysis.attributes if a in part.split.columns]
+    attributes = [a for a in (m.attributes or config.analysis.attributes) if a in part.split.columns]
     clf_dir = store / part.classifier.run_id
     loop = LoopConfig(epochs=m.epochs, patience=m.patience, monitor=VALIDATION_KEY, mode="min")
     runs = [("standard", 0.0)] + [(s, 0.0) for s in m.strategies if s == "reweighting"]
@@ -48,7 +50,12 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
             settings = part.run_config(kind, level).model_dump(mode="json")
             settings.update(batch_size=m.batch_size, loop=loop.model_dump(mode="json"))
             for strategy, weight in runs:
-                mitigation = MitigationConfig(strategy=strategy, weight=weight, attributes=attributes, **m.settings)
+                # the paper's fairness-aware term is λ·(task BCE + fairness term): the task loss scales with λ too
+                # (a fixed task weight would move the images for the classifier's sake at every λ); the standard
+                # fine-tune and reweighting train on the reconstruction loss alone (reweighting acts by sampling)
+                task_weight = weight if strategy in ("eodd", "adversarial") else 0.0
+                settings = {"task_weight": task_weight, **m.settings}
+                mitigation = MitigationConfig(strategy=strategy, weight=weight, attributes=attributes, **settings)
                 run_config = MitigatedReconstructorRunConfig(**settings, base_run=str(base_dir), classifier_run=str(clf_dir),
                                                              labels=part.study.labels, mitigation=mitigation)
                 name = FINETUNE if strategy == "standard" else strategy

@@ -10,6 +10,8 @@ figures (:mod:`.outputs`), ``study.json`` (config, runs, warnings, timings, conv
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from pathlib import Path
 
@@ -29,6 +31,13 @@ SHIFT_COLUMNS = ["dataset", "reconstructor", "level", "mitigation", "label", "at
                  "delta", "pct_change", "ci_low", "ci_high", "p_value"]
 
 
+def _threads_per_run(executor: str, jobs: int) -> int:
+    """Intra-op threads of each run: the cores shared out between the concurrent jobs (as Study 1). Left at 0
+    (torch's default, every core per process), two local jobs on two cores oversubscribe and spin-wait: measured
+    epochs of the same segmenter varied from 1.7 s to 28 s while another run trained beside it."""
+    return 0 if executor == "local" and jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _parts(config: ReconstructionConfig, out: Path, store: Path, log) -> list:
     parts = []
     if config.xray is not None:
@@ -45,7 +54,13 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "runs"
-    grid = {"executor": executor, "jobs": jobs or config.jobs, "address": address, "progress": progress}
+    jobs = jobs or config.jobs
+    grid = {"executor": executor, "jobs": jobs, "address": address, "progress": progress}
+    cpus = _threads_per_run(executor, jobs)
+
+    def run(specs: list) -> None:
+        run_grid([dataclasses.replace(spec, cpus=cpus) for spec in specs], store, **grid)
+
     timings: dict[str, float] = {}
     parts = _parts(config, out, store, log)
 
@@ -57,7 +72,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     t = time.perf_counter()
     downstream = {part.dataset: part.downstream_specs() for part in parts}
     recon = {part.dataset: part.reconstructor_specs() for part in parts}
-    run_grid([s for d in downstream.values() for s in d.values()] + [s for r in recon.values() for s in r.values()], store, **grid)
+    run([s for d in downstream.values() for s in d.values()] + [s for r in recon.values() for s in r.values()])
     timings["training_s"] = time.perf_counter() - t
 
     sweep = None
@@ -65,7 +80,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     if config.mitigation is not None and xray is not None:
         t = time.perf_counter()
         specs = sweep_specs(config, xray, recon["chexpert"], store)
-        run_grid(list(specs.values()), store, **grid)
+        run(list(specs.values()))
         chosen, sweep = choose_runs(specs, store, config.mitigation)
         recon["chexpert"].update(chosen)
         write_table(sweep, out / "mitigation_sweep.csv")
@@ -73,7 +88,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
 
     t = time.perf_counter()
     scoring = {part.dataset: part.scoring_specs(recon[part.dataset]) for part in parts}
-    run_grid([s for by_key in scoring.values() for tasks in by_key.values() for s in tasks.values()], store, **grid)
+    run([s for by_key in scoring.values() for tasks in by_key.values() for s in tasks.values()])
     timings["scoring_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -54,8 +54,8 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
                 # (a fixed task weight would move the images for the classifier's sake at every λ); the standard
                 # fine-tune and reweighting train on the reconstruction loss alone (reweighting acts by sampling)
                 task_weight = weight if strategy in ("eodd", "adversarial") else 0.0
-                settings = {"task_weight": task_weight, **m.settings}
-                mitigation = MitigationConfig(strategy=strategy, weight=weight, attributes=attributes, **settings)
+                chosen_settings = {"task_weight": task_weight, **m.settings}
+                mitigation = MitigationConfig(strategy=strategy, weight=weight, attributes=attributes, **chosen_settings)
                 run_config = MitigatedReconstructorRunConfig(**settings, base_run=str(base_dir), classifier_run=str(clf_dir),
                                                              labels=part.study.labels, mitigation=mitigation)
                 name = FINETUNE if strategy == "standard" else strategy

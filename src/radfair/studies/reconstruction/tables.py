@@ -44,7 +44,7 @@ def table1_baseline_fairness(shift: pd.DataFrame) -> str:
         line = {"dataset": DATASET_NAMES.get(dataset, dataset), "task": task, "metric": BIAS_METRIC[task]}
         for attribute, cell in part.groupby("attribute", sort=False):
             values = cell["baseline"].dropna()
-            line[attribute] = (f"{values.mean():.3f} ({values.min():.3f}–{values.max():.3f}, {len(values)} labels)"
+            line[attribute] = (f"{values.mean():.3f} ({values.min():.3f}–{values.max():.3f}, {len(values)} label{'s' if len(values) != 1 else ''})"
                                if len(values) else "n/a (undefined for every label)")
         out.append(line)
     table = pd.DataFrame(out).fillna("— (attribute not recorded)")

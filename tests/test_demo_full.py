@@ -42,6 +42,8 @@ def test_full_demo_writes_three_reports_and_a_rerun_trains_nothing(tmp_path, syn
         assert (s2 / name).is_file(), name
     shift = pd.read_csv(s2 / "bias_shift.csv")
     assert set(shift["mitigation"]) == {"standard", "reweighting", "eodd", "adversarial"}
+    versus = pd.read_csv(s2 / "mitigation_vs_standard.csv")  # each strategy against the standard reconstruction, paired
+    assert set(versus["mitigation"]) == {"reweighting", "eodd", "adversarial"} and versus["p_holm"].notna().any()
     sweep = pd.read_csv(s2 / "mitigation_sweep.csv")
     chosen = sweep[sweep["chosen"]]
     assert sorted(chosen["strategy"]) == ["adversarial", "eodd", "reweighting"]  # one λ per strategy, never the reference

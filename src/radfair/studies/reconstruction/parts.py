@@ -27,6 +27,7 @@ class PartOutputs:
     shift: list[pd.DataFrame] = field(default_factory=list)
     performance: list[pd.DataFrame] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    versus_standard: list[pd.DataFrame] = field(default_factory=list)  # mitigated − standard reconstruction, paired
 
 
 def reconstructor_spec(config: ReconstructorRunConfig, device: str, label: str) -> RunSpec:

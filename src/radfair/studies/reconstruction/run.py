@@ -92,12 +92,15 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     timings["scoring_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    shift, performance, notes = [], [], []
+    shift, performance, notes, versus = [], [], [], []
     for part in parts:
         result = part.analyse(recon[part.dataset], scoring[part.dataset])
         shift += result.shift
         performance += result.performance
         notes += result.notes
+        versus += result.versus_standard
+    if versus:  # its own family: baseline = the standard reconstruction, reconstructed = the mitigated one
+        write_table(adjust_grid(pd.concat(versus, ignore_index=True)[SHIFT_COLUMNS]), out / "mitigation_vs_standard.csv")
     bias_shift = adjust_grid(pd.concat(shift, ignore_index=True)[SHIFT_COLUMNS])
     performance = pd.concat(performance, ignore_index=True)
     for name, frame in (("bias_shift", bias_shift), ("performance", performance)):

@@ -17,6 +17,7 @@ from ...io import read_table, write_table
 from ...training.classify import resolve_config
 from ...training.reconstruct_run import ReconstructorRunConfig
 from .parts import (
+    STANDARD,
     DatasetPart,
     Key,
     PartOutputs,
@@ -81,10 +82,18 @@ class XrayPart(DatasetPart):
         clean = self.clean_scores()
         thresholds, labels = self.thresholds(clean, out)
         attributes = analysed_attributes(a.attributes, a.race_merge_small)
+        scores = {}
         for key, spec in recon.items():
             scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scored.parquet")
-            classifier_shift(DATASET, key, clean, with_study_attributes(scored, self.split), labels, attributes, thresholds, a, out)
+            scores[key] = with_study_attributes(scored, self.split)
+            classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
             out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+        for (kind, level, mitigation), mitigated in scores.items():  # each strategy against its standard reconstruction
+            if mitigation != STANDARD:
+                against = PartOutputs()
+                classifier_shift(DATASET, (kind, level, mitigation), scores[(kind, level, STANDARD)], mitigated, labels,
+                                 attributes, thresholds, a, against)
+                out.versus_standard += against.shift
         return out
 
 

@@ -385,6 +385,11 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
          "interval, p-value, and Holm / Benjamini-Hochberg adjusted p over the whole grid."),
         ("performance", "Performance", "AUROC clean vs reconstructed per finding (paired interval), and mean PSNR/SSIM of the "
          "degraded input (baseline) and of the reconstruction."),
+        ("mitigation_vs_standard", "Mitigation against the standard reconstruction", "Per strategy, finding and attribute: "
+         "the fairness metric on the standard reconstruction (baseline) and on the mitigated one, the paired patient-bootstrap "
+         "95% interval of the difference, p-value, and Holm / Benjamini-Hochberg adjusted p within this family."),
+        ("mitigation_sweep", "λ sweep on validation", "Every fine-tuning run of the sweep with its validation PSNR, mean AUROC "
+         "and EODD, the λ chosen per strategy and why (rule or flagged fallback)."),
     ):
         df = _table(folder, stem)
         if df is not None:

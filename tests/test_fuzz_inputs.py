@@ -593,7 +593,7 @@ def demo_negative_bootstrap(tmp, base):
 
 @case
 def demo_too_few_patients(tmp, base):
-    return ["demo", "--out", str(tmp / "o"), "--patients", "3"], tmp / "o", "--patients"
+    return ["demo", "--quick", "--out", str(tmp / "o"), "--patients", "3"], tmp / "o", "--patients"
 
 
 @case

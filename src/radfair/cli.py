@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .errors import RadfairInputError, RadfairWarning
+from .errors import BAD_OPTION, RadfairInputError, RadfairWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audit the fairness of medical-imaging AI.")
 degrade_app = typer.Typer(no_args_is_help=True, help="Simulate low-dose X-ray or undersampled MRI acquisitions.")
@@ -440,6 +440,9 @@ def demo(
 ):
     """End-to-end demo on synthetic releases: Study 1, an audit of a trained model, Study 2 and their three reports
     (resumable: a second run reuses every finished run). ``--quick``: the short tour only."""
+    if not quick and (patients, seed) != (2000, 0):
+        raise RadfairInputError(BAD_OPTION.format(option="--patients/--seed", value=[patients, seed],
+                                                  expected="these apply to --quick only (the full demo reads the study configs)"))
     if quick:
         from .demo import run_demo
 

@@ -22,7 +22,8 @@ from rich.console import Console
 
 from .errors import RadfairInputError
 from .fairness import AuditConfig, audit_files
-from .io import file_sha256, write_json
+from .fairness.audit import check_config
+from .io import file_sha256, output_folder, write_json
 
 AUDIT_ATTRIBUTES = ["sex", "age_group", "race", "insurance"]
 AUDIT_RUN = {"dataset": "all", "arm": "emb", "seed": 0}
@@ -59,10 +60,12 @@ def run_full_demo(out: str | Path = "demo_out", config_dir: str | Path = "config
     from .studies.reconstruction import run_study as run_study2
 
     console = console or Console(stderr=True, soft_wrap=True)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, create=False)  # every option is checked before anything is written or trained
+    audit_config = AuditConfig(attributes=AUDIT_ATTRIBUTES, bootstrap=bootstrap, seed=0)
+    check_config(audit_config)
     if study1 is None or study2 is None:
         study1, study2 = _configs(Path(config_dir), out)
+    out = output_folder(out)
     log = lambda m: console.print(f"   {m}", markup=False, highlight=False)  # noqa: E731
     timings: dict[str, float] = {}
 
@@ -82,7 +85,6 @@ def run_full_demo(out: str | Path = "demo_out", config_dir: str | Path = "config
     record = json.loads((out / "study1" / "study.json").read_text())
     run = next(r for r in record["runs"] if all(r[k] == v for k, v in AUDIT_RUN.items()))
     scored = out / "study1" / "runs" / run["run_id"] / "scored.parquet"
-    audit_config = AuditConfig(attributes=AUDIT_ATTRIBUTES, bootstrap=bootstrap, seed=0)
     if _audit_needed(scored, out / "audit", audit_config):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -1,9 +1,12 @@
 """Benchmark: radfair's patient-level bootstrap audit vs fairlearn MetricFrame's own bootstrap.
 
 41,000 test images of ~20,000 patients, 14 labels, attributes sex, age_group, race, insurance,
-1000 replicates. radfair is timed end to end (thresholds, rates, disparities, gaps, EODD, CIs),
-with and without AUROC; fairlearn bootstraps the same per-group TPRs with ``n_boot`` for a few
-replicates per (label, attribute) and is extrapolated to 1000 replicates. Prints medians.
+1000 replicates. radfair is timed end to end (thresholds, rates, disparities, gaps, EODD, selection
+rate, calibration, max-t intervals), with and without AUROC. fairlearn's MetricFrame bootstraps
+(``n_boot``) a few replicates per (label, attribute), extrapolated to 1000, twice: the per-group TPR
+alone (the cheapest audit), and the per-group metrics the radfair audit reports beside it (TPR, FPR,
+selection rate, AUROC). Prints medians, both speed-ups and the largest difference between the two
+tools' point estimates.
 
     python benchmarks/bench_audit.py [--repeats 3] [--fairlearn-boot 3]
 """
@@ -32,16 +35,27 @@ def time_radfair(df, auc: bool, repeats: int) -> tuple[float, dict]:
     return statistics.median(times), out
 
 
-def time_fairlearn(df, thresholds: dict, n_boot: int) -> tuple[float, dict]:
+def time_fairlearn(df, thresholds: dict, n_boot: int, metrics: dict) -> tuple[float, dict]:
     """Seconds per bootstrap replicate: (time with n_boot - time without) / n_boot, and point estimates."""
-    without, point = _fairlearn_run(df, thresholds, None)
-    with_boot, _ = _fairlearn_run(df, thresholds, n_boot)
-    print(f"fairlearn point estimates alone: {without:.1f}s")
+    without, point = _fairlearn_run(df, thresholds, None, metrics)
+    with_boot, _ = _fairlearn_run(df, thresholds, n_boot, metrics)
+    print(f"fairlearn point estimates alone ({', '.join(metrics)}): {without:.1f}s")
     return (with_boot - without) / n_boot, point
 
 
-def _fairlearn_run(df, thresholds: dict, n_boot: int | None) -> tuple[float, dict]:
-    from fairlearn.metrics import MetricFrame, true_positive_rate
+def fairlearn_metrics(full: bool) -> dict:
+    """TPR alone, or the per-group metrics radfair's audit reports (AUROC on the scores via sample_params)."""
+    from fairlearn.metrics import false_positive_rate, selection_rate, true_positive_rate
+    from sklearn.metrics import roc_auc_score
+
+    if not full:
+        return {"tpr": true_positive_rate}
+    return {"tpr": true_positive_rate, "fpr": false_positive_rate, "selection_rate": selection_rate,
+            "auc": lambda y_true, y_pred, scores: roc_auc_score(y_true, scores)}
+
+
+def _fairlearn_run(df, thresholds: dict, n_boot: int | None, metrics: dict) -> tuple[float, dict]:
+    from fairlearn.metrics import MetricFrame
 
     test = df[df["split"] == "test"]
     labels = list(thresholds)
@@ -49,10 +63,12 @@ def _fairlearn_run(df, thresholds: dict, n_boot: int | None) -> tuple[float, dic
     point = {}
     for label in labels:
         y = test[f"y_{label}"].to_numpy().astype(int)
-        pred = (test[f"p_{label}"].to_numpy() >= thresholds[label]).astype(int)
+        scores = test[f"p_{label}"].to_numpy()
+        pred = (scores >= thresholds[label]).astype(int)
         for attribute in ATTRIBUTES:
             known = test[attribute].notna().to_numpy()
-            frame = MetricFrame(metrics=true_positive_rate, y_true=y[known], y_pred=pred[known],
+            params = {"auc": {"scores": scores[known]}} if "auc" in metrics else None
+            frame = MetricFrame(metrics=metrics, y_true=y[known], y_pred=pred[known], sample_params=params,
                                 sensitive_features=test.loc[known, attribute], n_boot=n_boot,
                                 random_state=0 if n_boot else None, ci_quantiles=[0.025, 0.975] if n_boot else None)
             point[(label, attribute)] = frame.by_group
@@ -77,15 +93,23 @@ def main() -> None:
     t_full, out_full = time_radfair(data, auc=True, repeats=args.repeats)
     print(f"radfair audit, 1000 patient-level replicates, with AUROC: median {t_full:.2f}s over {args.repeats} runs")
     thresholds = dict(zip(out["thresholds"]["label"], out["thresholds"]["threshold"], strict=True))
-    per_boot, point = time_fairlearn(data, thresholds, args.fairlearn_boot)
-    fl_total = per_boot * 1000
-    print(f"fairlearn MetricFrame n_boot (image-level rows): {per_boot:.2f}s per replicate -> {fl_total:.0f}s "
-          f"({fl_total / 3600:.2f} h) extrapolated to 1000")
-    print(f"speed-up (no AUROC): {fl_total / t_rates:.0f}x; (with AUROC): {fl_total / t_full:.0f}x")
-    gm = out["group_metrics"].set_index(["label", "attribute", "group"])["tpr"]
-    diffs = [abs(gm.loc[(label, attribute, str(group))] - value)
-             for (label, attribute), series in point.items() for group, value in series.items()]
-    print(f"max |TPR radfair - TPR fairlearn| over {len(diffs)} group estimates: {max(diffs):.2e}")
+    keys = ["label", "attribute", "group"]
+    gm = out_full["group_metrics"].merge(out_full["selection_rates"][keys + ["selection_rate"]], on=keys).set_index(keys)
+    rows = []
+    for full in (False, True):
+        metrics = fairlearn_metrics(full)
+        per_boot, point = time_fairlearn(data, thresholds, args.fairlearn_boot, metrics)
+        fl_total = per_boot * 1000
+        diffs = [abs(gm.loc[(label, attribute, str(group)), name] - value)
+                 for (label, attribute), frame in point.items() for group, row in frame.iterrows() for name, value in row.items()]
+        rows.append((", ".join(metrics), per_boot, fl_total, fl_total / t_rates, fl_total / t_full, max(diffs), len(diffs)))
+    print("\n| fairlearn MetricFrame bootstrap of | s / replicate | 1000 replicates | radfair no AUROC | radfair full audit "
+          "| max abs difference of point estimates |")
+    print("|---|---|---|---|---|---|")
+    for name, per_boot, total, ratio_rates, ratio_full, diff, n in rows:
+        print(f"| {name} | {per_boot:.2f} | {total:.0f} s ({total / 3600:.2f} h) | {ratio_rates:,.0f}x | {ratio_full:,.0f}x "
+              f"| {diff:.1e} over {n} |")
+    print(f"\nradfair (medians of {args.repeats}): {t_rates:.2f} s without AUROC, {t_full:.2f} s full audit")
 
 
 if __name__ == "__main__":

@@ -22,24 +22,16 @@ import pandas as pd
 from .. import __version__
 from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
-from ._auc import AucPlan
-from ._bootstrap import GroupCounts, replicate_chunks
-from ._calibration import (
-    N_BINS,
-    calibration_metrics,
-    calibration_values,
-    reliability_figure,
-    residual_metrics,
-    residual_values,
-    selection_rate,
-)
+from ._bootstrap import replicate_chunks
+from ._calibration import N_BINS, calibration_metrics, reliability_figure, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
 from ._intervals import bias_corrected, max_t_band, spread_interval
-from ._rates import confusion_indicators, rates
+from ._rates import rates
 from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
-from ._thresholds_io import apply_thresholds, resolve_thresholds
+from ._sweep import ScoreSweep
+from ._thresholds_io import resolve_thresholds
 
 RATE_NAMES = ("tpr", "fpr", "tnr", "ppv")
 EO_NAMES = ("eodd_worst", "eodd_mean", "eop")
@@ -164,47 +156,34 @@ def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored t
 
 
 class Evaluation:
-    """One scored table's test rows, encoded for fast (replicated) statistics."""
+    """One scored table's test rows, encoded for fast (replicated) statistics (:class:`ScoreSweep`)."""
 
     def __init__(self, test: pd.DataFrame, labels: list[str], thresholds: np.ndarray, attributes: list[str],
                  patient_index: pd.Index, auc: bool):
         self.labels = labels
         self.attributes = attributes
+        self.auc = auc
         self.image_patient = patient_index.get_indexer(test["patient_id"])
         y = test[[f"y_{k}" for k in labels]].to_numpy(float)
         scores = test[[f"p_{k}" for k in labels]].to_numpy(float)
-        indicators = confusion_indicators(y, apply_thresholds(scores, thresholds)).reshape(len(test), -1)
         self.groups: dict[str, list[str]] = {}
-        self.counts: dict[str, GroupCounts] = {}
-        self.cal_counts: dict[str, GroupCounts] = {}
-        self.cal_bins: dict[str, np.ndarray] = {}
-        resid_values = residual_values(y, scores)
-        full = calibration_values(y, scores)
-        self.auc_plans: dict[str, list[list[AucPlan]]] = {}
+        all_codes = []
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
             self.groups[attribute] = names
-            self.counts[attribute] = GroupCounts(self.image_patient, codes, len(names), indicators)
-            self.cal_counts[attribute] = GroupCounts(self.image_patient, codes, len(names), resid_values, sparse=True)
-            # point estimate: per-group bins for the reliability curves
-            self.cal_bins[attribute] = np.stack([full[codes == g].sum(axis=0) for g in range(len(names))]).reshape(
-                len(names), len(labels), N_BINS, 3)
-            if auc:
-                self.auc_plans[attribute] = [
-                    [AucPlan(np.where(codes == g, y[:, j], np.nan), scores[:, j], self.image_patient) for j in range(len(labels))]
-                    for g in range(len(names))
-                ]
-        self.overall_auc = [AucPlan(y[:, j], scores[:, j], self.image_patient) for j in range(len(labels))] if auc else None
+            all_codes.append(codes)
+        # the overall AUROC is one more grouping, with a single group
+        self.sweep = ScoreSweep(y, scores, thresholds, self.image_patient, [np.zeros(len(test), np.int64)] + all_codes,
+                                [1] + [len(self.groups[a]) for a in attributes], N_BINS)
 
     def statistics(self, multiplicities: np.ndarray, summary_mask: np.ndarray) -> dict[str, np.ndarray]:
         """Every statistic for each row of ``multiplicities`` (B, n_patients); arrays lead with B."""
-        b, n_labels = multiplicities.shape[0], len(self.labels)
-        dtype = np.float64 if b == 1 else np.float32  # point estimates in float64; replicates are exact in float32
+        overall, *by_attribute = self.sweep.run(multiplicities)
         out: dict[str, np.ndarray] = {}
-        if self.overall_auc is not None:
-            out["auc|all"] = np.stack([plan.auc(multiplicities, dtype) for plan in self.overall_auc], axis=-1)
-        for attribute, counter in self.counts.items():
-            counts = counter.counts(multiplicities).reshape(b, counter.n_groups, n_labels, 4)
+        if self.auc:
+            out["auc|all"] = overall["auc"][:, 0]
+        for attribute, swept in zip(self.attributes, by_attribute, strict=True):
+            counts = swept["counts"]
             r = rates(counts)
             for name in ("n", "n_pos", "n_neg") + RATE_NAMES:
                 out[f"{name}|{attribute}"] = r[name]
@@ -219,18 +198,16 @@ class Evaluation:
             selection = selection_rate(counts)
             out[f"selection_rate|{attribute}"] = selection
             out[f"dp_difference|{attribute}"] = gap(selection)
-            cal = residual_metrics(self.cal_counts[attribute].counts(multiplicities).reshape(b, counter.n_groups, n_labels, N_BINS + 1))
+            cal = residual_metrics(swept["residuals"])
             for name in ("n_cal", "ece", "citl"):
                 out[f"{name}|{attribute}"] = cal[name]
-            if b == 1:
-                bins = calibration_metrics(self.cal_bins[attribute][None])  # b == 1: the point estimate
+            if multiplicities.shape[0] == 1:  # the point estimate: per-group bins for the reliability curves
+                bins = calibration_metrics(swept["bins"])
                 for name in ("bin_count", "bin_observed", "bin_predicted"):
                     out[f"{name}|{attribute}"] = bins[name]
             out[f"calibration_gap|{attribute}"] = gap(cal["ece"])
-            if self.overall_auc is not None:
-                out[f"auc|{attribute}"] = np.stack(
-                    [np.stack([plan.auc(multiplicities, dtype) for plan in row], axis=-1) for row in self.auc_plans[attribute]], axis=1
-                )
+            if self.auc:
+                out[f"auc|{attribute}"] = swept["auc"]
         return out
 
 

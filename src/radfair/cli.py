@@ -158,7 +158,7 @@ def audit(
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     min_group_size: Annotated[int, typer.Option(help="Flag groups with fewer positives than this.")] = 10,
     compare: Annotated[Path | None, typer.Option(help="A second scored table of the same patients: paired comparison B - A.")] = None,
-    no_auc: Annotated[bool, typer.Option("--no-auc", help="Skip AUROC (faster).")] = False,
+    no_auc: Annotated[bool, typer.Option("--no-auc", help="Leave AUROC out of the outputs (it costs almost no time: it comes from the same sorted sweep as the rates).")] = False,
 ):
     """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
     from .fairness import AuditConfig, audit_files

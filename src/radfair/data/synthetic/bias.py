@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import LABELS
-from .cxr import LOWER_ZONE
+from .cxr import LOWER_ZONE, lower_zone_contrast
 
 #: P(a true positive finding is recorded as blank) = base + sum of the additive terms that apply.
 #: Mirrors the under-diagnosis pattern of Seyyed-Kalantari et al. (2021): worse for Black, Hispanic,
@@ -77,9 +77,10 @@ def embedding_weights(seed: int, pooled_dim: int, dim: int = 1376) -> dict[str, 
 
 
 def visibility(truth: pd.DataFrame, breast: np.ndarray) -> np.ndarray:
-    """Per-image, per-finding visibility: lower-zone findings are dimmed by exp(-breast attenuation)."""
+    """Per-image, per-finding visibility: lower-zone findings keep the contrast they have in the image
+    (:func:`radfair.data.synthetic.cxr.lower_zone_contrast`)."""
     vis = np.ones((len(truth), len(LABELS)))
-    factor = np.exp(-np.asarray(breast, dtype=float))
+    factor = lower_zone_contrast(breast)
     for j, name in enumerate(LABELS):
         if name in LOWER_ZONE:
             vis[:, j] = factor

@@ -29,6 +29,9 @@ from . import bias, cxr, mri, releases
 from .population import FINDING_MODEL, simulate_findings, simulate_patients
 
 CHEXPERT_SHARE = 0.545  # Table 1: 63,467 of 116,341 patients
+#: Bumped whenever the same settings would write different data (2: faint breast shadow, explicit loss of
+#: conspicuity of lower-zone findings); releases and study splits written by another version are not reused.
+GENERATOR_VERSION = 2
 BATCH = 256
 
 
@@ -200,6 +203,7 @@ def _ground_truth(seed, patients, image_size, mri_patients, images, mri_table) -
     frontal = images[images["view_position"] != "LL"]
     return {
         "radfair_version": __version__,
+        "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "patients": {
             **{name: int(images.loc[images.dataset == name, "pidx"].nunique()) for name in ("chexpert", "mimic")},
@@ -209,11 +213,13 @@ def _ground_truth(seed, patients, image_size, mri_patients, images, mri_table) -
         "image_size": image_size,
         "mechanisms": {
             "breast_soft_tissue": {
-                "what": "female patients carry extra attenuation over the lower lung zones; display I = 1 - exp(-A) "
-                "compresses the contrast of findings beneath it",
+                "what": "for female patients, lower-zone findings lose conspicuity (attenuation x exp(-b)) under a faint "
+                "breast shadow (attenuation shadow * b, a further exp(-shadow * b) of contrast through I = 1 - exp(-A)); "
+                "expected: lower sensitivity (negative TPR disparity) for female patients on these findings",
                 "group": {"sex": "Female"},
-                "mean_attenuation": cxr.BREAST_ATTENUATION,
-                "expected_contrast_factor": float(np.exp(-cxr.BREAST_ATTENUATION)),
+                "mean_b": cxr.BREAST_ATTENUATION,
+                "shadow": cxr.BREAST_SHADOW,
+                "expected_contrast_factor": float(cxr.lower_zone_contrast(cxr.BREAST_ATTENUATION)),
                 "affected_findings": list(cxr.LOWER_ZONE),
             },
             "under_labelling": {
@@ -232,7 +238,8 @@ def _ground_truth(seed, patients, image_size, mri_patients, images, mri_table) -
             "acquisition_noise": {"what": "portable AP images (sicker patients) are noisier", "noise_sd": cxr.NOISE_SD},
             "embedding_visibility": {
                 "what": "synthetic foundation embeddings carry each finding with separation d' = finding_separation, "
-                "scaled by its visibility (lower-zone findings x exp(-breast attenuation) for female patients)",
+                "scaled by its visibility (lower-zone findings x the image's contrast factor exp(-(1 + shadow) b) for "
+                "female patients)",
                 **bias.EMBEDDING,
             },
             "mri_leukoaraiosis": {

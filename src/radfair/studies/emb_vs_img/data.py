@@ -20,6 +20,7 @@ from ...data.cohort import build_cohort
 from ...data.embeddings import load_cohort_embeddings
 from ...data.splits import assign_splits, check_patient_level
 from ...data.synthetic import generate
+from ...data.synthetic.generate import GENERATOR_VERSION
 from ...errors import RadfairInputError, preview
 from ...io import write_json, write_table
 from .config import EmbVsImgConfig
@@ -31,7 +32,12 @@ def _data_settings(config: EmbVsImgConfig) -> dict:
     return {"releases": config.releases, "embeddings": config.embeddings, "datasets": config.datasets,
             "uncertain": config.uncertain, "missing_embeddings": config.missing_embeddings,
             "split": config.split.model_dump(mode="json"),
-            "synthetic": config.synthetic.model_dump() if config.synthetic else None}
+            "synthetic": synthetic_settings(config)}
+
+
+def synthetic_settings(config) -> dict | None:
+    """The config's ``synthetic`` block plus the generator version (a split of other data is never reused)."""
+    return {**config.synthetic.model_dump(), "generator_version": GENERATOR_VERSION} if config.synthetic else None
 
 
 def ensure_releases(config, log=print) -> None:
@@ -50,8 +56,10 @@ def ensure_releases(config, log=print) -> None:
         truth = json.loads(truth_path.read_text())
         counts = truth.get("patients", {})
         found = {"patients": counts.get("chexpert", 0) + counts.get("mimic", 0), "mri_patients": counts.get("ucsf-pdgm", 0),
-                 "seed": truth.get("seed"), "image_size": truth.get("image_size")}
-        wanted = {"patients": s.patients, "mri_patients": s.mri_patients, "seed": s.seed, "image_size": s.image_size}
+                 "seed": truth.get("seed"), "image_size": truth.get("image_size"),
+                 "generator_version": truth.get("generator_version", 1)}
+        wanted = {"patients": s.patients, "mri_patients": s.mri_patients, "seed": s.seed, "image_size": s.image_size,
+                  "generator_version": GENERATOR_VERSION}
         differ = {k: (found[k], wanted[k]) for k in wanted if found[k] != wanted[k]}
         if differ:
             raise RadfairInputError(f"{truth_path}: the synthetic releases there were generated with "

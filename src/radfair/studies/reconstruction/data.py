@@ -20,7 +20,7 @@ import pandas as pd
 from ...data.cohort import build_cohort
 from ...data.splits import assign_splits, check_patient_level, patient_key
 from ...io import write_json, write_table
-from ..emb_vs_img.data import ensure_releases
+from ..emb_vs_img.data import ensure_releases, synthetic_settings
 from .config import ReconstructionConfig
 
 
@@ -46,7 +46,7 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
     folder = out / "data"
     manifest_path = folder / f"{dataset}_manifest.json"
     settings = {"releases": config.releases, "source": source, "split": config.split.model_dump(mode="json"),
-                "merge_below": config.analysis.merge_below, "synthetic": config.synthetic.model_dump() if config.synthetic else None}
+                "merge_below": config.analysis.merge_below, "synthetic": synthetic_settings(config)}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest["settings"] == settings and Path(manifest["split"]).is_file():

@@ -73,7 +73,7 @@ def table4(performance: pd.DataFrame, sweep: pd.DataFrame) -> str:
     summary["dataset"] = summary["dataset"].map(lambda d: DATASET_NAMES.get(d, d))
     summary.columns = ["dataset", "mitigation", *[f"{name} % change (test)" for name in METRICS.values()]]
     return ("Mean over reconstructors and levels of the % change against the standard reconstruction of the same cell "
-            "(n/a: the dataset has no such task).\n\n" + markdown_table(summary.fillna("n/a")))
+            "(n/a: the dataset has no such task).\n\n" + markdown_table(summary.astype(object).where(summary.notna(), "n/a")))
 
 
 def lambda_figure(sweep: pd.DataFrame, strategy: str, other: str, path: Path) -> None:
@@ -105,10 +105,10 @@ def figure15(performance: pd.DataFrame, sweep: pd.DataFrame, path: Path) -> None
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     width = 0.8 / max(len(cells), 1)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for number, cell in enumerate(cells):
-            rows = table[(table[CELL] == cell).all(axis=1)].set_index("mitigation").reindex(strategies)
+        for number, (dataset, kind, level) in enumerate(cells):
+            here = (table["dataset"] == dataset) & (table["reconstructor"] == kind) & (table["level"] == level)
+            rows = table[here].set_index("mitigation").reindex(strategies)
             x = np.arange(len(strategies)) + (number - (len(cells) - 1) / 2) * width
-            dataset, kind, level = cell
             ax.bar(x, rows[f"{metric}_delta"], width, color=f"C{number}",
                    label=f"{DATASET_NAMES.get(dataset, dataset)} {RECON_NAMES.get(kind, kind)} {level}")
         ax.axhline(0, color="black", linewidth=0.8)

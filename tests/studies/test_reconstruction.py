@@ -141,3 +141,21 @@ def test_ucsf_mitigation_joins_the_grid_scored_by_both_frozen_models(tmp_path, s
     with pytest.raises(RadfairInputError, match="mitigation.datasets"):
         run_study(config.model_copy(update={"mitigation": config.mitigation.model_copy(update={"datasets": ["chexpert"]})}),
                   tmp_path / "bad", progress=False, log=lambda m: None)
+
+
+def test_mitigation_scope_names_parts_and_levels_and_rejects_unknown_keys(tmp_path):
+    from pydantic import ValidationError
+
+    from radfair.studies.reconstruction.mitigate import check_scope, mitigation_levels
+    from radfair.studies.reconstruction.mri import MriPart
+    from radfair.studies.reconstruction.xray import XrayPart
+
+    config = _config(tmp_path, mitigation={"datasets": ["chexpert", "ucsf-pdgm"], "levels": ["mri_golden_angle_R4"]})
+    parts = [XrayPart(config, tmp_path, tmp_path), MriPart(config, tmp_path, tmp_path)]
+    check_scope(config.mitigation, parts)
+    assert mitigation_levels(parts[0], config.mitigation) == ["xray_physical_3000"]  # none of its levels named: the middle
+    assert mitigation_levels(parts[1], config.mitigation) == ["mri_golden_angle_R4"]
+    with pytest.raises(RadfairInputError, match="mitigation.levels"):
+        check_scope(config.mitigation.model_copy(update={"levels": ["mri_golden_angle_R99"]}), parts)
+    with pytest.raises(ValidationError, match="dataset"):
+        _config(tmp_path, mitigation={"dataset": ["ucsf-pdgm"]})

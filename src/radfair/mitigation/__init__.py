@@ -18,8 +18,8 @@ from ._config import MitigationConfig
 from ._eodd import RunningThreshold, soft_dice, soft_dice_gap, soft_eodd, soft_predictions
 from ._reweighting import MitigationBatches, subgroup_weights
 from ._run import MitigatedReconstructorRunConfig, run_mitigated_training
-from ._validation import hard_eodd
 from ._select import choose_weight
+from ._validation import hard_eodd
 
 __all__ = [
     "Adversary", "FrozenDownstream", "MitigatedReconstructorRunConfig", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",

@@ -1,4 +1,4 @@
-"""Tiny reconstructors (32×32) and a tiny frozen downstream classifier for the mitigation tests."""
+"""Tiny reconstructors (32×32) and tiny frozen downstream models (classifier, tumour segmenter) for the mitigation tests."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ torch.set_num_threads(1)  # tiny tensors: thread pools only add overhead on the 
 
 KINDS = ("unet", "pix2pix", "irsde")
 STRATEGIES = ("reweighting", "eodd", "adversarial")
+TASKS = ("classification", "segmentation")
 
 
 def recon_config(kind: str) -> ReconstructorConfig:
@@ -42,18 +43,22 @@ def make_batch(seed: int = 0, n: int = 8) -> dict:
     degraded = (clean + 0.1 * torch.randn(n, 1, 32, 32, generator=g)).clamp(0, 1)
     labels = torch.tensor([[1, 1], [0, 1], [1, 0], [0, 0]] * (n // 4), dtype=torch.float32)
     groups = torch.tensor([0] * (n // 2) + [1] * (n // 2)).unsqueeze(1)
-    return {"degraded": degraded, "clean": clean, "labels": labels, "groups": groups, "size": n,
+    mask = (clean > 0.6).float()  # the segmenter's "tumour"
+    return {"degraded": degraded, "clean": clean, "labels": labels, "groups": groups, "mask": mask, "size": n,
             "index": torch.arange(n)}
 
 
-def make_step(kind: str, strategy: str, seed: int = 0, **overrides):
-    """A fresh mitigated step; identical weights (reconstructor, classifier, adversary) for identical args."""
+def make_step(kind: str, strategy: str, seed: int = 0, task: str = "classification", **overrides):
+    """A fresh mitigated step; identical weights (reconstructor, downstream, adversary) for identical args. The
+    segmentation downstream is the radfair tumour U-Net (raw [0, 1] input, adversary on its pooled bottleneck)."""
+    from radfair.models.mri import build_segmenter
+
     step = build_reconstructor(recon_config(kind), seed)
     torch.manual_seed(100 + seed)
-    classifier = TinyClassifier()
-    config = MitigationConfig(strategy=strategy, **{"weight": 10.0, **overrides})
+    downstream = TinyClassifier() if task == "classification" else build_segmenter([4, 8], 8)
+    config = MitigationConfig(strategy=strategy, task=task, **{"weight": 10.0, **overrides})
     torch.manual_seed(200 + seed)
-    return attach_mitigation(step, config, classifier, image_size=32, group_sizes=[2])
+    return attach_mitigation(step, config, downstream, image_size=32, group_sizes=[2], standardise=task == "classification")
 
 
 def differentiable_output(step, batch: dict, seed: int = 0) -> torch.Tensor:

@@ -134,9 +134,9 @@ BASE = {"val_psnr": 30.0, "val_auroc": 0.80, "val_eodd": 0.10}
 
 
 def test_choose_weight_takes_largest_reduction_within_tolerances():
-    weight, reason = choose_weight(SWEEP, BASE, max_psnr_drop_db=0.5, max_auroc_drop=0.01)
+    weight, reason = choose_weight(SWEEP, BASE, max_psnr_drop_db=0.5, max_performance_drop=0.01)
     assert weight == 1.0 and "0.05" in reason  # 10.0 loses 3 dB and 0.1 AUROC
-    assert choose_weight(SWEEP, BASE, max_psnr_drop_db=0.2, max_auroc_drop=0.01)[0] == 0.1
+    assert choose_weight(SWEEP, BASE, max_psnr_drop_db=0.2, max_performance_drop=0.01)[0] == 0.1
 
 
 def test_choose_weight_ties_go_to_the_smaller_weight_and_nan_never_qualifies():
@@ -153,3 +153,12 @@ def test_choose_weight_returns_none_with_the_reason():
     assert weight is None and "PSNR" in reason
     with pytest.raises(ValueError, match="missing columns"):
         choose_weight(SWEEP.drop(columns="val_auroc"), BASE)
+
+
+def test_choose_weight_on_the_segmenter_keys_uses_dice_and_its_gap():
+    sweep = SWEEP.rename(columns={"val_auroc": "val_dice", "val_eodd": "val_dice_gap"})
+    base = {"val_psnr": 30.0, "val_dice": 0.80, "val_dice_gap": 0.10}
+    weight, reason = choose_weight(sweep, base, max_performance_drop=0.01, performance="val_dice", fairness="val_dice_gap")
+    assert weight == 1.0 and "ΔDice" in reason and "Dice -0.005" in reason
+    assert "loses more than 0.001 Dice" in choose_weight(sweep.assign(val_dice=0.5), base, max_performance_drop=0.001,
+                                                         performance="val_dice", fairness="val_dice_gap")[1]

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radfair.errors import RadfairInputError
 from radfair.studies.reconstruction import ReconstructionConfig, run_study
 from radfair.studies.reconstruction.analysis import adjust_grid
 from radfair.studies.reconstruction.data import add_age_binary
@@ -110,3 +111,51 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
     assert "| nan" not in table7 and "pleural_effusion" in table7
     again = run_study(config, out, progress=False, log=lambda m: None)
     pd.testing.assert_frame_equal(again["bias_shift"], result["bias_shift"])
+
+
+@pytest.mark.slow
+def test_ucsf_mitigation_joins_the_grid_scored_by_both_frozen_models(tmp_path, study2_root):
+    """UCSF-PDGM reconstructors fine-tuned against the frozen segmenter (paper §3.5, Figure 5): chosen runs keyed
+    (reconstructor, level, strategy), scored by both frozen models, in bias_shift, performance and Tables 3–4."""
+    config = _config(study2_root, xray=None,
+                     mitigation={"datasets": ["ucsf-pdgm"], "weights": [1.0], "reconstructors": ["unet"], "epochs": 1, "patience": None,
+                                 "attributes": ["sex", "age_binary"], "settings": {"adversary_hidden": [8]}})
+    settings = config.model_dump()
+    settings["mri"]["reconstructors"] = {"unet": settings["mri"]["reconstructors"]["unet"]}
+    config = ReconstructionConfig.model_validate(settings)
+    out = tmp_path / "s2"
+    run_study(config, out, progress=False, log=lambda m: None)
+    shift = pd.read_csv(out / "bias_shift.csv")
+    mitigated = shift[shift["mitigation"] != "standard"]
+    assert set(mitigated["dataset"]) == {"ucsf-pdgm"} and set(mitigated["mitigation"]) == {"reweighting", "eodd", "adversarial"}
+    assert {"delta_dice", "ser"} <= set(mitigated["metric"]) and "tumour_segmentation" in set(mitigated["label"])
+    perf = pd.read_csv(out / "performance.csv")
+    assert {"dice", "psnr"} <= set(perf.loc[perf["mitigation"] == "eodd", "metric"])
+    versus = pd.read_csv(out / "mitigation_vs_standard.csv")
+    assert set(versus["dataset"]) == {"ucsf-pdgm"} and "ser" in set(versus["metric"])
+    sweep = pd.read_csv(out / "mitigation_sweep.csv")
+    assert set(sweep["dataset"]) == {"ucsf-pdgm"} and set(sweep["performance_key"]) == {"val_dice"}
+    assert sweep["val_dice"].between(0, 1).all() and sorted(sweep.loc[sweep["chosen"], "strategy"]) == ["adversarial", "eodd", "reweighting"]
+    assert "UCSF-PDGM" in (out / "table4_mitigation_cost.md").read_text() and "eodd" in (out / "table3_shift_by_mitigation.md").read_text()
+    assert (out / "fig5_bias_change_ucsf_ser.png").is_file() and (out / "fig15_mitigation_performance.png").is_file()
+    with pytest.raises(RadfairInputError, match="mitigation.datasets"):
+        run_study(config.model_copy(update={"mitigation": config.mitigation.model_copy(update={"datasets": ["chexpert"]})}),
+                  tmp_path / "bad", progress=False, log=lambda m: None)
+
+
+def test_mitigation_scope_names_parts_and_levels_and_rejects_unknown_keys(tmp_path):
+    from pydantic import ValidationError
+
+    from radfair.studies.reconstruction.mitigate import check_scope, mitigation_levels
+    from radfair.studies.reconstruction.mri import MriPart
+    from radfair.studies.reconstruction.xray import XrayPart
+
+    config = _config(tmp_path, mitigation={"datasets": ["chexpert", "ucsf-pdgm"], "levels": ["mri_golden_angle_R4"]})
+    parts = [XrayPart(config, tmp_path, tmp_path), MriPart(config, tmp_path, tmp_path)]
+    check_scope(config.mitigation, parts)
+    assert mitigation_levels(parts[0], config.mitigation) == ["xray_physical_3000"]  # none of its levels named: the middle
+    assert mitigation_levels(parts[1], config.mitigation) == ["mri_golden_angle_R4"]
+    with pytest.raises(RadfairInputError, match="mitigation.levels"):
+        check_scope(config.mitigation.model_copy(update={"levels": ["mri_golden_angle_R99"]}), parts)
+    with pytest.raises(ValidationError, match="dataset"):
+        _config(tmp_path, mitigation={"dataset": ["ucsf-pdgm"]})

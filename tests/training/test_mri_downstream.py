@@ -8,8 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from radfair.data.cohort import build_cohort, save_cohort
-from radfair.data.splits import split_cohort_file
 from radfair.degradation.run import degrade_mri
 from radfair.errors import RadfairInputError
 from radfair.execution import RUN_KINDS, execute
@@ -28,21 +26,6 @@ from radfair.training.volumes import SegmentationBatches, SliceSettings, slice_a
 
 SLICES = {"size": 32, "min_tumour_pixels": 1}
 FAST_LOOP = {"epochs": 2, "patience": None}
-
-
-@pytest.fixture(scope="module")
-def ucsf(synth_root, tmp_path_factory):
-    """The synthetic UCSF-PDGM cohort (6 patients of 32x32x8), split by patient 1/3 each; the first split seed
-    whose val and test splits both hold both sexes (so an audit by sex is possible)."""
-    root, _ = synth_root
-    folder = tmp_path_factory.mktemp("ucsf")
-    cohort, meta = build_cohort("ucsf-pdgm", root)
-    save_cohort(cohort, meta, folder / "cohort.parquet")
-    for seed in range(50):
-        split = split_cohort_file(folder / "cohort.parquet", folder / "split.parquet", fractions=(0.34, 0.33, 0.33), seed=seed)
-        if all(split.loc[split["split"] == s, "sex"].nunique() == 2 for s in ("val", "test")):
-            return folder / "split.parquet"
-    pytest.skip("no split seed puts both sexes in val and test")
 
 
 def test_slice_cache_has_aligned_images_and_masks(ucsf):

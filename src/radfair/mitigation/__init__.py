@@ -17,8 +17,9 @@ from ._attach import VALIDATION_KEY, FrozenDownstream, MitigatedStep, attach_mit
 from ._config import MitigationConfig
 from ._eodd import RunningThreshold, soft_dice, soft_dice_gap, soft_eodd, soft_predictions
 from ._reweighting import MitigationBatches, subgroup_weights
-from ._run import MitigatedReconstructorRunConfig, hard_eodd, run_mitigated_training
+from ._run import MitigatedReconstructorRunConfig, run_mitigated_training
 from ._select import choose_weight
+from ._validation import hard_eodd
 
 __all__ = [
     "Adversary", "FrozenDownstream", "MitigatedReconstructorRunConfig", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",

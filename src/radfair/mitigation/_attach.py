@@ -10,7 +10,8 @@ predicted noise), which is differentiable in the reconstructor's parameters, and
     adversarial  task_weight · task + λ · Corr²            (after one adversary step that maximises Corr²)
 
 where ``task`` is the frozen downstream model's loss on the reconstruction (masked multi-label BCE; or
-1 − mean soft Dice for a segmenter, whose fairness term is then the worst-case soft-Dice gap). The
+1 − mean soft Dice for a segmenter, over the batch's tumour slices, whose fairness term is then the worst-case
+soft-Dice gap and whose adversary reads the U-Net's pooled bottleneck, :meth:`UNet.features`). The
 downstream model is frozen (``requires_grad_(False)``, eval mode, never in ``modules``) but gradients flow
 through its input. "Fairness term" of reweighting: none — its fairness lever is the sampler alone.
 
@@ -103,12 +104,26 @@ class MitigatedStep:
         logits = self.downstream(output).float()
         return logits[:, self.label_index] if self.label_index is not None and logits.ndim == 2 else logits
 
+    def tumour_dice(self, batch: dict, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft Dice of the frozen segmenter on the batch's rows whose mask holds tumour, and those rows' groups.
+
+        The mask is resized (nearest) to the segmenter's output size. Slices without tumour are left out, as the
+        frozen model is scored on tumour slices only (:mod:`radfair.training.volumes`); their Dice is 0 for any
+        positive prediction and would only push the segmenter's output down.
+        """
+        probabilities = torch.sigmoid(self._logits(output))
+        mask = batch["mask"]
+        if mask.shape[-2:] != probabilities.shape[-2:]:
+            mask = F.interpolate(mask, size=probabilities.shape[-2:], mode="nearest")
+        tumour = mask.flatten(1).sum(1) > 0
+        return soft_dice(probabilities[tumour], mask[tumour]), batch["groups"][tumour]
+
     def task_loss(self, batch: dict, output: torch.Tensor) -> torch.Tensor:
-        """Frozen downstream model's loss on the reconstruction (BCE, or 1 − mean soft Dice)."""
-        logits = self._logits(output)
+        """Frozen downstream model's loss on the reconstruction (BCE, or 1 − mean soft Dice over tumour slices)."""
         if self.config.task == "segmentation":
-            return 1 - soft_dice(torch.sigmoid(logits), batch["mask"]).mean()
-        return masked_bce(logits, batch["labels"])
+            dice, _ = self.tumour_dice(batch, output)
+            return 1 - dice.mean() if len(dice) else output.sum() * 0.0
+        return masked_bce(self._logits(output), batch["labels"])
 
     def adversary_objective(self, batch: dict, features: torch.Tensor) -> torch.Tensor:
         """Corr² between the adversary's prediction from ``features`` and the binary-coded attributes."""
@@ -123,7 +138,7 @@ class MitigatedStep:
         if strategy == "adversarial":
             return self.adversary_objective(batch, self.downstream.features(output))
         if self.config.task == "segmentation":
-            return soft_dice_gap(soft_dice(torch.sigmoid(self._logits(output)), batch["mask"]), batch["groups"])
+            return soft_dice_gap(*self.tumour_dice(batch, output))
         p = torch.sigmoid(self._logits(output))
         if update:
             self.threshold.update(p, batch["labels"])

@@ -7,55 +7,61 @@ import math
 
 import pandas as pd
 
-NEEDED = ("weight", "val_psnr", "val_auroc", "val_eodd")
+NAMES = {"val_auroc": "AUROC", "val_eodd": "EODD", "val_dice": "Dice", "val_dice_gap": "ΔDice"}
 
 
-def choose_weight(table: pd.DataFrame, baseline: dict, *, max_psnr_drop_db: float = 0.5,
-                  max_auroc_drop: float = 0.01) -> tuple[float | None, str]:
-    """The λ of a validation sweep that most reduces EODD at a bounded cost in PSNR and AUROC.
+def choose_weight(table: pd.DataFrame, baseline: dict, *, max_psnr_drop_db: float = 0.5, max_performance_drop: float = 0.01,
+                  performance: str = "val_auroc", fairness: str = "val_eodd") -> tuple[float | None, str]:
+    """The λ of a validation sweep that most reduces the fairness gap at a bounded cost in PSNR and task performance.
 
     Rule: among the rows whose validation PSNR is at most ``max_psnr_drop_db`` dB below the standard
-    reconstructor's and whose validation AUROC is at most ``max_auroc_drop`` below it, and whose EODD is
-    strictly below the baseline's, take the largest EODD reduction ``baseline val_eodd − val_eodd``; ties
-    go to the smaller λ. Rows with a missing (NaN) metric never qualify.
+    reconstructor's and whose validation ``performance`` is at most ``max_performance_drop`` below it, and whose
+    ``fairness`` gap is strictly below the baseline's, take the largest reduction ``baseline − value``; ties go to
+    the smaller λ. Rows with a missing (NaN) metric never qualify.
 
     Parameters
     ----------
     table : DataFrame
-        Columns ``weight, val_psnr, val_auroc, val_eodd`` (one row per λ, e.g. from ``validation.json``).
+        Columns ``weight, val_psnr`` and the two keys (one row per λ, e.g. from ``validation.json``).
     baseline : dict
-        ``val_psnr``, ``val_auroc``, ``val_eodd`` of the standard (unmitigated) reconstructor.
+        ``val_psnr`` and the two keys of the standard (unmitigated) reconstructor.
+    performance, fairness : str
+        The keys: ``val_auroc``/``val_eodd`` for a classifier downstream (mean AUROC, mean worst-case EODD),
+        ``val_dice``/``val_dice_gap`` for the segmenter (mean Dice, mean ΔDice) — ``performance_key`` and
+        ``fairness_key`` of ``validation.json``. ``max_performance_drop`` is in the performance key's units.
 
     Returns
     -------
     (weight, reason)
         The chosen λ (None when no λ qualifies) and a one-line reason.
     """
-    missing = [c for c in NEEDED if c not in table.columns]
+    needed = ("weight", "val_psnr", performance, fairness)
+    missing = [c for c in needed if c not in table.columns]
     if missing:
-        raise ValueError(f"choose_weight: missing columns {missing}; expected {list(NEEDED)}")
-    base = {k: float(baseline[k]) for k in ("val_psnr", "val_auroc", "val_eodd")}
+        raise ValueError(f"choose_weight: missing columns {missing}; expected {list(needed)}")
+    perf, fair = NAMES.get(performance, performance), NAMES.get(fairness, fairness)
+    base = {k: float(baseline[k]) if baseline.get(k) is not None else math.nan for k in ("val_psnr", performance, fairness)}
     if any(math.isnan(v) for v in base.values()):
         return None, f"baseline has a missing metric: {base}"
-    rows = table.dropna(subset=list(NEEDED))
+    rows = table.dropna(subset=list(needed))
     psnr_ok = rows["val_psnr"] >= base["val_psnr"] - max_psnr_drop_db
-    auroc_ok = rows["val_auroc"] >= base["val_auroc"] - max_auroc_drop
-    better = rows["val_eodd"] < base["val_eodd"]
-    ok = rows[psnr_ok & auroc_ok & better]
+    performance_ok = rows[performance] >= base[performance] - max_performance_drop
+    better = rows[fairness] < base[fairness]
+    ok = rows[psnr_ok & performance_ok & better]
     if ok.empty:
         reasons = []
         if not psnr_ok.any():
             reasons.append(f"every λ loses more than {max_psnr_drop_db} dB PSNR")
-        if not auroc_ok.any():
-            reasons.append(f"every λ loses more than {max_auroc_drop} AUROC")
+        if not performance_ok.any():
+            reasons.append(f"every λ loses more than {max_performance_drop} {perf}")
         if not better.any():
-            reasons.append("no λ reduces validation EODD")
+            reasons.append(f"no λ reduces validation {fair}")
         if not reasons:
-            reasons.append("no λ meets both tolerances and reduces EODD at once")
+            reasons.append(f"no λ meets both tolerances and reduces {fair} at once")
         if rows.empty:
             reasons = ["no row with all metrics defined"]
         return None, "; ".join(reasons)
-    ok = ok.assign(reduction=base["val_eodd"] - ok["val_eodd"]).sort_values(["reduction", "weight"], ascending=[False, True])
+    ok = ok.assign(reduction=base[fairness] - ok[fairness]).sort_values(["reduction", "weight"], ascending=[False, True])
     best = ok.iloc[0]
-    return float(best["weight"]), (f"λ={best['weight']:g} reduces validation EODD by {best['reduction']:.4g} "
-                                   f"(PSNR {best['val_psnr'] - base['val_psnr']:+.3g} dB, AUROC {best['val_auroc'] - base['val_auroc']:+.3g})")
+    return float(best["weight"]), (f"λ={best['weight']:g} reduces validation {fair} by {best['reduction']:.4g} "
+                                   f"(PSNR {best['val_psnr'] - base['val_psnr']:+.3g} dB, {perf} {best[performance] - base[performance]:+.3g})")

@@ -389,7 +389,8 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
          "the fairness metric on the standard reconstruction (baseline) and on the mitigated one, the paired patient-bootstrap "
          "95% interval of the difference, p-value, and Holm / Benjamini-Hochberg adjusted p within this family."),
         ("mitigation_sweep", "λ sweep on validation", "Every fine-tuning run of the sweep with its validation PSNR, mean AUROC "
-         "and EODD, the λ chosen per strategy and why (rule or flagged fallback)."),
+         "and EODD (CheXpert, classifier downstream) or mean Dice and ΔDice (UCSF-PDGM, segmenter downstream), the λ "
+         "chosen per strategy and why (rule or flagged fallback)."),
     ):
         df = _table(folder, stem)
         if df is not None:

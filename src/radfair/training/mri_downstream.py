@@ -418,6 +418,25 @@ def _volumes_with_cohort(volumes_path, column: str, cohort_path: str, level: str
     return merged.reset_index(drop=True)
 
 
+def load_frozen(run_dir: str | Path, device: str = "cpu"):
+    """(record, config, model, best) of a finished ``train-slice-classifier`` or ``train-segmenter`` run: the network
+    with its best checkpoint's weights, in eval mode, and that checkpoint."""
+    from ..execution.store import require_record
+
+    run_dir = Path(run_dir)
+    record = require_record(run_dir, set(RUN_CONFIGS))
+    config = RUN_CONFIGS[record["kind"]].model_validate(record["config"])
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    if best is None:
+        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
+    if record["kind"] == "train-slice-classifier":
+        model = _classifier(config.model_copy(update={"weights": None}), len(config.labels), print)
+    else:
+        model = build_segmenter(config.widths, config.bottleneck)
+    model.load_state_dict(best["modules"]["model"])
+    return record, config, model.to(device).eval(), best
+
+
 def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path, *, column: str = "path", level: str | None = None,
                   splits: tuple[str, ...] | None = ("val", "test"), device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Score the volumes of any table with a finished MRI run's frozen best checkpoint and the run's preprocessing.
@@ -429,15 +448,9 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
     the true masks, so clean and reconstructed tables score the same slices. ``splits=None`` scores every row.
     """
     check_device(device)
-    from ..execution.store import require_record
-
     run_dir = Path(run_dir)
-    record = require_record(run_dir, set(RUN_CONFIGS))
+    record, config, model, best = load_frozen(run_dir, device)
     kind = record["kind"]
-    config = RUN_CONFIGS[kind].model_validate(record["config"])
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    if best is None:
-        raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
     table = _volumes_with_cohort(volumes_path, column, config.cohort, level)
     if splits is not None and "split" in table.columns:
         table = table[table["split"].isin(splits)].reset_index(drop=True)
@@ -456,18 +469,15 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
         for name in (f"y_{k}" for k in labels):  # scoring needs no labels; keep the contract's columns present
             if name not in table.columns:
                 table[name] = np.nan
-        model = _classifier(config.model_copy(update={"weights": None}), len(labels), print).to(device)
-        model.load_state_dict(best["modules"]["model"])
         slice_scores = _score_slices(model, data, table, owner, all_slices, labels, config, device)
         result = _patient_table(table, all_rows, slice_scores, labels)
     else:
-        step = _segmenter(config, device)
-        step.net.load_state_dict(best["modules"]["model"])
+        step = SegmenterStep(model, None)
         result = segmentation_table(table, all_rows, _segment_slices(step, data, all_slices, config.eval_batch_size, device))
     write_table(result, out, meta)
     return result
 
 
-__all__ = ["MRI_LABELS", "SegmenterRunConfig", "SegmenterStep", "SliceClassifierRunConfig", "aggregate_patients", "dice_from_counts",
+__all__ = ["MRI_LABELS", "SegmenterRunConfig", "SegmenterStep", "SliceClassifierRunConfig", "aggregate_patients", "dice_from_counts", "load_frozen",
            "read_volume_cohort", "resolve_config", "run_segmenter", "run_slice_classifier", "run_spec", "score_volumes",
            "segmentation_table", "soft_dice_loss"]

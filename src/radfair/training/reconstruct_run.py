@@ -81,7 +81,8 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
         clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
     else:
-        items, degraded, clean = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
+        slices = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
+        items, degraded, clean = slices.items, slices.degraded, slices.clean
     train_mask, val_mask = training_masks(items)
     device = torch.device(ctx.device)
 
@@ -103,11 +104,7 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
     if config.volumes is None:
         reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
     else:
-        load_best(step, ctx.run_dir)
-        scored = pairs["split"].isin(("val", "test")).to_numpy()
-        table = reconstruct_volumes(step, pairs[scored], ctx.run_dir / "reconstructed", config.seed, config.batch_size, device,
-                                    progress=ctx.progress)
-        write_table(table, ctx.run_dir / "reconstructed.parquet")
+        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress)
     return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
 
 
@@ -141,6 +138,17 @@ def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int
     return table
 
 
+def reconstruct_volumes_with_best(step, pairs: pd.DataFrame, run_dir, seed: int, batch_size: int, device, *,
+                                  progress: bool = True) -> pd.DataFrame:
+    """With the best checkpoint, reconstruct every slice of the val and test volume pairs into NIfTI volumes and write
+    ``reconstructed.parquet`` (:func:`radfair.training.reconstruct_volumes.reconstruct_volumes`)."""
+    load_best(step, run_dir)
+    scored = pairs["split"].isin(("val", "test")).to_numpy()
+    table = reconstruct_volumes(step, pairs[scored], run_dir / "reconstructed", seed, batch_size, device, progress=progress)
+    write_table(table, run_dir / "reconstructed.parquet")
+    return table
+
+
 @torch.no_grad()
 def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, folder, seed: int) -> pd.DataFrame:
     """Reconstruct every pair in ``batches`` (rows in the same order); save PNGs; PSNR/SSIM against clean."""
@@ -160,5 +168,6 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["ReconstructorRunConfig", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_with_best", "run_reconstructor_training",
+__all__ = ["ReconstructorRunConfig", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
+           "run_reconstructor_training",
            "training_masks"]

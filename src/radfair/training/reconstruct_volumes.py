@@ -12,6 +12,7 @@ whole volume against the clean one scaled the same way; SSIM is the mean over sl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
@@ -31,9 +32,21 @@ VOLUME_SIZE_MISMATCH = ("{path}: volumes are {shape} in-plane; the reconstructor
                         "volumes' in-plane size (reconstructed volumes keep the degraded volume's grid)")
 
 
-def volume_training_pairs(pairs: pd.DataFrame, pairs_path: str | Path, settings: SliceSettings, *,
-                          progress: bool = True) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(items, degraded, clean): one item row per kept slice with its pair's split columns, and the uint8 slices."""
+@dataclass
+class SlicePairs:
+    """Kept axial slices of (degraded, clean) volume pairs: ``items`` one row per slice (``image_id, slice`` and the
+    pair's split columns), ``degraded``/``clean`` uint8 (n, s, s), ``masks`` their 0/1 tumour masks (n, s, s)."""
+
+    items: pd.DataFrame
+    degraded: np.ndarray
+    clean: np.ndarray
+    masks: np.ndarray
+
+
+def volume_training_pairs(pairs: pd.DataFrame, pairs_path: str | Path, settings: SliceSettings, *, columns=(),
+                          progress: bool = True) -> SlicePairs:
+    """The kept slices of every pair, with the pair's split columns (and ``columns`` of ``pairs``, e.g. labels and
+    attributes for mitigation, §3.5) on each slice's item row."""
     shape = nib.load(str(pairs["path_degraded"].iloc[0])).shape[:2]
     if tuple(shape) != (settings.size, settings.size):
         raise RadfairInputError(VOLUME_SIZE_MISMATCH.format(path=pairs["path_degraded"].iloc[0], shape=tuple(shape),
@@ -43,8 +56,9 @@ def volume_training_pairs(pairs: pd.DataFrame, pairs_path: str | Path, settings:
     if not degraded.index[["image_id", "slice"]].equals(clean.index[["image_id", "slice"]]):
         raise RuntimeError("degraded and clean slice caches disagree on the kept slices (they share the masks)")
     keep = [c for c in ("image_id", "split", "recon_split") if c in pairs.columns]
+    keep += [c for c in columns if c not in keep]
     items = degraded.index[["image_id", "slice"]].merge(pairs[keep], on="image_id", how="left", validate="many_to_one")
-    return items, degraded.images, clean.images
+    return SlicePairs(items, degraded.images, clean.images, degraded.masks)
 
 
 def _quantised(volume: np.ndarray) -> torch.Tensor:
@@ -82,4 +96,4 @@ def reconstruct_volumes(step, rows: pd.DataFrame, folder: str | Path, seed: int,
     return pd.DataFrame(out)
 
 
-__all__ = ["reconstruct_volumes", "volume_training_pairs"]
+__all__ = ["SlicePairs", "reconstruct_volumes", "volume_training_pairs"]

@@ -74,15 +74,23 @@ class UNet(nn.Module):
             nn.init.zeros_(self.head.bias)
         self.output = output
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        temb = self.time_mlp(timestep_embedding(t, self.time_dim)) if self.time_mlp is not None and t is not None else None
-        inputs = x
+    def _encode(self, x: torch.Tensor, temb: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         skips = []
         for block in self.down:
             x = block(x, temb)
             skips.append(x)
             x = self.pool(x)
-        x = self.middle(x, temb)
+        return self.middle(x, temb), skips
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Bottleneck activations averaged over space, (B, bottleneck): what an adversary reads when this U-Net is the
+        frozen tumour segmenter (reconstruction paper §3.5, "Adversarial Loss", applied to segmentation)."""
+        return self._encode(x, None)[0].mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.time_dim)) if self.time_mlp is not None and t is not None else None
+        inputs = x
+        x, skips = self._encode(x, temb)
         for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
             x = merge(torch.cat([up(x), skip], dim=1), temb)
         x = self.head(x)

@@ -104,13 +104,21 @@ class MriStudy(StrictModel):
 
 
 class MitigationStudy(StrictModel):
-    """Fine-tuning the X-ray reconstructors for downstream fairness (paper §3.5): every strategy x λ of the sweep on
-    validation, λ chosen by :func:`radfair.mitigation.choose_weight`, the chosen run scored on test like the rest."""
+    """Fine-tuning the reconstructors for downstream fairness (paper §3.5): every strategy x λ of the sweep on
+    validation, λ chosen by :func:`radfair.mitigation.choose_weight`, the chosen run scored on test like the rest.
 
+    ``datasets`` names the parts fine-tuned: CheXpert against its frozen classifier (λ on validation AUROC and
+    EODD), UCSF-PDGM against the frozen tumour segmenter (λ on validation Dice and ΔDice; the mitigated volumes are
+    then scored by both frozen UCSF models). ``levels`` may name levels of either part; a part none of whose levels
+    is named is fine-tuned at its middle level. ``max_auroc_drop`` bounds the validation AUROC loss (classifier
+    downstream), ``max_dice_drop`` the validation mean Dice loss (segmenter downstream).
+    """
+
+    datasets: list[Literal["chexpert", "ucsf-pdgm"]] = ["chexpert"]
     strategies: list[Literal["reweighting", "eodd", "adversarial"]] = ["reweighting", "eodd", "adversarial"]
     weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
-    reconstructors: list[str] | None = None  # None: every X-ray reconstructor
-    levels: list[str] | None = None  # None: the middle photon count (the paper's fairness level)
+    reconstructors: list[str] | None = None  # None: every reconstructor of the part
+    levels: list[str] | None = None  # None: each part's middle level (CheXpert: the paper's fairness level)
     attributes: list[str] | None = None  # None: the analysis attributes
     epochs: int = 10
     patience: int | None = 3
@@ -118,6 +126,7 @@ class MitigationStudy(StrictModel):
     settings: dict = {}  # further MitigationConfig fields (temperature, momentum, adversary_hidden, ...)
     max_psnr_drop_db: float = 0.5
     max_auroc_drop: float = 0.01
+    max_dice_drop: float = 0.01
 
 
 class Analysis(StrictModel):

@@ -24,6 +24,7 @@ from ...training import mri_downstream
 from ...training.reconstruct_run import ReconstructorRunConfig
 from ...training.volumes import SliceSettings
 from .parts import (
+    STANDARD,
     DatasetPart,
     Key,
     PartOutputs,
@@ -109,6 +110,12 @@ class MriPart(DatasetPart):
         return super().run_config(kind, level, image_size=self.volume_size,
                                   volumes=SliceSettings(size=self.volume_size, include_empty=True), **extra)
 
+    def mitigation_downstream(self) -> tuple[str, dict, Path]:
+        """(task, run-config fields, model run folder) of the frozen model mitigation fine-tunes against: the tumour
+        segmenter (Dice task loss, worst-case soft-Dice gap; the slice classifier then scores the result unchanged)."""
+        seg = self.store / self.segmenter.run_id
+        return "segmentation", {"segmenter_run": str(seg)}, seg
+
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
         out = {}
         for key, spec in recon.items():
@@ -126,13 +133,23 @@ class MriPart(DatasetPart):
         attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
         segmented = pd.read_parquet(self.store / self.segmenter.run_id / "segmentation.parquet").query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)
+        scores, segmentations = {}, {}
         for key, spec in recon.items():
             scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scores.parquet")
+            scores[key] = with_study_attributes(scored, self.split)
             if labels:
-                classifier_shift(DATASET, key, clean, with_study_attributes(scored, self.split), labels, attributes, thresholds, a, out)
+                classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
             recon_seg = pd.read_parquet(self.store / scoring[key]["segmenter"].run_id / "scores.parquet").query("split == 'test'")
+            segmentations[key] = with_study_attributes(recon_seg, self.split)
             segmentation_shift(key, segmented, recon_seg, attributes, a, out)
             out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+        for (kind, level, mitigation) in recon:  # each strategy against its standard reconstruction, paired
+            if mitigation != STANDARD:
+                against, key, standard = PartOutputs(), (kind, level, mitigation), (kind, level, STANDARD)
+                if labels:
+                    classifier_shift(DATASET, key, scores[standard], scores[key], labels, attributes, thresholds, a, against)
+                segmentation_shift(key, segmentations[standard], segmentations[key], attributes, a, against)
+                out.versus_standard += against.shift
         return out
 
 

@@ -2,9 +2,9 @@
 
 Both datasets (:mod:`.xray` CheXpert, :mod:`.mri` UCSF-PDGM; either can be switched off in the config) run as
 runs of one run store under ``OUT/runs/`` (resumable; finished runs skipped): first every downstream model and
-reconstructor in one grid, then the scoring of every reconstruction, then the analysis. With a ``mitigation`` section, the CheXpert
-reconstructors are also fine-tuned for fairness (:mod:`.mitigate`) and the chosen runs join the grid under their
-strategy's name. Holm and BH are applied across the whole grid (both datasets, every strategy). Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
+reconstructor in one grid, then the scoring of every reconstruction, then the analysis. With a ``mitigation`` section, the reconstructors
+of the parts it names (CheXpert against the classifier, UCSF-PDGM against the segmenter) are also fine-tuned for
+fairness (:mod:`.mitigate`) and the chosen runs join the grid under their strategy's name. Holm and BH are applied across the whole grid (both datasets, every strategy). Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
 figures (:mod:`.outputs`), ``study.json`` (config, runs, warnings, timings, conventions).
 """
 
@@ -22,7 +22,7 @@ from ...io import write_json, write_table
 from ...training.checkpoint import check_device
 from .analysis import adjust_grid
 from .config import ReconstructionConfig, load_config
-from .mitigate import choose_runs, sweep_specs
+from .mitigate import check_scope, choose_runs, sweep_specs
 from .mri import MriPart
 from .outputs import write_outputs
 from .xray import XrayPart, level_name
@@ -63,6 +63,8 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
 
     timings: dict[str, float] = {}
     parts = _parts(config, out, store, log)
+    if config.mitigation is not None:
+        check_scope(config.mitigation, parts)
 
     t = time.perf_counter()
     for part in parts:
@@ -76,13 +78,17 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     timings["training_s"] = time.perf_counter() - t
 
     sweep = None
-    xray = next((part for part in parts if part.dataset == "chexpert"), None)
-    if config.mitigation is not None and xray is not None:
+    if config.mitigation is not None:
         t = time.perf_counter()
-        specs = sweep_specs(config, xray, recon["chexpert"], store)
-        run(list(specs.values()))
-        chosen, sweep = choose_runs(specs, store, config.mitigation)
-        recon["chexpert"].update(chosen)
+        mitigated = [part for part in parts if part.dataset in config.mitigation.datasets]
+        specs = {part.dataset: sweep_specs(config, part, recon[part.dataset], store) for part in mitigated}
+        run([s for by_key in specs.values() for s in by_key.values()])
+        sweeps = []
+        for part in mitigated:
+            chosen, part_sweep = choose_runs(specs[part.dataset], store, config.mitigation, part.dataset)
+            recon[part.dataset].update(chosen)
+            sweeps.append(part_sweep)
+        sweep = pd.concat(sweeps, ignore_index=True)
         write_table(sweep, out / "mitigation_sweep.csv")
         timings["mitigation_s"] = time.perf_counter() - t
 

@@ -69,6 +69,11 @@ class XrayPart(DatasetPart):
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
         return super().run_config(kind, level, image_size=self.study.degradation.size, **extra)
 
+    def mitigation_downstream(self) -> tuple[str, dict, Path]:
+        """(task, run-config fields, model run folder) of the frozen model mitigation fine-tunes against: the classifier."""
+        clf = self.store / self.classifier.run_id
+        return "classification", {"classifier_run": str(clf), "labels": self.study.labels}, clf
+
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
         clf = self.store / self.classifier.run_id
         return {key: {"classifier": RunSpec(

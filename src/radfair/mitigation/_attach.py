@@ -97,7 +97,9 @@ class MitigatedStep:
             self.adversary = Adversary(feature_dim, n_target_columns(self.group_sizes), config.adversary_hidden).to(device)
             self.modules["adversary"] = self.adversary
             self.optimizers["adversary"] = torch.optim.Adam(self.adversary.parameters(), lr=config.adversary_lr)
-        base.extra_loss = None if config.strategy == "standard" else self.extra_loss
+        # reweighting acts through the sampler: with no task loss it never needs the downstream model's pass
+        self.uses_downstream = config.strategy not in ("standard", "reweighting") or config.task_weight != 0
+        base.extra_loss = self.extra_loss if self.uses_downstream else None
 
     # --- the terms ------------------------------------------------------------------------------------
     def _logits(self, output: torch.Tensor) -> torch.Tensor:
@@ -184,7 +186,7 @@ class MitigatedStep:
     def eval_step(self, batch: dict) -> dict[str, torch.Tensor]:
         values, output = self.base.eval_output(batch)
         objective = values["loss"] * self.recon_scale
-        if self.config.strategy != "standard":
+        if self.uses_downstream:
             task = self.task_loss(batch, output)
             fair = self.fairness_term(batch, output)
             values.update(task=task, fair=fair)

@@ -117,6 +117,7 @@ class MitigationStudy(StrictModel):
     datasets: list[Literal["chexpert", "ucsf-pdgm"]] = ["chexpert"]
     strategies: list[Literal["reweighting", "eodd", "adversarial"]] = ["reweighting", "eodd", "adversarial"]
     weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
+    weights_by_dataset: dict[Literal["chexpert", "ucsf-pdgm"], list[float]] = {}  # a dataset's own sweep (else weights)
     reconstructors: list[str] | None = None  # None: every reconstructor of the part
     levels: list[str] | None = None  # None: each part's middle level (CheXpert: the paper's fairness level)
     attributes: list[str] | None = None  # None: the analysis attributes

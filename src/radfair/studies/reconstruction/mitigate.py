@@ -61,7 +61,7 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
     task, fields, model_dir = part.mitigation_downstream()
     loop = LoopConfig(epochs=m.epochs, patience=m.patience, monitor=VALIDATION_KEY, mode="min")
     runs = [("standard", 0.0)] + [(s, 0.0) for s in m.strategies if s == "reweighting"]
-    runs += [(s, w) for s in m.strategies if s != "reweighting" for w in m.weights]
+    runs += [(s, w) for s in m.strategies if s != "reweighting" for w in m.weights_by_dataset.get(part.dataset, m.weights)]
     specs = {}
     for kind in [k for k in m.reconstructors or part.study.reconstructors if k in part.study.reconstructors]:
         for level in mitigation_levels(part, m):

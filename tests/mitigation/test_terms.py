@@ -13,6 +13,7 @@ from radfair.mitigation import (
     RunningThreshold,
     attribute_targets,
     choose_weight,
+    fallback_weight,
     soft_dice,
     soft_dice_gap,
     soft_eodd,
@@ -162,3 +163,16 @@ def test_choose_weight_on_the_segmenter_keys_uses_dice_and_its_gap():
     assert weight == 1.0 and "ΔDice" in reason and "Dice -0.005" in reason
     assert "loses more than 0.001 Dice" in choose_weight(sweep.assign(val_dice=0.5), base, max_performance_drop=0.001,
                                                          performance="val_dice", fairness="val_dice_gap")[1]
+
+
+def test_fallback_carries_forward_the_least_violation_not_the_lowest_gap():
+    # every λ breaks a tolerance; the largest one "wins" on EODD only because it wrecks the image
+    wrecked = pd.DataFrame({"weight": [0.01, 0.1, 1.0], "val_psnr": [29.4, 28.0, 23.0], "val_auroc": [0.80, 0.79, 0.74],
+                            "val_eodd": [0.11, 0.06, 0.01]})
+    assert choose_weight(wrecked, BASE, max_psnr_drop_db=0.5)[0] is None
+    weight, reason = fallback_weight(wrecked, BASE, max_psnr_drop_db=0.5, max_performance_drop=0.01)
+    assert weight == 0.01 and "least exceeds" in reason and "PSNR -0.6 dB" in reason
+    # equal violation (none): the lower gap, then the smaller λ; a missing metric comes last
+    calm = pd.DataFrame({"weight": [0.1, 1.0, 3.0], "val_psnr": [30.0, 30.0, float("nan")], "val_auroc": [0.80] * 3,
+                         "val_eodd": [0.12, 0.11, 0.0]})
+    assert fallback_weight(calm, BASE)[0] == 1.0

@@ -147,3 +147,10 @@ def test_existing_synthetic_releases_with_other_settings_are_refused(tmp_path):
     other = same.model_copy(update={"synthetic": same.synthetic.model_copy(update={"mri_patients": 120})})
     with pytest.raises(RadfairInputError, match="mri_patients=2.*mri_patients=120"):
         ensure_releases(other, log=lambda m: None)
+    # releases written by an older generator (no generator_version: version 1) are not reused either
+    truth_path = tmp_path / "rel" / "ground_truth.json"
+    truth = json.loads(truth_path.read_text())
+    truth.pop("generator_version")
+    truth_path.write_text(json.dumps(truth))
+    with pytest.raises(RadfairInputError, match="generator_version=1.*generator_version=2"):
+        ensure_releases(same, log=lambda m: None)

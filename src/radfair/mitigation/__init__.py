@@ -8,7 +8,7 @@ The reconstructor alone is fine-tuned; the downstream model is frozen.
 * :class:`Adversary`, :func:`squared_correlation`: the adversarial Corr² objective.
 * :func:`attach_mitigation`, :class:`MitigatedStep`, :class:`MitigationConfig`: make any reconstructor step
   mitigated; validation key :data:`VALIDATION_KEY`.
-* :func:`choose_weight`: the λ selection rule.
+* :func:`choose_weight`: the λ selection rule; :func:`fallback_weight`: the λ carried forward when none qualifies.
 * Run kind ``train-mitigated-reconstructor``: :func:`run_mitigated_training`.
 """
 
@@ -18,11 +18,11 @@ from ._config import MitigationConfig
 from ._eodd import RunningThreshold, soft_dice, soft_dice_gap, soft_eodd, soft_predictions
 from ._reweighting import MitigationBatches, subgroup_weights
 from ._run import MitigatedReconstructorRunConfig, run_mitigated_training
-from ._select import choose_weight
+from ._select import choose_weight, fallback_weight
 from ._validation import hard_eodd
 
 __all__ = [
     "Adversary", "FrozenDownstream", "MitigatedReconstructorRunConfig", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",
-    "VALIDATION_KEY", "attach_mitigation", "attribute_targets", "choose_weight", "soft_dice", "soft_dice_gap",
+    "VALIDATION_KEY", "attach_mitigation", "attribute_targets", "choose_weight", "fallback_weight", "soft_dice", "soft_dice_gap",
     "soft_eodd", "soft_predictions", "squared_correlation", "subgroup_weights", "hard_eodd", "run_mitigated_training",
 ]

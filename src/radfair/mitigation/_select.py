@@ -65,3 +65,24 @@ def choose_weight(table: pd.DataFrame, baseline: dict, *, max_psnr_drop_db: floa
     best = ok.iloc[0]
     return float(best["weight"]), (f"λ={best['weight']:g} reduces validation {fair} by {best['reduction']:.4g} "
                                    f"(PSNR {best['val_psnr'] - base['val_psnr']:+.3g} dB, {perf} {best[performance] - base[performance]:+.3g})")
+
+
+def fallback_weight(table: pd.DataFrame, baseline: dict, *, max_psnr_drop_db: float = 0.5, max_performance_drop: float = 0.01,
+                    performance: str = "val_auroc", fairness: str = "val_eodd") -> tuple[float, str]:
+    """The λ carried forward when :func:`choose_weight` finds none: the one that least exceeds the tolerances.
+
+    Violation of a row = max(PSNR drop / ``max_psnr_drop_db``, ``performance`` drop / ``max_performance_drop``), each
+    floored at 0; the smallest violation wins, ties go to the lower ``fairness`` gap, then the smaller λ. (Taking the
+    lowest gap instead rewards a reconstructor that wrecks the image: a constant prediction has an EODD of 0.)
+    Rows with a missing metric come last.
+    """
+    base = {k: float(baseline[k]) if baseline.get(k) is not None else math.nan for k in ("val_psnr", performance)}
+    psnr_excess = (base["val_psnr"] - table["val_psnr"]) / max_psnr_drop_db
+    performance_excess = (base[performance] - table[performance]) / max_performance_drop
+    violation = pd.concat([psnr_excess, performance_excess], axis=1).clip(lower=0).max(axis=1, skipna=False)
+    ranked = table.assign(violation=violation.fillna(math.inf), gap=table[fairness].fillna(math.inf))
+    best = ranked.sort_values(["violation", "gap", "weight"]).iloc[0]
+    return float(best["weight"]), (f"the λ that least exceeds the tolerances (λ={best['weight']:g}: "
+                                   f"PSNR {best['val_psnr'] - base['val_psnr']:+.3g} dB, "
+                                   f"{NAMES.get(performance, performance)} {best[performance] - base[performance]:+.3g}) "
+                                   "is carried forward")

@@ -10,8 +10,10 @@ standard run's best weights: one ``standard`` fine-tune (reconstruction loss onl
 tolerances; ties to the smaller λ): CheXpert on mean AUROC and mean worst-case EODD (over attributes and findings),
 UCSF-PDGM on mean Dice and mean ΔDice (over attributes). The fairness-aware term is λ·(task loss + fairness term), as
 in the paper (without its running-mean normalisation, which cancels λ): the standard fine-tune and reweighting use
-the reconstruction loss alone. When no λ qualifies, the run with the lowest validation gap is carried forward and
-flagged ``chosen_by = fallback`` in ``mitigation_sweep.csv``, so tables never silently miss a strategy.
+the reconstruction loss alone. When no λ qualifies, the run that least exceeds the PSNR / performance tolerances is
+carried forward (:func:`radfair.mitigation.fallback_weight`; the lowest gap would reward a wrecked image, whose constant
+predictions have no gap) and flagged ``chosen_by = fallback`` in ``mitigation_sweep.csv``, so tables never silently
+miss a strategy.
 The chosen run joins the grid under the key ``(reconstructor, level, strategy)``: scored on test, analysed and
 adjusted with everything else.
 """
@@ -88,7 +90,7 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
 
 def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -> tuple[dict[Key, RunSpec], pd.DataFrame]:
     """The chosen run per (reconstructor, level, strategy) and the whole sweep with the choice and its reason."""
-    from ...mitigation import choose_weight
+    from ...mitigation import choose_weight, fallback_weight
 
     rows, keys = [], set()
     for (kind, level, strategy, weight), spec in specs.items():
@@ -112,8 +114,9 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
                                        max_performance_drop=tolerance, performance=performance, fairness=fairness)
         how = "rule"
         if weight is None:
-            weight, how = float(group.sort_values([fairness, "weight"]).iloc[0]["weight"]), "fallback"
-            reason = f"no λ met the rule ({reason}); the lowest validation {fairness} (λ={weight:g}) is carried forward"
+            weight, chosen_reason = fallback_weight(group, reference.to_dict(), max_psnr_drop_db=study.max_psnr_drop_db,
+                                                    max_performance_drop=tolerance, performance=performance, fairness=fairness)
+            how, reason = "fallback", f"no λ met the rule ({reason}); {chosen_reason}"
         index = group.index[group["weight"] == weight][0]
         sweep.loc[index, ["chosen", "chosen_by", "reason"]] = [True, how, reason]
         chosen[(kind, level, strategy)] = specs[(kind, level, strategy, weight)]

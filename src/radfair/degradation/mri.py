@@ -108,7 +108,8 @@ class Undersample(torch.nn.Module):
     def _mask_for(self, generator) -> torch.Tensor:
         if not self.random_rotation:
             return self.mask
-        offset = float(torch.rand((), generator=generator) * 180.0)
+        # drawn on the generator's own device: a CUDA generator works as well as a CPU one
+        offset = float(torch.rand((), generator=generator, device=generator.device if generator is not None else "cpu") * 180.0)
         return torch.from_numpy(self._make_mask(offset)).to(self.mask.device)
 
     def A(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

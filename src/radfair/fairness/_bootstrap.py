@@ -1,9 +1,10 @@
-"""Patient-level bootstrap by count matrices: no Python loop over replicates.
+"""Patient-level bootstrap by multiplicity matrices: no Python loop over replicates.
 
 A replicate draws patients with replacement (all images of a drawn patient come along), so it is
-fully described by a multiplicity matrix ``W`` (B, n_patients). Every count-based statistic of a
-group is then ``W[:, patients] @ per_patient_counts``: one matrix product for all replicates.
-Replicates are generated and consumed in chunks to bound memory.
+fully described by a multiplicity matrix ``W`` (B, n_patients). Replicates are generated and consumed
+in chunks to bound memory. The audit turns each chunk into statistics with one sorted sweep
+(:mod:`._sweep`); :class:`GroupCounts` does the same for any per-image values as one matrix product
+``W[:, patients] @ per_patient_sums`` and is the independent implementation the sweep is tested against.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class GroupCounts:
     returns (B, G, K) group totals for multiplicities ``W`` (B, n_patients).
     """
 
-    def __init__(self, patient: np.ndarray, group: np.ndarray, n_groups: int, values: np.ndarray, sparse: bool = False):
+    def __init__(self, patient: np.ndarray, group: np.ndarray, n_groups: int, values: np.ndarray):
         known = group >= 0
         key = patient[known] * n_groups + group[known]
         cells, inverse = np.unique(key, return_inverse=True)
@@ -57,13 +58,11 @@ class GroupCounts:
         cell_group = cells % n_groups
         self.members = [np.flatnonzero(cell_group == g) for g in range(n_groups)]
         self.summed = summed
-        # mostly-zero rows (e.g. one calibration bin of K per label): sparse-times-dense is ~3x faster
-        self.sparse_t = [sp.csr_matrix(summed[rows].T) for rows in self.members] if sparse else None
 
     def counts(self, multiplicities: np.ndarray) -> np.ndarray:
         b = multiplicities.shape[0]
         out = np.empty((b, self.n_groups, self.summed.shape[1]))
         for g, rows in enumerate(self.members):
             w = multiplicities[:, self.cell_patient[rows]]
-            out[:, g] = (self.sparse_t[g] @ w.T).T if self.sparse_t is not None else w @ self.summed[rows]
+            out[:, g] = w @ self.summed[rows]
         return out

@@ -9,7 +9,8 @@
   eq. 3); calibration-in-the-large (CITL) = mean(p) - mean(y) (> 0: over-predicts; Van Calster et
   al. 2019); calibration gap = max - min ECE over groups.
 
-Every quantity is a function of per-bin sums, so replicates are one matrix product (``GroupCounts``).
+Every quantity is a function of per-bin sums; the audit takes them, for every replicate, from the sorted
+sweep (:mod:`._sweep`); ``calibration_values``/``residual_values`` are the per-image rows its tests sum independently.
 """
 
 from __future__ import annotations

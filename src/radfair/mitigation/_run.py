@@ -48,7 +48,7 @@ from ._attach import VALIDATION_KEY, attach_mitigation
 from ._config import MitigationConfig
 from ._downstream import load_downstream
 from ._reweighting import MitigationBatches, subgroup_weights
-from ._validation import KEYS, image_validation, volume_validation
+from ._validation import KEYS, category_codes, image_validation, volume_validation
 
 
 class MitigatedReconstructorRunConfig(ReconstructorRunConfig):
@@ -77,12 +77,8 @@ class MitigatedReconstructorRunConfig(ReconstructorRunConfig):
 
 def group_codes(table: pd.DataFrame, attributes: list[str]) -> tuple[np.ndarray, dict[str, list[str]]]:
     """(N, A) int64 codes of the attributes (sorted categories as strings; missing = −1) and the categories."""
-    codes, categories = [], {}
-    for attribute in attributes:
-        values = table[attribute].astype("string")
-        cats = sorted(values.dropna().unique().tolist())
-        codes.append(pd.Categorical(values, categories=cats).codes.astype(np.int64))
-        categories[attribute] = cats
+    categories = {a: sorted(table[a].astype("string").dropna().unique().tolist()) for a in attributes}
+    codes = [category_codes(table[a], categories[a]) for a in attributes]
     return np.stack(codes, 1) if codes else np.zeros((len(table), 0), np.int64), categories
 
 

@@ -109,7 +109,8 @@ def image_validation(config, classifier, image_size: int, label_index, pairs: pd
     return {"val_psnr": float(table["psnr"].to_numpy()[val_recon].mean()), **metrics, "n_val": int(len(val_pairs))}
 
 
-def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
+def category_codes(values: pd.Series, categories: list[str]) -> np.ndarray:
+    """int64 codes of ``values`` (as strings) in ``categories``; missing or unlisted = −1."""
     return pd.Categorical(values.astype("string"), categories=categories).codes.astype(np.int64)
 
 
@@ -118,7 +119,7 @@ def _dice_gaps(table: pd.DataFrame, attributes: list[str], categories: dict[str,
     rows = table[table["dice"].notna()]
     gaps = {}
     for attribute in attributes:
-        codes = _codes(rows[attribute], categories[attribute])
+        codes = category_codes(rows[attribute], categories[attribute])
         known = codes >= 0
         present = np.unique(codes[known])
         per_group = group_dice(rows["dice"].to_numpy(float)[known], codes[known], len(categories[attribute]))[0]
@@ -158,11 +159,11 @@ def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: di
                                                          "patient Dice (stacked kept tumour slices)",
                 "n_val": int(len(paired))}
     labels = config.labels
-    groups = np.stack([_codes(paired[a], categories[a]) for a in attributes], 1) if attributes else np.zeros((len(paired), 0), np.int64)
+    groups = np.stack([category_codes(paired[a], categories[a]) for a in attributes], 1) if attributes else np.zeros((len(paired), 0), np.int64)
     metrics = classifier_metrics(labels, attributes, paired[[f"y_{k}" for k in labels]].to_numpy(float),
                                  paired[[f"p_{k}" for k in labels]].to_numpy(float),
                                  paired[[f"p_{k}_clean" for k in labels]].to_numpy(float), groups)
     return {"val_psnr": psnr, **metrics, "n_val": int(len(paired))}
 
 
-__all__ = ["KEYS", "classifier_metrics", "hard_eodd", "image_validation", "volume_validation"]
+__all__ = ["KEYS", "category_codes", "classifier_metrics", "hard_eodd", "image_validation", "volume_validation"]

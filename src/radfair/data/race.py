@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-MISSING_MARKERS = ("unknown", "declined", "refused", "unable to obtain", "not reported", "unavailable")
+from .schema import UNKNOWN_PHRASES as MISSING_MARKERS  # one list of unknown markers for every loader
+
 HISPANIC_MARKERS = ("hispanic", "latino", "latina")
 NON_HISPANIC_MARKERS = ("non-hispanic", "non hispanic", "not hispanic", "non-latino", "non latino")
 

@@ -76,7 +76,25 @@ def age_group(age: pd.Series) -> pd.Series:
 #: Age limits in years; a value outside them (or not a number) is an input error in every loader.
 AGE_RANGE = (0.0, 130.0)
 #: Texts that mean "not recorded": mapped to missing without a warning.
-MISSING_TEXTS = ("", "unknown", "u", "unk", "not recorded", "nan", "none")
+MISSING_TEXTS = ("", "unknown", "u", "unk", "not recorded", "nan", "none", "null", "na", "n/a", "missing")
+#: Phrases that mark a categorical value as unknown wherever they occur in it, case-insensitive
+#: (MIMIC-IV's ``UNABLE TO OBTAIN``, ``PATIENT DECLINED TO ANSWER``, ``UNKNOWN/NOT SPECIFIED``...).
+#: Together with ``MISSING_TEXTS`` this is the one list of unknown markers used by every loader and by
+#: ``radfair audit`` on attribute columns.
+UNKNOWN_PHRASES = ("unknown", "declined", "refused", "unable to obtain", "not reported", "unavailable",
+                   "not specified", "not available")
+
+
+def unknown_marker_mask(values: pd.Series) -> pd.Series:
+    """True where a value is blank, NaN or an unknown marker (``MISSING_TEXTS``, ``UNKNOWN_PHRASES``).
+
+    Non-text values (numbers) are unknown only when NaN. Shape: same as ``values``.
+    """
+    text = values.astype("string").str.strip().str.lower()
+    is_text = values.map(lambda v: isinstance(v, str))
+    phrase = text.str.contains("|".join(UNKNOWN_PHRASES), regex=True).fillna(False).astype(bool)
+    marker = is_text & (text.isin(MISSING_TEXTS).fillna(False).astype(bool) | phrase)
+    return values.isna() | marker
 
 
 def warn_unrecognised(raw: pd.Series, mapped: pd.Series, path, column: str) -> None:

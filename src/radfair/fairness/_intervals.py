@@ -30,8 +30,13 @@ from scipy import stats
 
 
 def max_t_band(point: np.ndarray, reps: np.ndarray, n: np.ndarray | None = None, level: float = 0.95,
-               family_axes: tuple[int, ...] = (-1,)) -> tuple[np.ndarray, np.ndarray]:
+               family_axes: tuple[int, ...] = (-1,), bounds: tuple[float, float] | None = (0.0, 1.0),
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Simultaneous max-t bootstrap band on ``point`` (...), from replicates ``reps`` (B, ...).
+
+    ``bounds``: the parameter space of every entry (rates, Dice and ECE lie in [0, 1], the default). The
+    band is intersected with it, which keeps its coverage (the true values lie inside the bounds) and
+    keeps every projected max - min interval inside [0, upper - lower]. None: no clipping.
 
     ``family_axes`` (axes of ``point``) are the ones the band is simultaneous over; the critical
     value is computed separately for every index of the other axes. ``n`` (same shape as ``point``)
@@ -58,7 +63,10 @@ def max_t_band(point: np.ndarray, reps: np.ndarray, n: np.ndarray | None = None,
         c = np.fmax(c, stats.norm.ppf(0.5 + level / 2)) if len(reps) else c  # never below the marginal z
     half = np.where(np.isfinite(c), c * se, np.nan)
     half = np.where(np.isnan(se) & ~np.isnan(point), np.nan, half)
-    return point - half, point + half
+    low, high = point - half, point + half
+    if bounds is not None:
+        low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+    return low, high
 
 
 def spread_interval(low: np.ndarray, high: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:

@@ -18,18 +18,25 @@ TEST_THRESHOLD_WARNING = (
 
 
 def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = "f1", on_test: bool = False,
-                       path: str = "scored table") -> pd.DataFrame:
-    """A table ``label, rule, threshold`` for every label."""
+                       path: str = "scored table", hard: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table ``label, rule, threshold`` for every label.
+
+    ``hard``: labels whose scores are hard 0/1 predictions; a rule (f1, balanced, youden) is never searched
+    over them (it would pick 0 and call every image positive): they get threshold 0.5, rule ``hard 0/1``.
+    """
     spec_text = str(spec)
     if spec_text in RULES:
         split = "test" if on_test else "val"
         if on_test:
             warnings.warn(TEST_THRESHOLD_WARNING, UserWarning, stacklevel=2)
         rows = df[df["split"] == split]
-        if rows.empty:
+        if rows.empty and set(labels) - set(hard):
             raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step=f"selecting split == '{split}' to choose {spec_text} thresholds"))
-        values = [choose_threshold(rows[f"y_{label}"].to_numpy(float), rows[f"p_{label}"].to_numpy(float), spec_text) for label in labels]
-        return pd.DataFrame({"label": labels, "rule": f"{spec_text} on {split}", "threshold": values})
+        values = [0.5 if label in hard else
+                  choose_threshold(rows[f"y_{label}"].to_numpy(float), rows[f"p_{label}"].to_numpy(float), spec_text)
+                  for label in labels]
+        rules = ["hard 0/1 predictions" if label in hard else f"{spec_text} on {split}" for label in labels]
+        return pd.DataFrame({"label": labels, "rule": rules, "threshold": values})
     try:
         value = float(spec_text)
     except ValueError:
@@ -51,7 +58,7 @@ def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = 
     lookup = dict(zip(table["label"].astype(str).str.removeprefix("y_"), values, strict=True))
     missing = [label for label in labels if label not in lookup]
     if missing:
-        raise RadfairInputError(f"{file}: no threshold for label(s) {missing}")
+        raise RadfairInputError(f"{file}: no threshold for label(s) {missing}; the file has label(s) {sorted(lookup)}")
     return pd.DataFrame({"label": labels, "rule": f"file {file.name}", "threshold": [float(lookup[k]) for k in labels]})
 
 

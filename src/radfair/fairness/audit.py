@@ -20,7 +20,17 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
+from ..data.schema import unknown_marker_mask
+from ..data.splits import check_patient_level
+from ..errors import (
+    BAD_OPTION,
+    BAD_VALUES,
+    DUPLICATE_IDS,
+    EMPTY_AFTER_FILTER,
+    MISSING_COLUMNS,
+    RadfairInputError,
+    preview,
+)
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
 from ._bootstrap import replicate_chunks
 from ._calibration import N_BINS, calibration_metrics, reliability_figure, residual_metrics, selection_rate
@@ -31,6 +41,7 @@ from ._intervals import bias_corrected, max_t_band, spread_interval
 from ._rates import rates
 from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
 from ._sweep import ScoreSweep
+from ._thresholds import RULES
 from ._thresholds_io import resolve_thresholds
 
 RATE_NAMES = ("tpr", "fpr", "tnr", "ppv")
@@ -54,6 +65,9 @@ CONVENTIONS = {
     "calibration": f"{N_BINS} equal-width bins on [0, 1], bin k = (k/K, (k+1)/K], first bin holds 0 (scikit-learn calibration_curve uniform); ece = sum_k n_k/n |mean y_k - mean p_k| (Guo et al. 2017); citl = mean p - mean y (calibration-in-the-large, > 0 over-predicts); percentile intervals per group; calibration_gap = max - min ECE over groups with a max-t projection interval; reliability curves in reliability.csv and reliability_<attribute>.png",
     "site": "a site/dataset column is an attribute like any other (e.g. --attributes dataset): per-site AUROC, rates, calibration in group_metrics.csv and calibration.csv",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
+    "unknown_attribute_values": "blank values and unknown markers (Unknown, UNABLE TO OBTAIN, PATIENT DECLINED TO ANSWER, ...; radfair.data.schema.MISSING_TEXTS and UNKNOWN_PHRASES) are missing, never a group; rows missing an attribute are left out of that attribute's groups, counted in missing_attribute and warned",
+    "hard_predictions": "a score column holding only 0/1 on val and test is audited as predictions with threshold 0.5 (no threshold is searched over it); listed in hard_prediction_labels",
+    "input_rules": "a repeated image_id and a patient in more than one split are errors (as in radfair split)",
 }
 
 
@@ -124,6 +138,71 @@ def check_paired(test_a: pd.DataFrame, test_b: pd.DataFrame, path_a: str, path_b
             f"belong to another patient; a paired comparison needs the same test images as {path_a}")
 
 
+#: Score columns holding only these values are hard predictions, not scores: no threshold is searched.
+HARD_PREDICTION_VALUES = (0.0, 1.0)
+HARD_PREDICTION_THRESHOLD = 0.5
+HARD_PREDICTIONS = ("label {label}: p_{label} holds only 0/1 (hard predictions, not scores); audited as "
+                    "predictions with threshold 0.5 instead of searching a {rule} threshold")
+UNKNOWN_AS_MISSING = ("{path}: column {column!r}: {count} row(s) hold unknown marker(s) {values}; treated as missing "
+                      "(not a group)")
+MISSING_ATTRIBUTE = ("attribute {attribute!r} is missing (blank or unknown) for {count} of {total} test image(s) "
+                     "({patients} patient(s)); they are left out of its groups")
+
+
+def clean_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> pd.DataFrame:
+    """Hold an audit table to the loaders' rules before anything is computed.
+
+    * a repeated ``image_id`` (e.g. a many-to-many merge) is an error: it would count an image twice;
+    * a patient in more than one split (a per-image split) is an error, as in ``radfair split``;
+    * in every attribute column, blank values and the loaders' unknown markers
+      (:data:`radfair.data.schema.MISSING_TEXTS`, :data:`~radfair.data.schema.UNKNOWN_PHRASES`: ``Unknown``,
+      ``UNABLE TO OBTAIN``, ``PATIENT DECLINED TO ANSWER``, ...) become missing, with a warning and a
+      count; they never form a group.
+
+    Returns a copy with the attribute columns cleaned; raises :class:`RadfairInputError`.
+    """
+    if "image_id" in df.columns:
+        duplicated = df["image_id"][df["image_id"].duplicated()]
+        if len(duplicated):
+            raise RadfairInputError(DUPLICATE_IDS.format(path=path, column="image_id", values=preview(duplicated))
+                                    + f" ({len(duplicated)} repeated row(s), e.g. from a many-to-many merge; "
+                                    "each image would be counted more than once)")
+    if "split" in df.columns and "patient_id" in df.columns:
+        check_patient_level(df[df["split"].isin(("train", "val", "test"))], path)
+    df = df.copy()
+    for column in sorted({p for a in config.attributes for p in a.split("*")} & set(df.columns)):
+        values = df[column]
+        unknown = unknown_marker_mask(values) & values.notna()
+        if unknown.any():
+            warnings.warn(UNKNOWN_AS_MISSING.format(path=path, column=column, count=int(unknown.sum()),
+                                                    values=preview(values[unknown])), AuditWarning, stacklevel=2)
+            df[column] = values.astype(object).where(~unknown, None)
+        elif values.dtype == object:
+            df[column] = values.where(values.notna(), None)
+    return df
+
+
+def missing_attribute_counts(test: pd.DataFrame, attributes: list[str]) -> dict[str, dict[str, int]]:
+    """Per attribute: test images and patients with no value (left out of its groups), and the totals."""
+    out = {}
+    for attribute in attributes:
+        missing = attribute_values(test, attribute).isna().to_numpy()
+        out[attribute] = {"test_images": int(missing.sum()), "test_images_total": int(len(test)),
+                          "test_patients": int(test.loc[missing, "patient_id"].nunique())}
+    return out
+
+
+def hard_prediction_labels(df: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Labels whose score column holds at most two distinct values, all in {0, 1} (val and test rows)."""
+    used = df[df["split"].isin(("val", "test"))] if "split" in df.columns else df
+    hard = []
+    for label in labels:
+        values = pd.unique(pd.to_numeric(used[f"p_{label}"], errors="coerce").dropna())
+        if len(values) and set(values.tolist()) <= set(HARD_PREDICTION_VALUES):
+            hard.append(label)
+    return hard
+
+
 def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored table") -> list[str]:
     """Check columns and values; return the audited labels."""
     if df.empty:
@@ -141,17 +220,19 @@ def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored t
         if not pd.api.types.is_numeric_dtype(df[column]) and not pd.api.types.is_bool_dtype(df[column]):
             raise RadfairInputError(BAD_VALUES.format(path=path, column=column, values=preview(df[column].dropna()),
                                                       expected="expected numbers, not text"))
+    bad_split = df["split"][~df["split"].isin(("train", "val", "test"))]
+    if len(bad_split):
+        raise RadfairInputError(BAD_VALUES.format(path=path, column="split", values=preview(bad_split), expected="expected train, val or test"))
+    used = df["split"].isin(("val", "test"))  # train rows are never used by the audit: their scores may be blank
     for label in labels:
         y, p = df[f"y_{label}"], pd.to_numeric(df[f"p_{label}"], errors="coerce")
         bad_y = y[y.notna() & ~y.isin((0, 1))]
         if len(bad_y):
             raise RadfairInputError(BAD_VALUES.format(path=path, column=f"y_{label}", values=preview(bad_y), expected="expected 1, 0 or NaN"))
-        bad_p = df[f"p_{label}"][p.isna() | (p < 0) | (p > 1)]
+        bad_p = df[f"p_{label}"][used & (p.isna() | (p < 0) | (p > 1))]
         if len(bad_p):
-            raise RadfairInputError(BAD_VALUES.format(path=path, column=f"p_{label}", values=preview(bad_p), expected="expected scores in [0, 1], no NaN"))
-    bad_split = df["split"][~df["split"].isin(("train", "val", "test"))]
-    if len(bad_split):
-        raise RadfairInputError(BAD_VALUES.format(path=path, column="split", values=preview(bad_split), expected="expected train, val or test"))
+            raise RadfairInputError(BAD_VALUES.format(path=path, column=f"p_{label}", values=preview(bad_p),
+                                                      expected="expected scores in [0, 1] on val and test rows, no NaN"))
     return labels
 
 
@@ -167,6 +248,7 @@ class Evaluation:
         y = test[[f"y_{k}" for k in labels]].to_numpy(float)
         scores = test[[f"p_{k}" for k in labels]].to_numpy(float)
         self.groups: dict[str, list[str]] = {}
+        self.test_attributes = test[sorted({p for a in attributes for p in a.split("*")})]
         all_codes = []
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
@@ -219,11 +301,21 @@ def _hash(path: str | Path | None) -> str | None:
 
 def _prepare(df: pd.DataFrame, config: AuditConfig, path: str):
     labels = validate_scored(df, config, path)
-    thresholds = resolve_thresholds(df, labels, config.threshold, config.threshold_on_test, path)
+    df = clean_scored(df, config, path)
+    hard = hard_prediction_labels(df, labels)
+    thresholds = resolve_thresholds(df, labels, config.threshold, config.threshold_on_test, path, hard=hard)
+    if str(config.threshold) in RULES:
+        for label in hard:
+            warnings.warn(HARD_PREDICTIONS.format(label=label, rule=config.threshold), AuditWarning, stacklevel=2)
     test = df[df["split"] == "test"].reset_index(drop=True)
     if test.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="selecting split == 'test'"))
     check_attributes(test, config.attributes, path)
+    for attribute, counts in missing_attribute_counts(test, config.attributes).items():
+        if counts["test_images"]:
+            warnings.warn(MISSING_ATTRIBUTE.format(attribute=attribute, count=counts["test_images"],
+                                                   total=counts["test_images_total"], patients=counts["test_patients"]),
+                          AuditWarning, stacklevel=2)
     undefined = [label for label, t in zip(labels, thresholds["threshold"], strict=True) if not np.isfinite(t)]
     for label in undefined:
         warnings.warn(f"label {label}: {NO_THRESHOLD}", AuditWarning, stacklevel=2)
@@ -286,6 +378,8 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         "labels": labels,
         "test_rows": int(len(test)),
         "test_patients": int(test["patient_id"].nunique()),
+        "missing_attribute": missing_attribute_counts(test, config.attributes),
+        "hard_prediction_labels": hard_prediction_labels(test, labels),
         "conventions": CONVENTIONS,
         "warnings": messages,
     }
@@ -425,6 +519,7 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
         finite = np.isfinite(gaps)
         summary_rows.append({
             "attribute": attribute,
+            "missing_test_images": int(attribute_values(ev.test_attributes, attribute).isna().sum()),
             "average_gap": float(point[f"average_gap|{attribute}"]),
             "average_gap_bc": float(bc["average_gap"]),
             "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]),

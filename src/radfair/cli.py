@@ -159,13 +159,14 @@ def audit(
     min_group_size: Annotated[int, typer.Option(help="Flag groups with fewer positives than this.")] = 10,
     compare: Annotated[Path | None, typer.Option(help="A second scored table of the same patients: paired comparison B - A.")] = None,
     no_auc: Annotated[bool, typer.Option("--no-auc", help="Leave AUROC out of the outputs (it costs almost no time: it comes from the same sorted sweep as the rates).")] = False,
+    p_value: Annotated[str, typer.Option("--p-value", help="p-values of --compare: bootstrap-normal (no floor; the default) or bootstrap-count (floor 1/(B+1)).")] = "bootstrap-normal",
 ):
     """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
     from .fairness import AuditConfig, audit_files
 
     config = AuditConfig(attributes=_csv_list(attributes) or [], labels=_csv_list(labels), threshold=threshold,
                          threshold_on_test=threshold_on_test, bootstrap=bootstrap, seed=seed,
-                         min_group_size=min_group_size, auc=not no_auc)
+                         min_group_size=min_group_size, auc=not no_auc, p_value=p_value)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, console.status("auditing"):
         warnings.simplefilter("always")

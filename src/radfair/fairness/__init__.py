@@ -15,12 +15,23 @@ from ._segmentation import (
     segmentation_audit,
     segmentation_fairness,
 )
-from ._stats import benjamini_hochberg, bootstrap_p_value, holm, mean_ci_over_seeds, percentile_ci
+from ._stats import (
+    P_VALUE_METHODS,
+    benjamini_hochberg,
+    bootstrap_p_value,
+    holm,
+    mean_ci_over_seeds,
+    normal_p_value,
+    p_value,
+    p_value_floor,
+    percentile_ci,
+)
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
 from .audit import CONVENTIONS, AuditConfig, AuditWarning, audit_files, run_audit
 
 __all__ = [
+    "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
     "AucPlan", "AuditConfig", "AuditWarning", "CONVENTIONS", "GroupCounts", "RULES", "TEST_THRESHOLD_WARNING",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
     "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",

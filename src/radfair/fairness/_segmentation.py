@@ -86,17 +86,18 @@ SEGMENTATION_METRICS = ("dice", "delta_dice", "ser")
 
 
 def paired_segmentation_comparison(dice_a: np.ndarray, dice_b: np.ndarray, group: np.ndarray, groups: list[str],
-                                   bootstrap: int = 1000, seed: int = 0, level: float = 0.95) -> list[dict]:
+                                   bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+                                   p_value_method: str = "bootstrap-normal") -> list[dict]:
     """Paired patient bootstrap of (b − a) for mean Dice, ΔDice and SER of one attribute (reconstruction paper §3.3).
 
     ``dice_a`` / ``dice_b``: per-patient Dice on clean and on reconstructed volumes (same patients, same order);
     ``group``: each patient's group code (−1 = unknown, left out of the group metrics but kept in ``dice``).
     Every replicate draws patients once and applies the same multiplicities to both arms. Returns rows
     ``metric, value_a, value_b, delta, ci_low, ci_high, p_value`` (percentile interval of the delta, two-sided
-    centred bootstrap p-value).
+    bootstrap p-value by ``p_value_method``, one of ``radfair.fairness.P_VALUE_METHODS``).
     """
     from ._bootstrap import replicate_chunks
-    from ._stats import bootstrap_p_value, percentile_ci
+    from ._stats import p_value, percentile_ci
 
     a, b = np.asarray(dice_a, float), np.asarray(dice_b, float)
     group = np.asarray(group)
@@ -122,5 +123,5 @@ def paired_segmentation_comparison(dice_a: np.ndarray, dice_b: np.ndarray, group
         deltas = np.concatenate(reps[f"{metric}|b"]) - np.concatenate(reps[f"{metric}|a"])
         low, high = percentile_ci(deltas, level)
         rows.append({"metric": metric, "value_a": va, "value_b": vb, "delta": vb - va, "ci_low": float(low), "ci_high": float(high),
-                     "p_value": float(bootstrap_p_value(np.array(vb - va), deltas))})
+                     "p_value": float(p_value(np.array(vb - va), deltas, p_value_method))})
     return rows

@@ -39,7 +39,7 @@ from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
 from ._intervals import bias_corrected, max_t_band, spread_interval
 from ._rates import rates
-from ._stats import benjamini_hochberg, bootstrap_p_value, holm, percentile_ci
+from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci
 from ._sweep import ScoreSweep
 from ._thresholds import RULES
 from ._thresholds_io import resolve_thresholds
@@ -58,7 +58,8 @@ CONVENTIONS = {
     "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed",
     "intervals": "single quantities (a group's rate, disparity or AUROC; paired deltas in comparison.csv): percentile bootstrap intervals. max - min statistics (gap, average_gap, eodd_worst, eodd_mean, eop): max-t projection intervals, i.e. a simultaneous max-t bootstrap band on every group rate involved (TPR per label for gap/eop; TPR and FPR per label for eodd; TPR of every group and summary label for average_gap; se floored by the binomial sqrt(p~(1-p~)/n), p~=(x+1)/(n+2)) projected onto the statistic; they are intervals for the true value, and both the plug-in estimate and the bias-corrected one (<name>_bc) lie inside them",
     "bias_corrected": "<name>_bc = 2 * plug-in - mean of bootstrap replicates (Lum, Zhang & Bower, FAccT 2022), clipped into the max-t projection interval; the plug-in max - min of noisy group rates is biased upward",
-    "p_value": "two-sided, centred bootstrap: (1 + #{|d*-d| >= |d|}) / (1 + B) on paired replicates",
+    "p_value": "two-sided, on the paired bootstrap replicates of the delta, by the method named in config.p_value: "
+               + "; ".join(f"{k}: {v}" for k, v in P_VALUE_METHODS.items()),
     "multiple_testing": "Holm (FWER) and Benjamini-Hochberg (FDR) over every row of comparison.csv",
     "compare_thresholds": "each compared table gets its own thresholds, chosen by the same rule on its own val rows",
     "selection_rate": "P(score >= threshold) per group over images with a known label; dp_difference = max - min selection rate over groups (fairlearn demographic_parity_difference, between_groups); max-t projection interval",
@@ -91,6 +92,7 @@ class AuditConfig:
     min_group_size: int = 10
     summary_exclude: list[str] = field(default_factory=lambda: ["no_finding"])
     auc: bool = True
+    p_value: str = "bootstrap-normal"  # P_VALUE_METHODS
     chunk: int = 100
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
@@ -105,6 +107,8 @@ def check_config(config: AuditConfig) -> None:
     for option, value in (("--bootstrap", config.bootstrap), ("--min-group-size", config.min_group_size)):
         if value < 0:
             raise RadfairInputError(BAD_OPTION.format(option=option, value=value, expected="a number >= 0"))
+    if config.p_value not in P_VALUE_METHODS:
+        raise RadfairInputError(BAD_OPTION.format(option="--p-value", value=config.p_value, expected=f"one of {sorted(P_VALUE_METHODS)}"))
     if not config.attributes:
         raise RadfairInputError(BAD_OPTION.format(option="--attributes", value="", expected="at least one attribute"))
 
@@ -548,7 +552,7 @@ def _comparison(ev: Evaluation, point_a: dict, point_b: dict, deltas: dict, labe
         if key in deltas:
             reps = deltas[key][(slice(None),) + index]
             low, high = percentile_ci(reps, config.level)
-            p = float(bootstrap_p_value(np.array(d), reps))
+            p = float(p_value(np.array(d), reps, config.p_value))
         else:
             low = high = p = np.nan
         rows.append({"label": label, "attribute": attribute, "metric": metric, "value_a": a, "value_b": b,

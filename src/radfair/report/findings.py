@@ -108,8 +108,9 @@ def shift_findings(shift: pd.DataFrame, keys=("dataset", "reconstructor", "level
                 continue
             top = sub.loc[sub["delta"].abs().idxmax()]
             n_holm = int((sub["p_holm"] < 0.05).sum()) if "p_holm" in sub.columns else 0
-            if "p_holm" in sub.columns:
-                holm, p = f" ({n_holm} significant after Holm); largest", f", p_Holm = {top['p_holm']:.3g}"
+            if "p_holm" in sub.columns and sub["p_holm"].notna().any():
+                p_top = f", p_Holm = {top['p_holm']:.3g}" if pd.notna(top["p_holm"]) else f", p_BH = {top['p_bh']:.3g} (exploratory)"
+                holm, p = f" ({n_holm} significant after Holm); largest", p_top
             else:
                 holm, p = "; largest", ""
             base = f" (from {interval(top['baseline'], None, None)})" if "baseline" in sub.columns else ""
@@ -120,10 +121,19 @@ def shift_findings(shift: pd.DataFrame, keys=("dataset", "reconstructor", "level
 
 
 def shift_overview(shift: pd.DataFrame) -> str:
-    """One sentence: how many rows have an interval excluding 0, and how many survive Holm."""
+    """One sentence: how many rows have an interval excluding 0, and how many survive Holm (within the
+    confirmatory family when the table marks one)."""
     defined = shift[shift["delta"].notna()]
     sig = _significant(defined)
-    holm = f", {int((defined['p_holm'] < 0.05).sum())} significant after Holm over the grid" if "p_holm" in defined.columns else ""
+    if "family" in defined.columns and "p_holm" in defined.columns:
+        conf = defined[defined["family"] == "confirmatory"]
+        holm = (f"; confirmatory family: {int((conf['p_holm'] < 0.05).sum())} of {len(conf)} significant after Holm, "
+                f"{int((conf['p_bh'] < 0.05).sum())} after Benjamini-Hochberg, {int((conf['p_value'] < 0.05).sum())} with "
+                "unadjusted p < 0.05 (the paper's count)")
+    elif "p_holm" in defined.columns:
+        holm = f", {int((defined['p_holm'] < 0.05).sum())} significant after Holm over the grid"
+    else:
+        holm = ""
     return f"{len(sig)} of {len(defined)} shifts have a 95% interval that excludes 0{holm}."
 
 

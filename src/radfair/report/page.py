@@ -382,7 +382,8 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     for stem, title, text in (
         ("bias_shift", "Fairness shift (reconstructed − clean)", "Per dataset, reconstructor, level, finding and attribute: the "
          "fairness metric on clean and on reconstructed test images, their difference with a paired patient-bootstrap 95% "
-         "interval, p-value, and Holm / Benjamini-Hochberg adjusted p over the whole grid."),
+         "interval, p-value, and Holm / Benjamini-Hochberg adjusted p within the confirmatory family (column family; "
+         "BH only for the exploratory rows)."),
         ("performance", "Performance", "AUROC clean vs reconstructed per finding (paired interval), and mean PSNR/SSIM of the "
          "degraded input (baseline) and of the reconstruction."),
         ("mitigation_vs_standard", "Mitigation against the standard reconstruction", "Per strategy, finding and attribute: "
@@ -419,6 +420,13 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                              f"({int(shift.get('p_value', shift['delta']).notna().sum())} rows of bias_shift.csv with a p-value; "
                              f"{n_sig} with an interval excluding 0)"),
     ]
+    mt = record.get("multiple_testing")
+    if mt:
+        methods.append(("Confirmatory family", f"{mt['family']}: {mt['size']} tests; p-values {mt['p_value_method']} "
+                        f"({mt['p_value_method_text']}; smallest reportable p {mt['p_value_floor']:.3g}); "
+                        f"{mt['confirmatory_significant_holm']} significant after Holm and {mt['confirmatory_significant_bh']} "
+                        f"after Benjamini-Hochberg at alpha {mt['alpha']}; the paper's unadjusted count (p < {mt['alpha']}): "
+                        + ", ".join(f"{k} {v}" for k, v in mt["unadjusted_p_below_alpha"].items())))
     provenance, checksums = _study_common(folder, record, warnings)
     provenance.insert(0, ("seeds", f"split {split.get('seed')}, degradation {deg.get('seed')}, analysis {analysis.get('seed')}"))
     return {"findings": findings, "tables": tables, "methods": methods, "provenance": provenance, "checksums": checksums,

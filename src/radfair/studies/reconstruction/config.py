@@ -130,8 +130,26 @@ class MitigationStudy(StrictModel):
     max_dice_drop: float = 0.01
 
 
+class ConfirmatoryFamily(StrictModel):
+    """The rows of ``bias_shift`` that answer the study's question (paper §3.4, "does reconstruction shift
+    downstream fairness?"): Holm and BH are applied within them; every other row is exploratory (BH only).
+
+    Defaults: the worst-case EODD of every finding and the segmentation SER, per attribute and reconstructor,
+    at each dataset's middle degradation level (10,000 photons, R = 8 in the paper), standard reconstructors
+    only. Redundant metrics stay out: for a binary attribute the gap is exactly 2 EOP, and ``eodd_mean`` sits
+    beside ``eodd_worst``.
+    """
+
+    metrics: list[str] = ["eodd_worst", "ser"]
+    levels: Literal["middle", "all"] | list[str] = "middle"
+    mitigation: list[str] = ["standard"]
+    alpha: float = 0.05
+
+
 class Analysis(StrictModel):
     attributes: list[str] = ["sex", "age_binary", "race"]
+    p_value: Literal["bootstrap-normal", "bootstrap-count"] = "bootstrap-normal"
+    confirmatory: ConfirmatoryFamily = ConfirmatoryFamily()
     race_merge_small: bool = False
     merge_below: int = 50
     threshold: Literal["balanced", "f1", "youden"] = "balanced"

@@ -69,7 +69,7 @@ def segmentation_shift(key: Key, clean: pd.DataFrame, recon: pd.DataFrame, attri
                              "segmentation fairness not analysed")
             continue
         rows = pd.DataFrame(paired_segmentation_comparison(paired["dice_clean"], paired["dice_recon"], codes, groups,
-                                                           analysis.bootstrap, analysis.seed, analysis.level))
+                                                           analysis.bootstrap, analysis.seed, analysis.level, analysis.p_value))
         rows = rows.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}).assign(**base, attribute=attribute)
         with np.errstate(divide="ignore", invalid="ignore"):
             rows["pct_change"] = 100 * rows["delta"] / rows["baseline"]

@@ -100,7 +100,8 @@ def quality_rows(dataset: str, key: Key, reconstructed: Path) -> pd.DataFrame:
 def classifier_shift(dataset: str, key: Key, clean: pd.DataFrame, recon: pd.DataFrame, labels: list[str], attributes: list[str],
                      thresholds: Path, analysis, out: PartOutputs) -> None:
     """Paired shift of AUROC (performance) and the fairness metrics (bias_shift) for one reconstruction."""
-    comparison, warned = paired_shift(clean, recon, labels, attributes, thresholds, analysis.bootstrap, analysis.seed, analysis.level)
+    comparison, warned = paired_shift(clean, recon, labels, attributes, thresholds, analysis.bootstrap, analysis.seed, analysis.level,
+                                     analysis.p_value)
     kind, level, mitigation = key
     out.notes += [f"{dataset}/{kind}/{level}/{mitigation}: {w}" for w in warned]
     comparison = comparison.assign(dataset=dataset, reconstructor=kind, level=level, mitigation=mitigation)

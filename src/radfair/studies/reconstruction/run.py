@@ -4,7 +4,7 @@ Both datasets (:mod:`.xray` CheXpert, :mod:`.mri` UCSF-PDGM; either can be switc
 runs of one run store under ``OUT/runs/`` (resumable; finished runs skipped): first every downstream model and
 reconstructor in one grid, then the scoring of every reconstruction, then the analysis. With a ``mitigation`` section, the reconstructors
 of the parts it names (CheXpert against the classifier, UCSF-PDGM against the segmenter) are also fine-tuned for
-fairness (:mod:`.mitigate`) and the chosen runs join the grid under their strategy's name. Holm and BH are applied across the whole grid (both datasets, every strategy). Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
+fairness (:mod:`.mitigate`) and the chosen runs join the grid under their strategy's name. Holm and BH are applied within the confirmatory family (``analysis.confirmatory``), BH within the rest. Outputs: ``performance.csv``, ``bias_shift.csv``, the paper's tables and
 figures (:mod:`.outputs`), ``study.json`` (config, runs, warnings, timings, conventions).
 """
 
@@ -20,7 +20,7 @@ import pandas as pd
 from ...execution import run_grid
 from ...io import write_json, write_table
 from ...training.checkpoint import check_device
-from .analysis import adjust_grid
+from .analysis import adjust_families, adjust_grid
 from .config import ReconstructionConfig, load_config
 from .mitigate import check_scope, choose_runs, sweep_specs
 from .mri import MriPart
@@ -107,7 +107,9 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
         versus += result.versus_standard
     if versus:  # its own family: baseline = the standard reconstruction, reconstructed = the mitigated one
         write_table(adjust_grid(pd.concat(versus, ignore_index=True)[SHIFT_COLUMNS]), out / "mitigation_vs_standard.csv")
-    bias_shift = adjust_grid(pd.concat(shift, ignore_index=True)[SHIFT_COLUMNS])
+    middle = {part.dataset: part.levels()[(len(part.levels()) - 1) // 2] for part in parts}
+    bias_shift, multiple_testing = adjust_families(pd.concat(shift, ignore_index=True)[SHIFT_COLUMNS], config.analysis.confirmatory,
+                                                   middle, config.analysis.p_value, config.analysis.bootstrap)
     performance = pd.concat(performance, ignore_index=True)
     for name, frame in (("bias_shift", bias_shift), ("performance", performance)):
         write_table(frame, out / f"{name}.csv")
@@ -123,14 +125,16 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
         "data": {part.dataset: part.manifest for part in parts},
         "runs": {part.dataset: {**{f"downstream/{k}": s.run_id for k, s in downstream[part.dataset].items()},
                                 **{"/".join(k): s.run_id for k, s in recon[part.dataset].items()}} for part in parts},
-        "warnings": sorted(set(notes)), "timings": timings,
+        "warnings": sorted(set(notes)), "timings": timings, "multiple_testing": multiple_testing,
         "conventions": {"thresholds": f"{a.threshold} on clean validation images, applied to clean and reconstructed test images",
                         "bootstrap": f"{a.bootstrap} paired patient-level replicates (same resamples for clean and reconstructed)",
                         "eodd": "eodd_worst = max(ΔTPR, ΔFPR); eodd_mean = (ΔTPR + ΔFPR)/2 (the reference code's EODD); "
                                 "eop = ΔTPR; each the max over group pairs",
                         "segmentation": "ΔDice = max − min group mean Dice; SER = max/min group (1 − Dice); Dice per patient over "
                                         "the kept tumour slices",
-                        "multiple_testing": "Holm (FWER) and Benjamini–Hochberg (FDR) over every row of bias_shift",
+                        "multiple_testing": f"Holm (FWER) and Benjamini–Hochberg (FDR) within the confirmatory family "
+                                            f"({multiple_testing['size']} rows: {multiple_testing['family']}); BH within the "
+                                            f"exploratory rest; p-values: {multiple_testing['p_value_method']}",
                         "race": "small groups merged into Other" if a.race_merge_small else "race as recorded",
                         "psnr_baseline": "the degraded input's PSNR/SSIM against the clean image"}})
     gains = performance[performance["metric"] == "psnr"][["dataset", "reconstructor", "level", "baseline", "reconstructed", "delta"]]

@@ -134,3 +134,12 @@ def test_mimic_image_tprs_carry_groups_without_positives_as_nan():
     _, disparities = summarise("race", "MIMIC", "Img", ("no_finding",))
     native = disparities[disparities["group"] == "Native"].set_index("label")
     assert native["disparity_mean"].isna().any() and native["disparity_mean"].notna().any()
+
+
+def test_radfair_conventions_on_the_same_files_differ_from_the_papers():
+    """Same files, radfair's alternatives: per-seed average gap with its t-interval, strict-extreme counts."""
+    rows = load("race").query("dataset == 'ALL' and model == 'Emb'").drop(columns="quantity")
+    s = disparity_summary(rows.rename(columns={"value": "disparity"}), averaging="per-seed",
+                          counting="strict-extreme")["summary"].iloc[0]
+    assert (round(s["average_gap"], 3), round(s["ci_low"], 3), round(s["ci_high"], 3)) == (0.217, 0.207, 0.226)
+    assert (s["unfavorable"], s["favorable"]) == ("Black (7/13)", "Asian (9/13)")  # paper: Black/Other (13/13)

@@ -100,6 +100,12 @@ def _sign_extremes(mean: np.ndarray, groups: list, favourable: bool) -> tuple[st
     return f"{', '.join(str(groups[i]) for i in best)} ({counts.max()}/{total})", counts, total
 
 
+def _strict_counts(disparity: np.ndarray, favourable: bool) -> np.ndarray:
+    """Labels on which each group alone holds the extreme (``label_winners`` rule), per group."""
+    winners = label_winners(disparity, favourable)
+    return np.bincount(winners[winners >= 0], minlength=disparity.shape[0])
+
+
 def _nan_reduce(func, values: np.ndarray, axis: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN
@@ -245,12 +251,6 @@ def disparity_summary(tpr: pd.DataFrame, *, averaging: str = "seed-mean", counti
     summary.attrs["conventions"] = summary_conventions(averaging, counting)
     return {"summary": summary, "gaps": _concat(gap_frames), "disparities": _concat(disp_frames),
             "counts": _concat(count_frames)}
-
-
-def _strict_counts(disparity: np.ndarray, favourable: bool) -> np.ndarray:
-    """Labels on which each group alone holds the extreme (``label_winners`` rule), per group."""
-    winners = label_winners(disparity, favourable)
-    return np.bincount(winners[winners >= 0], minlength=disparity.shape[0])
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from ._bootstrap import GroupCounts, patient_multiplicities, replicate_chunks
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._rates import confusion_indicators, rates
+from ._seed_summary import AVERAGING, COUNTING, SUMMARY_CONVENTIONS, disparity_summary, summary_conventions
 from ._segmentation import (
     SEGMENTATION_METRICS,
     dice,
@@ -32,7 +33,8 @@ from .audit import CONVENTIONS, AuditConfig, AuditWarning, audit_files, run_audi
 
 __all__ = [
     "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
-    "AucPlan", "AuditConfig", "AuditWarning", "CONVENTIONS", "GroupCounts", "RULES", "TEST_THRESHOLD_WARNING",
+    "AVERAGING", "AucPlan", "AuditConfig", "AuditWarning", "COUNTING", "CONVENTIONS", "GroupCounts", "RULES",
+    "SUMMARY_CONVENTIONS", "TEST_THRESHOLD_WARNING", "disparity_summary", "summary_conventions",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
     "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",
     "SEGMENTATION_METRICS", "paired_segmentation_comparison", "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds",

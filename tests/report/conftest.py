@@ -19,7 +19,7 @@ from typer.testing import CliRunner  # noqa: E402
 from radfair.cli import app  # noqa: E402
 from radfair.data.synthetic.scored import simulate_scored  # noqa: E402
 from radfair.io import write_json, write_table, write_text  # noqa: E402
-from radfair.studies.emb_vs_img.evaluate import CONVENTIONS as STUDY1_CONVENTIONS  # noqa: E402
+from radfair.studies.emb_vs_img.evaluate import conventions  # noqa: E402
 from radfair.studies.emb_vs_img.figures import figure1  # noqa: E402
 from radfair.studies.emb_vs_img.tables import table3, table4  # noqa: E402
 
@@ -91,7 +91,7 @@ def study1_dir(tmp_path_factory):
                    "summary_exclude": ["no_finding"], "device": "cpu", "jobs": 1,
                    "arms": {"emb": {"model": "mlp", "image_size": 224, "loop": {"epochs": 3, "patience": 2}},
                             "img": {"model": "densenet121", "image_size": 32, "loop": {"epochs": 3, "patience": 2}}}},
-        "conventions": STUDY1_CONVENTIONS,
+        "conventions": conventions("seed-mean", "sign", 1000, 0.95),
         "data": {"splits": {}, "dropped_without_embedding": {"mimic": 4, "chexpert": 0},
                  "counts": {"mimic": {"patients": {"test": 20, "train": 160, "val": 20}}}},
         "runs": [{"dataset": "mimic", "arm": "emb", "seed": 0, "run_id": "abc123", "status": "done"}],

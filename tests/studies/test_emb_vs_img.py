@@ -12,57 +12,81 @@ from scipy import stats
 
 from radfair.errors import RadfairInputError
 from radfair.studies.emb_vs_img import EmbVsImgConfig, load_config, run_study
-from radfair.studies.emb_vs_img.evaluate import aggregate
+from radfair.studies.emb_vs_img.evaluate import adjust_comparison, evaluate_dataset
 from radfair.studies.emb_vs_img.figures import group_points, label_order
 from radfair.studies.emb_vs_img.tables import table3, table4
 
 
-def fake_audit(seed_values: dict[tuple[str, str], float], auc: dict[str, float], labels=("edema", "no_finding")) -> dict:
-    """One run's engine tables with given (group, label) disparities for attribute 'sex'."""
-    disp = pd.DataFrame([{"label": label, "attribute": "sex", "group": group, "share_of_positives": 0.5, "tpr_disparity": v}
-                         for (group, label), v in seed_values.items()])
-    gm = disp.assign(n_pos=10)[["attribute", "group", "label", "n_pos"]]
-    gaps = disp.groupby("label")["tpr_disparity"].agg(lambda v: v.max() - v.min())
-    summary = pd.DataFrame([{"attribute": "sex", "average_gap": gaps.drop("no_finding", errors="ignore").mean()}])
-    return {"performance": pd.DataFrame({"label": list(labels), "auc": [auc[k] for k in labels]}),
-            "disparities": disp, "group_metrics": gm, "summary": summary, "warnings": []}
+def scored_run(seed: int, shift: float, n: int = 400, labels=("edema", "no_finding")) -> pd.DataFrame:
+    """One run's scored table on a fixed test set (the same patients for every run); ``shift`` lowers Female scores."""
+    rng = np.random.default_rng(100)  # the data: identical in every run
+    sex = np.where(np.arange(n) % 2 == 0, "Male", "Female")
+    age = np.where(np.arange(n) % 3 == 0, "40-60", "60-80")
+    table = pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "patient_id": [f"p{k // 2}" for k in range(n)],
+                          "split": np.where(np.arange(n) // 2 % 4 == 0, "val", "test"), "sex": sex, "age_group": age})
+    run_rng = np.random.default_rng(seed)  # the model: differs per run
+    for label in labels:
+        y = (rng.random(n) < 0.4).astype(float)
+        score = 0.35 * y + 0.65 * rng.random(n) + 0.1 * run_rng.standard_normal(n) - shift * (sex == "Female") * y
+        table[f"y_{label}"], table[f"p_{label}"] = y, np.clip(score, 0, 1)
+    return table
 
 
-def test_seed_intervals_are_student_t_and_declared_groups_are_never_dropped():
-    female = [-0.10, -0.14, -0.08, -0.12, -0.11]
-    runs = [fake_audit({("Female", "edema"): f, ("Male", "edema"): -f, ("Female", "no_finding"): 0.0, ("Male", "no_finding"): 0.0},
-                       {"edema": 0.80 + 0.01 * i, "no_finding": 0.7}) for i, f in enumerate(female)]
-    out = aggregate(runs, "mimic", "emb", ["sex", "race"], ["no_finding"])
-    row = out["disparities"].query("group == 'Female' and label == 'edema'").iloc[0]
-    half = stats.t.ppf(0.975, 4) * np.std(female, ddof=1) / np.sqrt(5)
-    assert stats.t.ppf(0.975, 4) == pytest.approx(2.776, abs=1e-3)
-    assert row.disparity_mean == pytest.approx(np.mean(female))
-    assert (row.ci_low, row.ci_high) == pytest.approx((np.mean(female) - half, np.mean(female) + half))
-    auc = out["auc"].set_index("label").loc["edema"]
-    assert auc.auc_mean == pytest.approx(0.82) and auc.n_seeds == 5
-    gap = out["gaps"].set_index("label").loc["edema", "gap"]
-    assert gap == pytest.approx(2 * -np.mean(female))  # gap of the seed means
-    summary = out["summary"].iloc[0]
-    assert summary.average_gap == pytest.approx(np.mean([2 * -f for f in female]))
-    assert summary.unfavorable == "Female (1/1)" and summary.favorable == "Male (1/1)"
+def _tpr_disparity(table: pd.DataFrame, label: str, threshold: float = 0.5) -> float:
+    """Female TPR - Male TPR on the test rows, computed independently with pandas."""
+    test = table[(table["split"] == "test") & (table[f"y_{label}"] == 1)]
+    tpr = (test[f"p_{label}"] >= threshold).groupby(test["sex"]).mean()
+    return float(tpr["Female"] - tpr["Male"])
+
+
+def test_point_estimates_are_seed_means_and_intervals_carry_sampling_and_seed_variance():
+    runs = {("emb", s): scored_run(s, 0.0) for s in range(5)} | {("img", s): scored_run(10 + s, 0.25) for s in range(5)}
+    out = evaluate_dataset(runs, "mimic", ["sex", "age_group", "race"], threshold="0.5", bootstrap=200, seed=0)
+    disp = out["disparities"].set_index(["model", "label", "group"])
+    for arm in ("emb", "img"):
+        expected = np.mean([_tpr_disparity(runs[(arm, s)], "edema") for s in range(5)])
+        row = disp.loc[(arm, "edema", "Female")]
+        assert row.disparity_mean == pytest.approx(expected)
+        assert -1 <= row.ci_low <= row.disparity_mean <= row.ci_high <= 1
+        # the interval is wider than the seeds-only t-interval: it includes test-set sampling
+        per_seed = [_tpr_disparity(runs[(arm, s)], "edema") for s in range(5)]
+        t_half = stats.t.ppf(0.975, 4) * np.std(per_seed, ddof=1) / np.sqrt(5)
+        assert row.ci_high - row.ci_low > 2 * t_half
+        gap = out["gaps"].set_index(["model", "attribute", "label"]).loc[(arm, "sex", "edema")]
+        assert gap.gap == pytest.approx(2 * abs(expected))  # gap of the seed means (binary: 2 |disparity|)
+        assert 0 <= gap.ci_low <= gap.gap <= gap.ci_high <= 2 and gap.ci_low <= gap.gap_bc <= gap.ci_high
+    summary = out["summary"].set_index(["model", "attribute"])
+    assert summary.loc[("img", "sex"), "unfavorable"] == "Female (1/1)"  # sign counting: only edema is a summary label
+    assert summary.loc[("emb", "sex"), "average_gap"] == pytest.approx(out["gaps"].set_index(["model", "attribute", "label"]).loc[("emb", "sex", "edema"), "gap"])
     # race was declared but has no values at all: reported in the notes, not silently absent
     assert any("race has no values" in n for n in out["notes"])
-
-
-def test_a_declared_group_with_no_rows_is_reported_with_nan():
-    runs = [fake_audit({("Male", "edema"): 0.0, ("Female", "edema"): 0.0}, {"edema": 0.8, "no_finding": 0.7}, labels=("edema",))
-            for _ in range(3)]
-    for r in runs:
-        r["disparities"]["attribute"] = "age_group"
-        r["disparities"]["group"] = r["disparities"]["group"].map({"Male": "40-60", "Female": "60-80"})
-        r["summary"]["attribute"] = "age_group"
-        r["performance"] = r["performance"].head(1)
-    out = aggregate(runs, "mimic", "img", ["age_group"], ["no_finding"])
-    groups = out["disparities"]["group"].tolist()
-    assert groups == ["0-20", "20-40", "40-60", "60-80", "80+"]
-    empty = out["disparities"].set_index("group").loc["80+"]
-    assert np.isnan(empty.disparity_mean) and empty.n_seeds == 0
+    # declared age groups without test rows are kept as NaN rows with a note
+    age = out["disparities"].query("attribute == 'age_group' and model == 'emb' and label == 'edema'")
+    assert age["group"].tolist() == ["0-20", "20-40", "40-60", "60-80", "80+"]
+    assert np.isnan(age.set_index("group").loc["80+", "disparity_mean"])
     assert any("age_group=80+ has no test rows" in n for n in out["notes"])
+    comp = adjust_comparison(out["comparison"]).set_index(["metric", "attribute", "label", "group"])
+    row = comp.loc[("disparity", "sex", "edema", "Female")]
+    assert row.delta == pytest.approx(row.emb - row.img)
+    assert row.ci_low <= row.delta <= row.ci_high and 0 <= row.p_value <= 1
+    # the planted shift makes img less fair on sex: the paired test sees it
+    avg = comp.loc[("average_gap", "sex", "(average)", "")]
+    assert avg.delta < 0 and avg.p_value < 0.05
+    assert set(comp.index.get_level_values("metric")) == {"auc", "disparity", "gap", "average_gap"}
+
+
+def test_same_seed_same_numbers_and_conventions_by_name():
+    runs = {("emb", s): scored_run(s, 0.0) for s in range(2)} | {("img", s): scored_run(5 + s, 0.1) for s in range(2)}
+    a = evaluate_dataset(runs, "mimic", ["sex"], threshold="0.5", bootstrap=50, seed=3)
+    b = evaluate_dataset(runs, "mimic", ["sex"], threshold="0.5", bootstrap=50, seed=3)
+    pd.testing.assert_frame_equal(a["comparison"], b["comparison"])
+    per_seed = evaluate_dataset(runs, "mimic", ["sex"], threshold="0.5", bootstrap=50, seed=3, averaging="per-seed")
+    gaps = [2 * abs(_tpr_disparity(runs[("emb", s)], "edema")) for s in range(2)]
+    assert per_seed["gaps"].set_index(["model", "label"]).loc[("emb", "edema"), "gap"] == pytest.approx(np.mean(gaps))
+    with pytest.raises(ValueError, match="averaging"):
+        evaluate_dataset(runs, "mimic", ["sex"], averaging="median")
+    with pytest.raises(ValueError, match="counting"):
+        evaluate_dataset(runs, "mimic", ["sex"], counting="majority")
 
 
 def test_table3_and_table4_layouts_mark_the_better_arm():
@@ -70,16 +94,23 @@ def test_table3_and_table4_layouts_mark_the_better_arm():
         {"dataset": "mimic", "model": "emb", "label": "edema", "auc_mean": 0.80, "auc_ci_low": 0.78, "auc_ci_high": 0.82},
         {"dataset": "mimic", "model": "img", "label": "edema", "auc_mean": 0.85, "auc_ci_low": 0.83, "auc_ci_high": 0.87},
     ])
-    md = table3(auc, ["emb", "img"]).splitlines()
+    comparison = pd.DataFrame([{"dataset": "mimic", "attribute": "(all)", "label": "edema", "metric": "auc", "p_holm": 0.001}])
+    md = table3(auc, ["emb", "img"], comparison).splitlines()
     assert md[0] == "| Label | MIMIC emb | MIMIC img |"
     assert md[2] == "| edema | 0.800 [0.780, 0.820] | **0.850 [0.830, 0.870]** |"
     summary = pd.DataFrame([
         {"attribute": "sex", "dataset": "all", "model": m, "average_gap": g, "ci_low": g - 0.01, "ci_high": g + 0.01,
          "lowest_label": "edema", "lowest_gap": 0.01, "highest_label": "pneumonia", "highest_gap": 0.2,
          "unfavorable": "Female (9/13)", "favorable": "Male (9/13)"} for m, g in (("emb", 0.05), ("img", 0.07))])
-    md4 = table4(summary, ["emb", "img"]).splitlines()
-    assert md4[0].startswith("| Attribute | Dataset | Model | Average gap | Lowest (label: gap) | Highest (label: gap) |")
-    assert "| sex | ALL | **emb** | 0.050 [0.040, 0.060] | edema: 0.010 | pneumonia: 0.200 | Female (9/13) | Male (9/13) |" in md4
+    summary["average_gap_bc"] = summary["average_gap"]
+    comparison = pd.DataFrame([{"dataset": "all", "attribute": "sex", "label": "(average)", "metric": "average_gap", "p_holm": p}
+                               for p in (0.01,)])
+    md4 = table4(summary, ["emb", "img"], comparison).splitlines()
+    assert md4[0].startswith("| Attribute | Dataset | Model | Average gap | Bias-corrected | Lowest (label: gap) | Highest (label: gap) |")
+    assert "| sex | ALL | **emb** | **0.050 [0.040, 0.060]** | 0.050 | edema: 0.010 | pneumonia: 0.200 | Female (9/13) | Male (9/13) |" in md4
+    # not significant after Holm: no arm is bold
+    md4 = table4(summary, ["emb", "img"], comparison.assign(p_holm=0.2))
+    assert "**" not in md4.split("\n\n")[0]
 
 
 def test_figure1_orders_findings_by_gap_and_never_shifts_values_to_another_finding():
@@ -111,7 +142,7 @@ def test_tiny_study_end_to_end_shares_one_test_set_and_a_rerun_reuses_every_run(
               "img": {"model": "densenet121", "image_size": 32, "batch_size": 32, "loop": {"epochs": 1, "patience": None}}})
     tables = run_study(config, tmp_path / "s1", progress=False, log=lambda m: None)
     out = tmp_path / "s1"
-    for name in ("auc.csv", "table3.md", "fairness_summary.csv", "table4.md", "disparities.csv", "gaps.csv", "cost.csv",
+    for name in ("auc.csv", "table3.md", "fairness_summary.csv", "table4.md", "disparities.csv", "gaps.csv", "cost.csv", "arm_comparison.csv",
                  "study.json", "fig1_all_emb_sex.png", "fig1_mimic_img_insurance.png", "fig1_chexpert_img_race.png"):
         assert (out / name).is_file(), name
     assert not (out / "fig1_chexpert_emb_insurance.png").exists()  # CheXpert has no insurance

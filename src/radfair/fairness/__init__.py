@@ -29,7 +29,15 @@ from ._stats import (
 )
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
-from .audit import CONVENTIONS, AuditConfig, AuditWarning, audit_files, run_audit
+from .audit import (
+    CONVENTIONS,
+    AuditConfig,
+    AuditWarning,
+    SharedReplicates,
+    audit_files,
+    run_audit,
+    shared_replicates,
+)
 
 __all__ = [
     "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
@@ -38,6 +46,6 @@ __all__ = [
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
     "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",
     "SEGMENTATION_METRICS", "paired_segmentation_comparison", "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds",
-    "run_audit", "segmentation_audit", "segmentation_fairness",
+    "run_audit", "SharedReplicates", "shared_replicates", "segmentation_audit", "segmentation_fairness",
     "tpr_disparity", "weighted_auc",
 ]

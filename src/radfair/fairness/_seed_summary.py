@@ -100,6 +100,15 @@ def _sign_extremes(mean: np.ndarray, groups: list, favourable: bool) -> tuple[st
     return f"{', '.join(str(groups[i]) for i in best)} ({counts.max()}/{total})", counts, total
 
 
+def extreme_group_text(mean: np.ndarray, groups: list, favourable: bool, counting: str = "sign") -> str:
+    """Most (un)favourable group(s) of a (G, L) seed-mean disparity under ``counting`` (:data:`COUNTING`), as
+    ``"Female (8/12)"``; ``""`` when no label has two defined groups. Raises ``ValueError`` for an unknown name."""
+    _check_name(counting, COUNTING, "counting")
+    if counting == "sign":
+        return _sign_extremes(np.asarray(mean, dtype=float), groups, favourable)[0]
+    return extreme_groups(np.asarray(mean, dtype=float), [str(g) for g in groups], favourable=favourable)
+
+
 def _strict_counts(disparity: np.ndarray, favourable: bool) -> np.ndarray:
     """Labels on which each group alone holds the extreme (``label_winners`` rule), per group."""
     winners = label_winners(disparity, favourable)

@@ -390,6 +390,61 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
     return tables
 
 
+@dataclass
+class SharedReplicates:
+    """Statistics of several scored tables of the same test images under the same patient resamples.
+
+    ``point[i]`` and ``reps[i]`` are the statistics of table ``i`` (the keys of :meth:`Evaluation.statistics`,
+    e.g. ``"tpr|sex"`` (G, L), ``"disparity|sex"`` (G, L), ``"gap|sex"`` (L), ``"auc|all"`` (L)); each array of
+    ``reps[i]`` leads with the replicate axis B, and replicate b of every table used the same patients.
+    """
+
+    labels: list[str]
+    groups: dict[str, list[str]]
+    thresholds: list[pd.DataFrame]
+    point: list[dict[str, np.ndarray]]
+    reps: list[dict[str, np.ndarray]]
+    n_test_images: int
+    n_test_patients: int
+    missing_attribute: dict[str, dict[str, int]]
+
+
+def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: list[str] | None = None) -> SharedReplicates:
+    """Point and patient-bootstrap statistics of ``tables`` (e.g. the seeds and arms of one study dataset).
+
+    Every table is validated, cleaned and thresholded as ``radfair audit`` does (thresholds from each table's
+    own validation rows by ``config.threshold``); their test rows must be the same images of the same patients
+    (:func:`check_paired`). One set of ``config.bootstrap`` multiplicity matrices (seed ``config.seed``) is
+    applied to every table, so differences between tables are paired. Raises :class:`RadfairInputError`.
+    """
+    check_config(config)
+    paths = paths or [f"scored table {i}" for i in range(len(tables))]
+    prepared = [_prepare(df, config, path) for df, path in zip(tables, paths, strict=True)]
+    labels, _, first = prepared[0]
+    for (other_labels, _, test), path in zip(prepared[1:], paths[1:], strict=True):
+        if other_labels != labels:
+            raise RadfairInputError(f"{path}: labels {other_labels} differ from {paths[0]}'s {labels}")
+        check_paired(first, test, paths[0], path)
+    patients = pd.Index(pd.unique(first["patient_id"]))
+    summary_mask = np.array([label not in config.summary_exclude for label in labels])
+    evaluations = [Evaluation(test, labels, thresholds["threshold"].to_numpy(float), config.attributes, patients, config.auc)
+                   for _, thresholds, test in prepared]
+    groups = evaluations[0].groups
+    for ev, path in zip(evaluations[1:], paths[1:], strict=True):
+        if ev.groups != groups:
+            raise RadfairInputError(f"{path}: attribute groups {ev.groups} differ from {paths[0]}'s {groups}")
+    ones = np.ones((1, len(patients)))
+    point = [{k: v[0] for k, v in ev.statistics(ones, summary_mask).items()} for ev in evaluations]
+    reps: list[dict[str, list]] = [{} for _ in evaluations]
+    for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
+        for i, ev in enumerate(evaluations):
+            for k, v in ev.statistics(w, summary_mask).items():
+                reps[i].setdefault(k, []).append(v)
+    stacked = [{k: np.concatenate(v) for k, v in r.items()} for r in reps]
+    return SharedReplicates(labels, groups, [t for _, t, _ in prepared], point, stacked, int(len(first)),
+                            int(first["patient_id"].nunique()), missing_attribute_counts(first, config.attributes))
+
+
 def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=()) -> None:
     for attribute, groups in ev.groups.items():
         n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]

@@ -64,10 +64,25 @@ def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = Non
     return out or [none_sentence("TPR disparity, gap or comparison")]
 
 
-def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dict[str, str] | None = None) -> list[str]:
-    """Per dataset and arm: average gaps (Table 4 data) and group disparities, with Student-t intervals over seeds."""
+def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dict[str, str] | None = None,
+                    comparison: pd.DataFrame | None = None) -> list[str]:
+    """Per dataset and arm: average gaps (Table 4 data) and group disparities whose interval (seeds and test
+    sampling) excludes 0; first, the paired arm comparisons significant after Holm."""
     names = names or {}
     out = []
+    if comparison is not None and len(comparison) and "p_holm" in comparison.columns:
+        arms = [c for c in comparison.columns if c not in ("dataset", "attribute", "label", "group", "metric", "delta", "ci_low",
+                                                          "ci_high", "p_value", "p_holm", "p_bh")][:2]
+        sig = comparison[(comparison["p_holm"] < 0.05) & comparison["metric"].isin(["average_gap", "gap", "auc"])]
+        order = {"average_gap": 0, "gap": 1, "auc": 2}
+        sig = sig.assign(_o=sig["metric"].map(order)).sort_values(["_o", "p_holm"])
+        for row in sig.itertuples():
+            what = {"average_gap": "average gap", "gap": f"gap on {pretty(row.label)}", "auc": f"AUROC on {pretty(row.label)}"}[row.metric]
+            by = "" if row.metric == "auc" else f" by {row.attribute}"
+            lower = arms[0] if row.delta < 0 else arms[1]
+            verdict = f"lower with {lower}" if row.metric != "auc" else f"higher with {arms[0] if row.delta > 0 else arms[1]}"
+            out.append(f"{names.get(row.dataset, row.dataset)}: {what}{by} {verdict} ({arms[0]} − {arms[1]} "
+                       f"{interval(row.delta, row.ci_low, row.ci_high, signed=True)}, p_Holm = {row.p_holm:.3g})")
     for row in _significant(summary).itertuples():
         highest = f"; highest {pretty(row.highest_label)} {interval(row.highest_gap, None, None)}" if row.highest_label else ""
         out.append(f"{names.get(row.dataset, row.dataset)} · {row.model} · {row.attribute}: average gap "
@@ -76,7 +91,7 @@ def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dic
     for (dataset, model), part in disparities.groupby(["dataset", "model"], sort=False):
         n_seeds = int(part["n_seeds"].max()) if "n_seeds" in part and len(part) else 0
         out += disparity_findings(part, "disparity_mean", prefix=f"{names.get(dataset, dataset)} · {model}: ",
-                                  seeds=f" (95% t-interval over {n_seeds} seeds)")
+                                  seeds=f" (95% interval over {n_seeds} seeds and test patients)")
     return out or [none_sentence("average gap or group TPR disparity")]
 
 

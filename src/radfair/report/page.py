@@ -328,14 +328,19 @@ def _study1_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     if disparities is None or summary is None:
         raise RadfairInputError(f"{folder}: study.json but no disparities.csv / fairness_summary.csv; expected the outputs of "
                                 "`radfair study emb-vs-img`")
-    findings = study1_findings(disparities, summary, DATASET_NAMES)
+    comparison = _table(folder, "arm_comparison")
+    findings = study1_findings(disparities, summary, DATASET_NAMES, comparison)
     tables = _markdown_tables(folder, "emb-vs-img")
+    both = "95% interval carrying seed and test-set sampling variance (patients and seeds resampled together)"
     for stem, title, text in (
-        ("fairness_summary", "Fairness summary (Table 4 data)", "Average gap per attribute, dataset and arm with Student-t 95% "
-         "interval over seeds."),
+        ("arm_comparison", "Paired arm comparison", "Per dataset, attribute, finding (and group): the two arms' values, their "
+         "difference on the same patient resamples with a normal 95% interval, two-sided p-value, and Holm / Benjamini-Hochberg "
+         "adjusted p within each metric."),
+        ("fairness_summary", "Fairness summary (Table 4 data)", f"Average gap per attribute, dataset and arm with a max-t {both}, "
+         "and the bias-corrected estimate."),
         ("disparities", "TPR disparities per group (seed means)", "Seed-mean TPR disparity per dataset, arm, attribute, finding and "
-         "group with Student-t 95% interval over seeds; n_pos = positives in test."),
-        ("auc", "AUROC (Table 3 data)", "Mean test AUROC over seeds with Student-t 95% interval."),
+         f"group with a percentile {both}; n_pos = positives in test."),
+        ("auc", "AUROC (Table 3 data)", f"Mean test AUROC over seeds with a percentile {both}."),
         ("cost", "Compute cost", "Counted FLOPs/MACs per arm, measured training speed and seconds per run; ratio rows img/emb."),
     ):
         df = _table(folder, stem)
@@ -360,15 +365,19 @@ def _study1_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                            f"epochs, patience {a.get('loop', {}).get('patience')})" for name, a in arms.items())),
         ("Seeds", ", ".join(map(str, config.get("seeds", [])))),
         ("Thresholds", f"rule {config.get('threshold')}, chosen per finding and run on that run's validation rows; applied to test"),
-        ("Intervals", f"no bootstrap: mean over {len(config.get('seeds', []))} seeds with Student-t {100 * float(config.get('level', 0.95)):g}% "
-                      "intervals (unit: training seed)"),
+        ("Intervals", (record.get("conventions", {}) or {}).get("intervals") or
+         f"mean over {len(config.get('seeds', []))} seeds with Student-t {100 * float(config.get('level', 0.95)):g}% intervals"),
+        ("Conventions", "; ".join(str((record.get("conventions", {}) or {}).get(k, "")) for k in ("averaging", "counting"))),
         ("Attributes", f"{', '.join(config.get('attributes', []))}; average gap excludes {', '.join(config.get('summary_exclude', []))}"),
-        ("Multiple testing", "none: the study reports intervals, not p-values"),
+        ("Multiple testing", (record.get("conventions", {}) or {}).get("arm_comparison", "none: the study reports intervals, not p-values")
+         + ("; " + ", ".join(f"{m}: {v['significant_holm']} of {v['size']} significant after Holm"
+                             for m, v in (record.get("multiple_testing") or {}).items()) if record.get("multiple_testing") else "")),
     ]
     provenance, checksums = _study_common(folder, record, warnings)
     provenance.insert(0, ("seeds", ", ".join(map(str, config.get("seeds", [])))))
     return {"findings": findings, "tables": tables, "methods": methods, "provenance": provenance, "checksums": checksums,
-            "findings_note": "Average gaps and group TPR disparities whose Student-t 95% interval over seeds excludes 0."}
+            "findings_note": "Paired arm differences significant after Holm; then average gaps and group TPR disparities whose "
+                             "95% interval (seeds and test sampling) excludes 0."}
 
 
 def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:

@@ -57,6 +57,10 @@ class EmbVsImgConfig(StrictModel):
     attributes: list[str] = list(ATTRIBUTES)
     threshold: Literal["f1", "balanced", "youden"] = "f1"
     level: float = 0.95
+    bootstrap: int = Field(1000, ge=0, description="patient-level replicates (with seed resampling) for intervals and the arm comparison")
+    bootstrap_seed: int = 0
+    averaging: Literal["seed-mean", "per-seed"] = "seed-mean"  # the paper's Table 4: gap of the seed-mean disparities
+    counting: Literal["sign", "strict-extreme"] = "sign"  # the paper's Table 4: (un)favourable by the sign of the disparity
     summary_exclude: list[str] = ["no_finding"]
     arms: dict[str, ArmConfig] = {"emb": ArmConfig(model="mlp"), "img": ArmConfig(model="densenet121")}
     device: str = "cpu"

@@ -1,16 +1,27 @@
-"""Study 1 evaluation: each run through the fairness engine, then mean and Student-t CI over seeds.
+"""Study 1 evaluation: every run of a dataset under the same patient resamples, then seeds and test sampling together.
 
-Per run (``radfair.fairness.run_audit``, no bootstrap): thresholds chosen on the run's validation rows
-(F1-optimal by default), then on the shared test rows AUROC per label and the CheXclusion TPR disparity
-of every group. Across the seeds of a (dataset, model):
+For one dataset, every (arm, seed) run scores the same saved test split. The fairness engine
+(:func:`radfair.fairness.shared_replicates`) chooses each run's thresholds on that run's validation rows (F1
+by default), and evaluates every run on the test rows under the same ``bootstrap`` patient resamples. From
+those, per arm:
 
-* ``auc``: mean and t-interval (t_{n-1}; t_4 = 2.776 for 5 seeds, anchor bug 5) of the per-seed AUROC;
-* ``disparities``: mean and t-interval of each group's disparity; every *declared* group is kept even
-  with no test rows (NaN, and a warning; anchor bug 4);
-* ``gap`` per label = max - min over groups of the **seed-mean** disparities ("gap of the means");
-* ``average gap`` = per-seed average over labels (No Finding excluded) of the per-seed gaps, then mean and
-  t-interval over seeds ("mean of per-seed average gaps"); lowest/highest label and most (un)favourable
-  groups come from the seed-mean disparities.
+* point estimates: the mean over seeds of each run's AUROC and CheXclusion TPR disparity (paper eqs. 1-2);
+  the gap per label and the average gap under the named ``averaging`` convention (paper eq. 3):
+  ``seed-mean`` (the paper's: max - min of the seed-mean disparities, average over summary labels) or
+  ``per-seed`` (each seed's gaps, then their mean);
+* intervals that carry **both** sources of variance, seeds (training randomness) and test-set sampling
+  (patients): replicate b resamples the patients (shared by every run) *and* the seeds of each arm with
+  replacement; seed deviations are scaled by sqrt(S / (S - 1)) around the replicate's seed mean, so the seed
+  component of the variance of the mean is s^2 / S rather than the plain bootstrap's (S - 1) s^2 / S^2.
+  Disparities and AUROC: percentile intervals. Gaps and average gaps: max-t projection intervals on the
+  seed-mean disparities (as ``radfair audit``) with bias-corrected estimates (``_bc``), inside their range;
+* the **paired comparison** of the two arms (``arm_comparison.csv``): for each disparity, gap, average gap and
+  AUROC, delta = arm A - arm B on the same replicates; the estimate (bias-corrected for gaps), a normal
+  interval ``estimate +- z se*`` and the matching two-sided p-value ``2 (1 - Phi(|estimate| / se*))``, with
+  ``se*`` the standard deviation of the paired replicate deltas; Holm and Benjamini-Hochberg within each
+  metric's family (every dataset, attribute, label and group of that metric).
+
+Most (un)favourable groups follow the named ``counting`` convention (``sign``, the paper's; ``strict-extreme``).
 """
 
 from __future__ import annotations
@@ -19,92 +30,283 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ...data.schema import AGE_GROUPS, INSURANCES, RACES, SEXES
-from ...fairness import AuditConfig, extreme_groups, mean_ci_over_seeds, run_audit
+from ...fairness import (
+    AVERAGING,
+    COUNTING,
+    AuditConfig,
+    benjamini_hochberg,
+    gap,
+    holm,
+    percentile_ci,
+    shared_replicates,
+    summary_conventions,
+)
+from ...fairness._intervals import bias_corrected, max_t_band, spread_interval
+from ...fairness._seed_summary import extreme_group_text
 
 DECLARED_GROUPS = {"sex": SEXES, "age_group": AGE_GROUPS, "race": RACES, "insurance": INSURANCES}
-CONVENTIONS = {
-    "threshold": "per label and run, chosen on that run's validation rows; prediction = score >= threshold",
-    "tpr_disparity": "CheXclusion: binary attribute TPR_g - TPR_(not g); otherwise TPR_g - median over groups with >= 1 positive",
-    "seed_interval": "mean over seeds +- t_(n-1, 0.975) * sd / sqrt(n) (Student t; t_4 = 2.776 for 5 seeds)",
-    "gap": "max - min over groups of the seed-mean disparities (gap of the means)",
-    "average_gap": "per seed: mean over summary labels of that seed's gaps; then mean and t-interval over seeds",
-    "extreme_groups": "group with the max (favourable) / min (unfavourable) seed-mean disparity on the most summary labels",
-    "declared_groups": "every declared group is reported; a group without test rows or positives is NaN with a warning",
-}
+COMPARISON_METRICS = ("disparity", "gap", "average_gap", "auc")
 
 
-def audit_run(scored: pd.DataFrame, attributes: list[str], threshold: str, summary_exclude: list[str]) -> dict:
-    """The engine's point estimates for one run (no bootstrap); warnings are returned, not printed."""
-    present = [a for a in attributes if a in scored.columns and scored[a].notna().any()]
-    config = AuditConfig(attributes=present, threshold=threshold, bootstrap=0, summary_exclude=summary_exclude)
+def conventions(averaging: str, counting: str, bootstrap: int, level: float) -> dict[str, str]:
+    """The conventions of one evaluation, by name, for ``study.json`` and the report."""
+    named = summary_conventions(averaging, counting)
+    return {
+        "threshold": "per label and run, chosen on that run's validation rows; prediction = score >= threshold",
+        "tpr_disparity": named["tpr_disparity"],
+        "averaging": named["averaging"].replace("; no interval (it is not a mean over seeds)", ""),
+        "counting": named["counting"],
+        "intervals": f"{level:.0%} intervals from {bootstrap} replicates that resample test patients (the same for every "
+                     "run and arm) and, per arm, the seeds with replacement (deviations scaled by sqrt(S/(S-1))); "
+                     "disparities and AUROC: percentile; gaps and average gaps: max-t projection intervals on the "
+                     "seed-mean disparities (per-seed averaging: percentile), with bias-corrected estimates (_bc)",
+        "arm_comparison": "delta = first arm - second arm on the same replicates; estimate (bias-corrected for gaps) +- z se*, "
+                          "p = 2(1 - Phi(|estimate|/se*)), se* = sd of the paired replicate deltas; Holm and BH within each "
+                          "metric (disparity, gap, average_gap, auc) over datasets, attributes, labels and groups",
+        "fairer_arm": "Table 3 and Table 4 bold an arm only when the paired difference is significant after Holm",
+        "declared_groups": "every declared group is reported; a group without test rows or positives is NaN with a warning",
+    }
+
+
+def _seed_resample(values: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
+    """values (S, B, ...) -> (B, ...): the mean over resampled seeds ``idx`` (B, S), deviations scaled by ``scale``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmean(values, axis=0)  # (B, ...)
+        b = np.arange(values.shape[1])[:, None]
+        drawn = np.nanmean(values[idx, b], axis=1)  # values[idx[b, k], b] -> (B, S, ...) -> mean over k
+    return centre + scale * (drawn - centre)
+
+
+class ArmStatistics:
+    """Seed-mean point estimates and seed x patient replicates of one arm of one dataset."""
+
+    def __init__(self, shared, runs: list[int], attributes: list[str], summary_mask: np.ndarray, averaging: str,
+                 rng: np.random.Generator, level: float):
+        n_seeds = len(runs)
+        self.n_seeds = n_seeds
+        n_reps = next(iter(shared.reps[runs[0]].values())).shape[0] if shared.reps[runs[0]] else 0
+        idx = rng.integers(0, n_seeds, size=(n_reps, n_seeds)) if n_seeds > 1 else np.zeros((n_reps, 1), np.int64)
+        scale = float(np.sqrt(n_seeds / (n_seeds - 1))) if n_seeds > 1 else 1.0
+        self.point: dict[str, np.ndarray] = {}
+        self.reps: dict[str, np.ndarray] = {}
+        self.per_seed: dict[str, np.ndarray] = {}
+        bounds = {"auc|all": (0.0, 1.0)}
+        keys = ["auc|all"] + [f"disparity|{a}" for a in attributes]
+        for key in keys:
+            if key not in shared.point[runs[0]]:
+                continue
+            per_seed = np.stack([shared.point[r][key] for r in runs])
+            self.per_seed[key] = per_seed
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.point[key] = np.nanmean(per_seed, axis=0)
+            if n_reps:
+                reps = np.stack([shared.reps[r][key] for r in runs])  # (S, B, ...)
+                self.reps[key] = np.clip(_seed_resample(reps, idx, scale), *bounds.get(key, (-1.0, 1.0)))
+        self.intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.bc: dict[str, np.ndarray] = {}
+        for attribute in attributes:
+            key = f"disparity|{attribute}"
+            if key not in self.point:
+                continue
+            n_groups = self.point[key].shape[0]
+            upper = 2.0 if n_groups == 2 else 1.0
+            mean_disp = self.point[key]
+            if averaging == "seed-mean":
+                gap_point = gap(mean_disp)
+                gap_reps = gap(self.reps[key]) if key in self.reps else None
+            else:
+                gap_point = np.nanmean(gap(self.per_seed[key]), axis=0)
+                gap_reps = _seed_resample(np.stack([gap(shared.reps[r][key]) for r in runs]), idx, scale) if key in self.reps else None
+            avg_point = _nanmean(gap_point[summary_mask])
+            self.point[f"gap|{attribute}"], self.point[f"average_gap|{attribute}"] = gap_point, np.array(avg_point)
+            if gap_reps is None:
+                nan = np.full(gap_point.shape, np.nan)
+                self.intervals[f"gap|{attribute}"] = (nan, nan)
+                self.intervals[f"average_gap|{attribute}"] = (np.array(np.nan), np.array(np.nan))
+                self.bc[f"gap|{attribute}"], self.bc[f"average_gap|{attribute}"] = nan, np.array(np.nan)
+                continue
+            gap_reps = np.clip(gap_reps, 0.0, upper)
+            avg_reps = _nanmean(gap_reps[:, summary_mask], axis=-1)
+            self.reps[f"gap|{attribute}"], self.reps[f"average_gap|{attribute}"] = gap_reps, avg_reps
+            if averaging == "seed-mean":  # max-t projection of a band on the seed-mean disparities
+                lo, hi = max_t_band(mean_disp, self.reps[key], None, level, family_axes=(0,), bounds=(-1.0, 1.0))
+                gap_ci = tuple(np.clip(v, 0.0, upper) for v in spread_interval(lo, hi, axis=0))
+                defined = summary_mask & np.isfinite(gap_point)
+                if defined.any():
+                    lo3, hi3 = max_t_band(mean_disp[:, defined], self.reps[key][:, :, defined], None, level, family_axes=(0, 1),
+                                          bounds=(-1.0, 1.0))
+                    per_label = spread_interval(lo3, hi3, axis=0)
+                    avg_ci = tuple(np.clip(np.array(np.mean(v)), 0.0, upper) for v in per_label)
+                else:
+                    avg_ci = (np.array(np.nan), np.array(np.nan))
+            else:
+                gap_ci = tuple(np.clip(v, 0.0, upper) for v in percentile_ci(gap_reps, level))
+                avg_ci = tuple(np.clip(v, 0.0, upper) for v in percentile_ci(avg_reps, level))
+            self.intervals[f"gap|{attribute}"], self.intervals[f"average_gap|{attribute}"] = gap_ci, avg_ci
+            self.bc[f"gap|{attribute}"] = bias_corrected(gap_point, gap_reps, *gap_ci)
+            self.bc[f"average_gap|{attribute}"] = bias_corrected(np.array(avg_point), avg_reps, *avg_ci)
+        for key in keys:
+            if key in self.reps:
+                bound = bounds.get(key, (-1.0, 1.0))
+                self.intervals[key] = tuple(np.clip(v, *bound) for v in percentile_ci(self.reps[key], level))
+            elif key in self.point:
+                nan = np.full(self.point[key].shape, np.nan)
+                self.intervals[key] = (nan, nan)
+
+
+def _nanmean(values, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, attributes: list[str], *, threshold: str = "f1",
+                     summary_exclude: list[str] | None = None, bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
+                     averaging: str = "seed-mean", counting: str = "sign", paths: dict | None = None) -> dict:
+    """Every table of one dataset from its runs' scored tables ``{(arm, seed): scored}``.
+
+    Returns ``auc``, ``disparities``, ``gaps``, ``summary`` (Table 4 rows) and ``comparison`` (the paired
+    arm comparison, without the multiple-testing columns: :func:`adjust_comparison` adds them over every
+    dataset) as DataFrames, plus ``notes`` (warnings). ``averaging`` is one of :data:`AVERAGING`, ``counting``
+    one of :data:`COUNTING` (ValueError otherwise).
+    """
+    if averaging not in AVERAGING:
+        raise ValueError(f"unknown averaging {averaging!r}; expected one of {AVERAGING}")
+    if counting not in COUNTING:
+        raise ValueError(f"unknown counting {counting!r}; expected one of {COUNTING}")
+    summary_exclude = list(summary_exclude if summary_exclude is not None else ["no_finding"])
+    keys = list(runs)
+    tables = [runs[k] for k in keys]
+    first = tables[0]
+    present = [a for a in attributes if a in first.columns and first[a].notna().any()]
+    notes = [f"{dataset}: attribute {a} has no values; not reported" for a in attributes if a not in present]
+    config = AuditConfig(attributes=present, threshold=threshold, bootstrap=bootstrap, seed=seed, level=level,
+                         summary_exclude=summary_exclude)
+    names = [str((paths or {}).get(k, f"{dataset}/{k[0]}/seed{k[1]}")) for k in keys]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tables = run_audit(scored, config)
-    tables["warnings"] = sorted({str(w.message) for w in caught})
-    return tables
-
-
-def aggregate(runs: list[dict], dataset: str, model: str, attributes: list[str], summary_exclude: list[str],
-              level: float = 0.95) -> dict[str, pd.DataFrame | list[str]]:
-    """Combine the per-seed audits of one (dataset, model) into the study's long tables."""
-    notes: list[str] = []
-    perf = pd.concat([r["performance"].assign(seed=i) for i, r in enumerate(runs)])
-    auc_rows = []
-    for label, g in perf.groupby("label", sort=False):
-        mean, low, high = mean_ci_over_seeds(g["auc"].to_numpy())
-        auc_rows.append({"dataset": dataset, "model": model, "label": label, "auc_mean": float(mean),
-                         "auc_ci_low": float(low), "auc_ci_high": float(high), "n_seeds": int(g["auc"].notna().sum())})
-    labels = list(dict.fromkeys(perf["label"]))
-    summary_labels = [label for label in labels if label not in summary_exclude]
-    disp = pd.concat([r["disparities"].assign(seed=i) for i, r in enumerate(runs)])
-    counts = runs[0]["group_metrics"].set_index(["attribute", "group", "label"])["n_pos"]
-    disp_rows, gap_rows, summary_rows = [], [], []
-    for attribute in attributes:
-        present = disp[disp["attribute"] == attribute]
-        if present.empty:
-            notes.append(f"{dataset}: attribute {attribute} has no values; not reported")
-            continue
-        groups = list(DECLARED_GROUPS.get(attribute, ())) + sorted(set(present["group"]) - set(DECLARED_GROUPS.get(attribute, ())))
-        cube = np.full((len(runs), len(groups), len(labels)), np.nan)
-        share = np.full((len(groups), len(labels)), np.nan)
-        for row in present.itertuples():
-            cube[row.seed, groups.index(row.group), labels.index(row.label)] = row.tpr_disparity
-            share[groups.index(row.group), labels.index(row.label)] = row.share_of_positives
-        for group in groups:
-            if group not in set(present["group"]):
-                notes.append(f"{dataset}: {attribute}={group} has no test rows; reported as NaN")
-        mean, low, high = mean_ci_over_seeds(cube, level)
-        for g, group in enumerate(groups):
+        shared = shared_replicates(tables, config, names)
+    notes += [f"{dataset}: {m}" for m in sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})]
+    labels = shared.labels
+    summary_mask = np.array([label not in summary_exclude for label in labels])
+    arms = list(dict.fromkeys(k[0] for k in keys))
+    rng = np.random.default_rng([seed, 1])
+    by_arm = {arm: ArmStatistics(shared, [i for i, k in enumerate(keys) if k[0] == arm], present, summary_mask, averaging, rng, level)
+              for arm in arms}
+    counts = {a: shared.point[0][f"n_pos|{a}"] for a in present}
+    out = {"auc": [], "disparities": [], "gaps": [], "summary": [], "comparison": []}
+    for arm, st in by_arm.items():
+        if "auc|all" in st.point:
+            low, high = st.intervals["auc|all"]
             for j, label in enumerate(labels):
-                disp_rows.append({"dataset": dataset, "model": model, "attribute": attribute, "label": label, "group": group,
-                                  "n_pos": int(counts.get((attribute, group, label), 0)), "share_of_positives": share[g, j],
-                                  "disparity_mean": mean[g, j], "ci_low": low[g, j], "ci_high": high[g, j],
-                                  "n_seeds": int(np.sum(~np.isnan(cube[:, g, j])))})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            gap_of_means = np.nanmax(mean, axis=0) - np.nanmin(mean, axis=0)
+                out["auc"].append({"dataset": dataset, "model": arm, "label": label, "auc_mean": float(st.point["auc|all"][j]),
+                                   "auc_ci_low": float(low[j]), "auc_ci_high": float(high[j]),
+                                   "n_seeds": int(np.sum(np.isfinite(st.per_seed["auc|all"][:, j])))})
+        for attribute in present:
+            groups = shared.groups[attribute]
+            declared = list(DECLARED_GROUPS.get(attribute, ()))
+            absent = [g for g in declared if g not in groups]
+            notes += [f"{dataset}: {attribute}={g} has no test rows; reported as NaN" for g in absent]
+            key = f"disparity|{attribute}"
+            mean, (low, high) = st.point[key], st.intervals[key]
+            n_pos = counts[attribute]
+            share = n_pos / np.where(n_pos.sum(axis=0) > 0, n_pos.sum(axis=0), np.nan)
+            seeds_defined = np.sum(np.isfinite(st.per_seed[key]), axis=0)
+            order = declared + [g for g in groups if g not in declared]  # every declared group, in declared order
+            for label_index, label in enumerate(labels):
+                for group in order:
+                    g = groups.index(group) if group in groups else None
+                    def value(a, g=g, j=label_index):
+                        return (float(a[g, j]) if g is not None else np.nan)
+                    out["disparities"].append({
+                        "dataset": dataset, "model": arm, "attribute": attribute, "label": label, "group": group,
+                        "n_pos": int(n_pos[g, label_index]) if g is not None else 0, "share_of_positives": value(share),
+                        "disparity_mean": value(mean), "ci_low": value(low), "ci_high": value(high),
+                        "n_seeds": int(seeds_defined[g, label_index]) if g is not None else 0})
+                gap_ci = st.intervals[f"gap|{attribute}"]
+                out["gaps"].append({"dataset": dataset, "model": arm, "attribute": attribute, "label": label,
+                                    "gap": float(st.point[f"gap|{attribute}"][label_index]),
+                                    "gap_bc": float(st.bc[f"gap|{attribute}"][label_index]),
+                                    "ci_low": float(gap_ci[0][label_index]), "ci_high": float(gap_ci[1][label_index])})
+            gaps = np.where(summary_mask, st.point[f"gap|{attribute}"], np.nan)
+            finite = np.isfinite(gaps)
+            defined = ~np.all(np.isnan(mean), axis=1)
+            group_names = [g for g, d in zip(groups, defined, strict=True) if d]
+            avg_ci = st.intervals[f"average_gap|{attribute}"]
+            out["summary"].append({
+                "attribute": attribute, "dataset": dataset, "model": arm,
+                "average_gap": float(st.point[f"average_gap|{attribute}"]),
+                "average_gap_bc": float(st.bc[f"average_gap|{attribute}"]),
+                "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]), "n_seeds": st.n_seeds,
+                "lowest_label": labels[int(np.nanargmin(gaps))] if finite.any() else "",
+                "lowest_gap": float(np.nanmin(gaps)) if finite.any() else np.nan,
+                "highest_label": labels[int(np.nanargmax(gaps))] if finite.any() else "",
+                "highest_gap": float(np.nanmax(gaps)) if finite.any() else np.nan,
+                "unfavorable": extreme_group_text(mean[defined][:, summary_mask], group_names, favourable=False, counting=counting)
+                if group_names else "",
+                "favorable": extreme_group_text(mean[defined][:, summary_mask], group_names, favourable=True, counting=counting)
+                if group_names else "",
+            })
+    if len(arms) >= 2:
+        out["comparison"] = _compare(by_arm[arms[0]], by_arm[arms[1]], arms[:2], dataset, labels, present, shared.groups, level)
+    frames = {k: pd.DataFrame(v) for k, v in out.items()}
+    frames["notes"] = notes
+    return frames
+
+
+def _compare(a: ArmStatistics, b: ArmStatistics, names: list[str], dataset: str, labels: list[str], attributes: list[str],
+             groups: dict[str, list[str]], level: float) -> list[dict]:
+    """Paired rows ``a - b`` for disparity, gap, average gap and AUROC (normal interval and p-value on the replicates)."""
+    z = stats.norm.ppf(0.5 + level / 2)
+    rows = []
+
+    def add(metric, key, index, attribute, label, group, corrected: bool, bound: float):
+        va, vb = float(a.point[key][index]), float(b.point[key][index])
+        estimate = va - vb
+        if key in a.reps and key in b.reps:
+            deltas = a.reps[key][(slice(None),) + index] - b.reps[key][(slice(None),) + index]
+            deltas = deltas[np.isfinite(deltas)]
+            se = float(np.std(deltas, ddof=1)) if len(deltas) > 1 else np.nan
+            if corrected and len(deltas):
+                estimate = float(2 * estimate - np.mean(deltas))
+            low, high = (np.clip(estimate - z * se, -bound, bound), np.clip(estimate + z * se, -bound, bound)) if se == se else (np.nan, np.nan)
+            p = float(2 * stats.norm.sf(abs(estimate) / se)) if se > 0 else (1.0 if estimate == 0 else 0.0) if se == se else np.nan
+        else:
+            low = high = p = np.nan
+        if not np.isfinite(va - vb):
+            estimate, low, high, p = np.nan, np.nan, np.nan, np.nan
+        rows.append({"dataset": dataset, "attribute": attribute, "label": label, "group": group, "metric": metric,
+                     names[0]: va, names[1]: vb, "delta": float(estimate), "ci_low": float(low), "ci_high": float(high),
+                     "p_value": p})
+
+    for j, label in enumerate(labels):
+        if "auc|all" in a.point and "auc|all" in b.point:
+            add("auc", "auc|all", (j,), "(all)", label, "", False, 1.0)
+    for attribute in attributes:
+        key = f"disparity|{attribute}"
+        if key not in a.point:
+            continue
+        bound = 2.0 if len(groups[attribute]) == 2 else 1.0
         for j, label in enumerate(labels):
-            gap_rows.append({"dataset": dataset, "model": model, "attribute": attribute, "label": label, "gap": gap_of_means[j]})
-        per_seed = np.array([r["summary"].set_index("attribute").loc[attribute, "average_gap"]
-                             if attribute in set(r["summary"]["attribute"]) else np.nan for r in runs])
-        avg, avg_low, avg_high = mean_ci_over_seeds(per_seed, level)
-        mask = np.array([label in summary_labels for label in labels])
-        gaps = np.where(mask, gap_of_means, np.nan)
-        finite = np.isfinite(gaps)
-        defined = ~np.all(np.isnan(mean), axis=1)  # groups with a defined disparity somewhere
-        names = [g for g, d in zip(groups, defined, strict=True) if d]
-        summary_rows.append({
-            "attribute": attribute, "dataset": dataset, "model": model,
-            "average_gap": float(avg), "ci_low": float(avg_low), "ci_high": float(avg_high), "n_seeds": int(np.sum(~np.isnan(per_seed))),
-            "lowest_label": labels[int(np.nanargmin(gaps))] if finite.any() else "",
-            "lowest_gap": float(np.nanmin(gaps)) if finite.any() else np.nan,
-            "highest_label": labels[int(np.nanargmax(gaps))] if finite.any() else "",
-            "highest_gap": float(np.nanmax(gaps)) if finite.any() else np.nan,
-            "unfavorable": extreme_groups(mean[defined][:, mask], names, favourable=False) if names else "",
-            "favorable": extreme_groups(mean[defined][:, mask], names, favourable=True) if names else "",
-        })
-    warn_lines = sorted({w for r in runs for w in r["warnings"]})
-    return {"auc": pd.DataFrame(auc_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
-            "summary": pd.DataFrame(summary_rows), "notes": notes + [f"{dataset}/{model}: {w}" for w in warn_lines]}
+            for g, group in enumerate(groups[attribute]):
+                add("disparity", key, (g, j), attribute, label, group, False, 2.0)
+            add("gap", f"gap|{attribute}", (j,), attribute, label, "", True, bound)
+        add("average_gap", f"average_gap|{attribute}", (), attribute, "(average)", "", True, bound)
+    return rows
+
+
+def adjust_comparison(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Holm and Benjamini-Hochberg within each metric's family (all datasets, attributes, labels, groups)."""
+    out = comparison.copy()
+    out["p_holm"] = np.nan
+    out["p_bh"] = np.nan
+    for _, rows in out.groupby("metric", sort=False):
+        p = rows["p_value"].to_numpy(float)
+        out.loc[rows.index, "p_holm"] = holm(p)
+        out.loc[rows.index, "p_bh"] = benjamini_hochberg(p)
+    return out

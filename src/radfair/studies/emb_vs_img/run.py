@@ -3,7 +3,7 @@
 datasets x arms (emb: MLP on foundation embeddings; img: DenseNet-121 on images) x seeds, every run of a
 dataset on the same saved split (:mod:`.data`). Finished runs are skipped, so a rerun only recomputes the
 tables and figures (seconds). Outputs in ``OUT/``: ``auc.csv`` + ``table3.md``, ``fairness_summary.csv`` +
-``table4.md``, ``disparities.csv``, ``gaps.csv``, ``fig1_<dataset>_<arm>_<attribute>.png``, ``cost.csv``,
+``table4.md``, ``disparities.csv``, ``gaps.csv``, ``arm_comparison.csv`` (paired emb − img tests), ``fig1_<dataset>_<arm>_<attribute>.png``, ``cost.csv``,
 ``study.json`` (config, conventions, data manifest, run ids, warnings, timings).
 """
 
@@ -27,7 +27,7 @@ from ...training.checkpoint import check_device
 from ...training.classify import resolve_config
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
-from .evaluate import CONVENTIONS, aggregate, audit_run
+from .evaluate import adjust_comparison, conventions, evaluate_dataset
 from .figures import figure1
 from .tables import DATASET_NAMES, table3, table4
 
@@ -131,34 +131,55 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     write_table(tables["cost"], out / "cost.csv")
     timings["cost_s"] = time.perf_counter() - start
     write_json(out / "study.json", {
-        "study": "emb-vs-img", "config": config.model_dump(mode="json"), "conventions": CONVENTIONS, "data": manifest,
+        "study": "emb-vs-img", "config": config.model_dump(mode="json"),
+        "conventions": conventions(config.averaging, config.counting, config.bootstrap, config.level), "data": manifest,
         "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "status": o.status}
                  for p, o in zip(planned, outcomes, strict=True)],
-        "warnings": tables.pop("notes"), "timings": timings})
+        "warnings": tables.pop("notes"), "timings": timings,
+        "multiple_testing": _multiple_testing(tables.get("arm_comparison"))})
     tables["timings"] = timings
     return tables
 
 
+def _multiple_testing(comparison: pd.DataFrame | None) -> dict | None:
+    """Family sizes and significant counts of the arm comparison, per metric."""
+    if comparison is None:
+        return None
+    return {metric: {"size": int(rows["p_value"].notna().sum()), "significant_holm": int((rows["p_holm"] < 0.05).sum()),
+                     "significant_bh": int((rows["p_bh"] < 0.05).sum()), "p_value_method": "bootstrap-normal"}
+            for metric, rows in comparison.groupby("metric", sort=False)}
+
+
 def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path) -> dict:
-    """Per-run audits, aggregation over seeds, tables and figures."""
+    """Every dataset's runs under shared patient resamples (:func:`.evaluate.evaluate_dataset`), the paired arm
+    comparison with Holm/BH within each metric, tables and figures."""
     store = out / "runs"
-    parts: dict[str, list] = {"auc": [], "disparities": [], "gaps": [], "summary": [], "notes": []}
-    groups = pd.DataFrame([vars(p) for p in planned]).groupby(["dataset", "arm"], sort=False)
-    for (dataset, arm), runs in groups:
-        audits = [audit_run(pd.read_parquet(store / spec.run_id / "scored.parquet"), config.attributes, config.threshold,
-                            config.summary_exclude) for spec in runs["spec"]]
-        result = aggregate(audits, dataset, arm, config.attributes, config.summary_exclude, config.level)
+    parts: dict[str, list] = {"auc": [], "disparities": [], "gaps": [], "summary": [], "comparison": [], "notes": []}
+    for dataset, runs in pd.DataFrame([vars(p) for p in planned]).groupby("dataset", sort=False):
+        scored = {(r.arm, r.seed): pd.read_parquet(store / r.spec.run_id / "scored.parquet") for r in runs.itertuples()}
+        paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} (runs/{r.spec.run_id}/scored.parquet)" for r in runs.itertuples()}
+        result = evaluate_dataset(scored, dataset, config.attributes, threshold=config.threshold, summary_exclude=config.summary_exclude,
+                                  bootstrap=config.bootstrap, seed=config.bootstrap_seed, level=config.level,
+                                  averaging=config.averaging, counting=config.counting, paths=paths)
         for key in parts:
             parts[key].append(result[key]) if key != "notes" else parts[key].extend(result[key])
     tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if k != "notes"}
     tables["notes"] = sorted(set(parts["notes"]))
+    if len(tables["comparison"]):
+        tables["arm_comparison"] = adjust_comparison(tables.pop("comparison"))
+        write_table(tables["arm_comparison"], out / "arm_comparison.csv")
+        write_table(tables["arm_comparison"], out / "arm_comparison.parquet")
+    else:
+        tables.pop("comparison")
+        tables["arm_comparison"] = None
     arms = list(config.arms)
     for name, frame in (("auc", tables["auc"]), ("fairness_summary", tables["summary"]), ("disparities", tables["disparities"]),
                         ("gaps", tables["gaps"])):
         write_table(frame, out / f"{name}.csv")
         write_table(frame, out / f"{name}.parquet")
-    write_text(out / "table3.md", f"# Table 3 — AUROC ({config.name})\n\n" + table3(tables["auc"], arms))
-    write_text(out / "table4.md", f"# Table 4 — TPR-disparity summary ({config.name})\n\n" + table4(tables["summary"], arms))
+    write_text(out / "table3.md", f"# Table 3 — AUROC ({config.name})\n\n" + table3(tables["auc"], arms, tables["arm_comparison"]))
+    write_text(out / "table4.md", f"# Table 4 — TPR-disparity summary ({config.name})\n\n"
+               + table4(tables["summary"], arms, tables["arm_comparison"], config.averaging, config.counting))
     written = set()
     for (dataset, arm, attribute), disp in tables["disparities"].groupby(["dataset", "model", "attribute"], sort=False):
         gaps = tables["gaps"][(tables["gaps"]["dataset"] == dataset) & (tables["gaps"]["model"] == arm)

@@ -11,8 +11,17 @@ from ...report import format_ci, markdown_table
 DATASET_NAMES = {"mimic": "MIMIC", "chexpert": "CXP", "all": "ALL"}
 
 
-def table3(auc: pd.DataFrame, arms: list[str]) -> str:
-    """Rows: labels; columns: dataset x arm; the better arm's mean AUROC per dataset and label in bold."""
+def _significant(comparison: pd.DataFrame | None, metric: str, dataset: str, attribute: str, label: str) -> float:
+    """Holm p of a paired comparison row (NaN when there is none)."""
+    if comparison is None or comparison.empty:
+        return math.nan
+    rows = comparison[(comparison["metric"] == metric) & (comparison["dataset"] == dataset)
+                      & (comparison["attribute"] == attribute) & (comparison["label"] == label)]
+    return float(rows["p_holm"].iloc[0]) if len(rows) else math.nan
+
+
+def table3(auc: pd.DataFrame, arms: list[str], comparison: pd.DataFrame | None = None) -> str:
+    """Rows: labels; columns: dataset x arm; the better arm in bold only when the paired difference is significant."""
     out = pd.DataFrame({"Label": list(dict.fromkeys(auc["label"]))})
     for dataset in dict.fromkeys(auc["dataset"]):
         sub = auc[auc["dataset"] == dataset].set_index(["model", "label"])
@@ -20,29 +29,41 @@ def table3(auc: pd.DataFrame, arms: list[str]) -> str:
             means = {arm: sub["auc_mean"].get((arm, label), math.nan) for arm in arms}
             finite = {a: m for a, m in means.items() if not math.isnan(m)}
             best = max(finite, key=finite.get) if len(finite) > 1 else None
+            if not _significant(comparison, "auc", dataset, "(all)", label) < 0.05:
+                best = None
             for arm in arms:
                 key = (arm, label)
                 text = format_ci(*(sub[c].get(key, math.nan) for c in ("auc_mean", "auc_ci_low", "auc_ci_high")))
                 out.loc[label_index, f"{DATASET_NAMES.get(dataset, dataset)} {arm}"] = f"**{text}**" if arm == best else text
-    note = ("\nMean test AUROC over seeds with Student-t 95% intervals; bold: the arm with the higher mean per dataset "
-            "and label (an overlap of intervals means the difference is not resolved).\n")
+    note = ("\nMean test AUROC over seeds; 95% intervals carry seed and test-set sampling variance (patients and seeds "
+            "resampled together). Bold: the arm with the higher AUROC where the paired difference (arm_comparison.csv) "
+            "is significant after Holm.\n")
     return markdown_table(out) + note
 
 
-def table4(summary: pd.DataFrame, arms: list[str]) -> str:
-    """Rows: attribute x dataset x arm; the arm with the lower average gap per (attribute, dataset) in bold."""
+def table4(summary: pd.DataFrame, arms: list[str], comparison: pd.DataFrame | None = None, averaging: str = "seed-mean",
+           counting: str = "sign") -> str:
+    """Rows: attribute x dataset x arm; the arm with the lower average gap in bold only when the paired difference is
+    significant after Holm."""
     rows = []
     for (attribute, dataset), g in summary.groupby(["attribute", "dataset"], sort=False):
         finite = g.dropna(subset=["average_gap"])
         fairer = finite.loc[finite["average_gap"].idxmin(), "model"] if len(finite) > 1 else None
+        if not _significant(comparison, "average_gap", dataset, attribute, "(average)") < 0.05:
+            fairer = None
         for r in g.itertuples():
             gap = format_ci(r.average_gap, r.ci_low, r.ci_high)
+            bc = getattr(r, "average_gap_bc", math.nan)
             rows.append({"Attribute": attribute, "Dataset": DATASET_NAMES.get(dataset, dataset),
-                         "Model": f"**{r.model}**" if r.model == fairer else r.model, "Average gap": gap,
+                         "Model": f"**{r.model}**" if r.model == fairer else r.model,
+                         "Average gap": f"**{gap}**" if r.model == fairer else gap,
+                         "Bias-corrected": f"{bc:.3f}" if bc == bc else "n/a",
                          "Lowest (label: gap)": f"{r.lowest_label}: {r.lowest_gap:.3f}" if r.lowest_label else "n/a",
                          "Highest (label: gap)": f"{r.highest_label}: {r.highest_gap:.3f}" if r.highest_label else "n/a",
                          "Most unfavourable": r.unfavorable or "n/a", "Most favourable": r.favorable or "n/a"})
-    note = ("\nAverage gap: per seed, the mean over findings (No Finding excluded) of max - min TPR disparity; mean over "
-            "seeds with Student-t 95% interval. Lowest/highest label and the (k/n) group counts use the seed-mean "
-            "disparities. Bold model: the lower average gap (the fairer arm) per attribute and dataset.\n")
+    note = (f"\nAverage gap over findings (No Finding excluded) under averaging '{averaging}' (seed-mean: max - min of the "
+            "seed-mean disparities, the paper's); 95% max-t interval carrying seed and test-set sampling variance, and "
+            f"the bias-corrected estimate. (Un)favourable counts under '{counting}' (sign: disparity < 0 / >= 0, the "
+            "paper's). Bold: the lower average gap where the paired emb − img difference (arm_comparison.csv) is "
+            "significant after Holm; no bold: the arms are not distinguishable.\n")
     return markdown_table(pd.DataFrame(rows)) + note

@@ -41,9 +41,14 @@ def test_full_demo_writes_three_reports_and_a_rerun_trains_nothing(tmp_path, syn
                  "fig15_mitigation_performance.png", "mitigation_sweep.csv"):
         assert (s2 / name).is_file(), name
     shift = pd.read_csv(s2 / "bias_shift.csv")
-    assert set(shift["mitigation"]) == {"standard", "reweighting", "eodd", "adversarial"}
-    versus = pd.read_csv(s2 / "mitigation_vs_standard.csv")  # each strategy against the standard reconstruction, paired
+    assert set(shift["mitigation"]) == {"standard", "standard-finetune", "reweighting", "eodd", "adversarial"}
+    assert set(shift["family"]) == {"confirmatory", "exploratory"}
+    versus = pd.read_csv(s2 / "mitigation_vs_standard.csv")  # each strategy against the same-budget fine-tune (primary), paired
     assert set(versus["mitigation"]) == {"reweighting", "eodd", "adversarial"} and versus["p_holm"].notna().any()
+    assert set(versus.loc[versus["comparison"] == "primary", "reference"]) == {"standard-finetune"}
+    record = json.loads((s2 / "study.json").read_text())["multiple_testing"]
+    assert record["size"] > 0 and record["p_value_floor"] < 0.05 / record["size"] and record["holm_can_fire"]
+    assert (out / "study1" / "arm_comparison.csv").is_file()
     sweep = pd.read_csv(s2 / "mitigation_sweep.csv")
     chosen = sweep[sweep["chosen"]]
     assert sorted(chosen["strategy"]) == ["adversarial", "eodd", "reweighting"]  # one λ per strategy, never the reference

@@ -127,12 +127,17 @@ def test_ucsf_mitigation_joins_the_grid_scored_by_both_frozen_models(tmp_path, s
     run_study(config, out, progress=False, log=lambda m: None)
     shift = pd.read_csv(out / "bias_shift.csv")
     mitigated = shift[shift["mitigation"] != "standard"]
-    assert set(mitigated["dataset"]) == {"ucsf-pdgm"} and set(mitigated["mitigation"]) == {"reweighting", "eodd", "adversarial"}
+    assert set(mitigated["dataset"]) == {"ucsf-pdgm"}
+    assert set(mitigated["mitigation"]) == {"reweighting", "eodd", "adversarial", "standard-finetune"}
     assert {"delta_dice", "ser"} <= set(mitigated["metric"]) and "tumour_segmentation" in set(mitigated["label"])
     perf = pd.read_csv(out / "performance.csv")
     assert {"dice", "psnr"} <= set(perf.loc[perf["mitigation"] == "eodd", "metric"])
     versus = pd.read_csv(out / "mitigation_vs_standard.csv")
     assert set(versus["dataset"]) == {"ucsf-pdgm"} and "ser" in set(versus["metric"])
+    # primary: each strategy against the same-budget standard fine-tune; secondary: against the original reconstructor
+    primary = versus[versus["comparison"] == "primary"]
+    assert set(primary["reference"]) == {"standard-finetune"} and set(primary["mitigation"]) == {"reweighting", "eodd", "adversarial"}
+    assert set(versus.loc[versus["comparison"] == "secondary", "reference"]) == {"standard"}
     sweep = pd.read_csv(out / "mitigation_sweep.csv")
     assert set(sweep["dataset"]) == {"ucsf-pdgm"} and set(sweep["performance_key"]) == {"val_dice"}
     assert sweep["val_dice"].between(0, 1).all() and sorted(sweep.loc[sweep["chosen"], "strategy"]) == ["adversarial", "eodd", "reweighting"]

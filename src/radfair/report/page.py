@@ -395,9 +395,11 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
          "BH only for the exploratory rows)."),
         ("performance", "Performance", "AUROC clean vs reconstructed per finding (paired interval), and mean PSNR/SSIM of the "
          "degraded input (baseline) and of the reconstruction."),
-        ("mitigation_vs_standard", "Mitigation against the standard reconstruction", "Per strategy, finding and attribute: "
-         "the fairness metric on the standard reconstruction (baseline) and on the mitigated one, the paired patient-bootstrap "
-         "95% interval of the difference, p-value, and Holm / Benjamini-Hochberg adjusted p within this family."),
+        ("mitigation_vs_standard", "Mitigation against the same-budget fine-tune (primary) and the original reconstruction",
+         "Per strategy, finding and attribute: the fairness metric on the reference reconstruction (baseline: the standard "
+         "fine-tune with the same epochs for comparison = primary, so the strategy's effect is not confounded with the extra "
+         "training; the original reconstructor for secondary) and on the mitigated one, the paired patient-bootstrap 95% "
+         "interval of the difference, p-value, and Holm / Benjamini-Hochberg adjusted p within each comparison."),
         ("mitigation_sweep", "λ sweep on validation", "Every fine-tuning run of the sweep with its validation PSNR, mean AUROC "
          "and EODD (CheXpert, classifier downstream) or mean Dice and ΔDice (UCSF-PDGM, segmenter downstream), the λ "
          "chosen per strategy and why (rule or flagged fallback)."),

@@ -8,7 +8,6 @@ ids, ``split``, attributes, ``y_<label>``, ``p_<label>``), ready for ``radfair a
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Literal
 
@@ -142,12 +141,17 @@ def _model(config: ClassifierRunConfig, n_labels: int, log, in_features: int = E
 
 @torch.no_grad()
 def predict_scores(model: torch.nn.Module, batches, device) -> np.ndarray:
-    """Sigmoid scores for every row of ``batches`` (in order), as float64."""
+    """Sigmoid scores for every row of ``batches`` (in order), as float64.
+
+    Always in float32, on every device: scores feed thresholds, ties and the clean-vs-reconstructed differences the
+    studies measure, and bf16 (8 mantissa bits) would quantise them; autocast is for training steps only.
+    ``device`` is accepted for symmetry with training and not used to change precision.
+    """
     model.eval()
     out = []
-    for batch in batches.epoch(0):
-        with torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(device).type == "cuda" else contextlib.nullcontext():
-            out.append(torch.sigmoid(model(batch["x"]).float()).cpu())
+    with torch.autocast(torch.device(device).type, enabled=False):
+        for batch in batches.epoch(0):
+            out.append(torch.sigmoid(model(batch["x"].float()).float()).cpu())
     return torch.cat(out).double().numpy() if out else np.zeros((0, 0))
 
 

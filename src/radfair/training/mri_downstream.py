@@ -19,7 +19,6 @@ clean volumes and then frozen; the lead scores degraded and reconstructed volume
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -304,10 +303,9 @@ def _segment_slices(step: SegmenterStep, data: SliceData, slices: np.ndarray, ba
     step.net.eval()
     batches = SegmentationBatches(RowView(data.images, slices), RowView(data.masks, slices), batch_size, shuffle=False, device=device)
     parts = []
-    cuda = torch.device(device).type == "cuda"
     for batch in batches.epoch(0):
-        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext():
-            pred = step.predict(batch["x"])
+        with torch.autocast(torch.device(device).type, enabled=False):  # scoring in float32 on every device
+            pred = step.predict(batch["x"].float())
         true = batch["mask"] > 0.5
         pred_np, true_np = pred[:, 0].cpu().numpy(), true[:, 0].cpu().numpy()
         parts.append(np.stack([(pred_np & true_np).sum((1, 2)), pred_np.sum((1, 2)), true_np.sum((1, 2))], 1))

@@ -27,9 +27,8 @@ import pandas as pd
 
 from ...errors import RadfairInputError
 from ...execution import RunSpec
-from .parts import STANDARD, Key
+from .parts import FINETUNE, STANDARD, Key
 
-FINETUNE = "standard-finetune"
 SWEEP_METRICS = ("val_psnr", "val_auroc", "val_eodd", "val_eodd_clean", "val_dice", "val_dice_gap", "val_dice_gap_clean")
 
 
@@ -107,7 +106,8 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
     sweep["chosen"], sweep["chosen_by"], sweep["reason"] = False, "", ""
     chosen: dict[Key, RunSpec] = {}
     for (kind, level, strategy), group in sweep.groupby(["reconstructor", "level", "strategy"], sort=False):
-        if strategy == FINETUNE:
+        if strategy == FINETUNE:  # the same-budget reference: scored too, the primary comparison of every strategy
+            chosen[(kind, level, FINETUNE)] = specs[(kind, level, FINETUNE, float(group["weight"].iloc[0]))]
             continue
         reference = sweep[(sweep["reconstructor"] == kind) & (sweep["level"] == level) & (sweep["strategy"] == FINETUNE)].iloc[0]
         weight, reason = choose_weight(group, reference.to_dict(), max_psnr_drop_db=study.max_psnr_drop_db,

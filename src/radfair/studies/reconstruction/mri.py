@@ -24,12 +24,12 @@ from ...training import mri_downstream
 from ...training.reconstruct_run import ReconstructorRunConfig
 from ...training.volumes import SliceSettings
 from .parts import (
-    STANDARD,
     DatasetPart,
     Key,
     PartOutputs,
     analysed_attributes,
     classifier_shift,
+    mitigation_references,
     quality_rows,
     with_study_attributes,
 )
@@ -143,13 +143,12 @@ class MriPart(DatasetPart):
             segmentations[key] = with_study_attributes(recon_seg, self.split)
             segmentation_shift(key, segmented, recon_seg, attributes, a, out)
             out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
-        for (kind, level, mitigation) in recon:  # each strategy against its standard reconstruction, paired
-            if mitigation != STANDARD:
-                against, key, standard = PartOutputs(), (kind, level, mitigation), (kind, level, STANDARD)
-                if labels:
-                    classifier_shift(DATASET, key, scores[standard], scores[key], labels, attributes, thresholds, a, against)
-                segmentation_shift(key, segmentations[standard], segmentations[key], attributes, a, against)
-                out.versus_standard += against.shift
+        for key, reference, role in mitigation_references(recon):  # primary: the same-budget fine-tune; secondary: the original
+            against = PartOutputs()
+            if labels:
+                classifier_shift(DATASET, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)
+            segmentation_shift(key, segmentations[reference], segmentations[key], attributes, a, against)
+            out.versus_standard += [rows.assign(reference=reference[2], comparison=role) for rows in against.shift]
         return out
 
 

@@ -19,6 +19,26 @@ from .analysis import FAIRNESS_METRICS, paired_shift
 
 Key = tuple[str, str, str]  # (reconstructor, level, mitigation)
 STANDARD = "standard"
+#: The same-budget standard fine-tune (reconstruction loss only, same epochs as the mitigated runs).
+FINETUNE = "standard-finetune"
+
+
+def mitigation_references(keys) -> list[tuple[tuple, tuple, str]]:
+    """(mitigated key, reference key, role) for every mitigated reconstruction among ``keys`` (reconstructor, level,
+    mitigation): the **primary** reference is the same-budget standard fine-tune (the strategy's effect is not
+    confounded with the extra epochs), the **secondary** the original standard reconstruction. Without a fine-tune
+    run, the original is primary."""
+    keys = list(keys)
+    out = []
+    for kind, level, mitigation in keys:
+        if mitigation in (STANDARD, FINETUNE):
+            continue
+        finetune, standard = (kind, level, FINETUNE), (kind, level, STANDARD)
+        if finetune in keys:
+            out += [((kind, level, mitigation), finetune, "primary"), ((kind, level, mitigation), standard, "secondary")]
+        else:
+            out.append(((kind, level, mitigation), standard, "primary"))
+    return out
 STUDY_ATTRIBUTES = ("age_binary", "race_merged")
 
 
@@ -27,7 +47,7 @@ class PartOutputs:
     shift: list[pd.DataFrame] = field(default_factory=list)
     performance: list[pd.DataFrame] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    versus_standard: list[pd.DataFrame] = field(default_factory=list)  # mitigated − standard reconstruction, paired
+    versus_standard: list[pd.DataFrame] = field(default_factory=list)  # mitigated − reference reconstruction, paired
 
 
 def reconstructor_spec(config: ReconstructorRunConfig, device: str, label: str) -> RunSpec:
@@ -111,5 +131,5 @@ def classifier_shift(dataset: str, key: Key, clean: pd.DataFrame, recon: pd.Data
                                                           "baseline", "reconstructed", "delta", "ci_low", "ci_high", "p_value"]])
 
 
-__all__ = ["DatasetPart", "Key", "PartOutputs", "STANDARD", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
+__all__ = ["DatasetPart", "FINETUNE", "Key", "PartOutputs", "STANDARD", "mitigation_references", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
            "with_study_attributes"]

@@ -105,8 +105,10 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
         performance += result.performance
         notes += result.notes
         versus += result.versus_standard
-    if versus:  # its own family: baseline = the standard reconstruction, reconstructed = the mitigated one
-        write_table(adjust_grid(pd.concat(versus, ignore_index=True)[SHIFT_COLUMNS]), out / "mitigation_vs_standard.csv")
+    if versus:  # own families: baseline = the reference reconstruction, reconstructed = the mitigated one
+        table = pd.concat(versus, ignore_index=True)[SHIFT_COLUMNS + ["reference", "comparison"]]
+        write_table(pd.concat([adjust_grid(rows) for _, rows in table.groupby("comparison", sort=False)], ignore_index=True),
+                    out / "mitigation_vs_standard.csv")
     middle = {part.dataset: part.levels()[(len(part.levels()) - 1) // 2] for part in parts}
     bias_shift, multiple_testing = adjust_families(pd.concat(shift, ignore_index=True)[SHIFT_COLUMNS], config.analysis.confirmatory,
                                                    middle, config.analysis.p_value, config.analysis.bootstrap)

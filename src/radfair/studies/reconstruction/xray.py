@@ -17,12 +17,12 @@ from ...io import read_table, write_table
 from ...training.classify import resolve_config
 from ...training.reconstruct_run import ReconstructorRunConfig
 from .parts import (
-    STANDARD,
     DatasetPart,
     Key,
     PartOutputs,
     analysed_attributes,
     classifier_shift,
+    mitigation_references,
     quality_rows,
     with_study_attributes,
 )
@@ -93,12 +93,10 @@ class XrayPart(DatasetPart):
             scores[key] = with_study_attributes(scored, self.split)
             classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
             out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
-        for (kind, level, mitigation), mitigated in scores.items():  # each strategy against its standard reconstruction
-            if mitigation != STANDARD:
-                against = PartOutputs()
-                classifier_shift(DATASET, (kind, level, mitigation), scores[(kind, level, STANDARD)], mitigated, labels,
-                                 attributes, thresholds, a, against)
-                out.versus_standard += against.shift
+        for key, reference, role in mitigation_references(scores):  # primary: the same-budget fine-tune; secondary: the original
+            against = PartOutputs()
+            classifier_shift(DATASET, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)
+            out.versus_standard += [rows.assign(reference=reference[2], comparison=role) for rows in against.shift]
         return out
 
 

@@ -189,6 +189,15 @@ def _floats(text: str, option: str) -> list[float]:
         raise RadfairInputError(BAD_OPTION.format(option=option, value=text, expected="comma-separated numbers")) from None
 
 
+def _quality(g) -> str:
+    """Mean PSNR/SSIM over finite values, saying how many were not finite (NaN/inf) and left out."""
+    import numpy as np
+
+    finite = np.isfinite(g.psnr) & np.isfinite(g.ssim)
+    text = f"PSNR {g.psnr[finite].mean():.2f} dB, SSIM {g.ssim[finite].mean():.3f}"
+    return text if finite.all() else text + f" (means over {int(finite.sum())}; {int((~finite).sum())} not finite, left out)"
+
+
 @degrade_app.command("xray")
 @handles_input_errors
 def degrade_xray_cmd(
@@ -208,7 +217,7 @@ def degrade_xray_cmd(
 
     table = degrade_xray(cohort, out, _floats(photons, "--photons"), mode, size, batch, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
-        console.print(f"  {level}: {len(g)} images, PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
+        console.print(f"  {level}: {len(g)} images, {_quality(g)}")
 
 
 @degrade_app.command("mri")
@@ -230,7 +239,7 @@ def degrade_mri_cmd(
     table = degrade_mri(cohort, out, _floats(acceleration, "--acceleration"), mask, n_rays, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
         console.print(f"  {level}: {len(g)} volumes, sampled {g.sampled_fraction.mean():.1%}, "
-                      f"PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
+                      f"{_quality(g)}")
 
 
 @app.command()

@@ -115,7 +115,9 @@ def cohort(
     table, meta = build_cohort(source, root, root_mimic_iv, uncertain, views)
     save_cohort(table, meta, out)
     for name, prov in meta["provenance"].items():
-        console.print(f"{name}: read release at {prov['release']}")
+        console.print(f"{name}: read release at {prov['release']}"
+                      + (f" (MIMIC-IV tables in {prov['mimic_iv_tables']})" if "mimic_iv_tables" in prov else "")
+                      + (f" (metadata {Path(prov['files'][0]).name})" if name == "ucsf-pdgm" else ""))
     _print_summary(meta["summary"], out)
 
 

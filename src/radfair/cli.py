@@ -121,11 +121,28 @@ def cohort(
     _print_summary(meta["summary"], out)
 
 
+def _pct(share: float) -> str:
+    """A share as a percentage that never rounds a small, nonzero share to 0% or a partial one to 100%."""
+    if 0 < share < 0.001:
+        return "<0.1%"
+    if 0.999 < share < 1:
+        return ">99.9%"
+    return f"{share:.1%}"
+
+
 def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"wrote {out}: {summary['rows']} images, {summary['patients']} patients")
-    for key, shares in summary.items():
-        if key.endswith("_share"):
-            console.print(f"  {key[:-6]}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
+    for attr in ("sex", "age_group", "race", "insurance"):
+        shares, missing = summary.get(f"{attr}_share"), summary.get(f"{attr}_missing", 0.0)
+        if shares is None and not missing:
+            continue
+        known = ", ".join(f"{k} {_pct(v)}" for k, v in (shares or {}).items())
+        if not missing:
+            console.print(f"  {attr}: {known}")
+        elif shares is None:
+            console.print(f"  {attr}: missing on every image")
+        else:
+            console.print(f"  {attr}: {known} of the {_pct(1 - missing)} with a value; missing {_pct(missing)}")
     if summary.get("prevalence"):
         console.print("  prevalence: " + ", ".join(f"{k} {v:.1%}" for k, v in summary["prevalence"].items()))
 

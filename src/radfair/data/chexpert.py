@@ -20,10 +20,9 @@ would go: audits by sex and age work, an audit by race is refused (its column ha
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import re
 import warnings
+from pathlib import Path
 
 import pandas as pd
 

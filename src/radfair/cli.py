@@ -115,15 +115,34 @@ def cohort(
     table, meta = build_cohort(source, root, root_mimic_iv, uncertain, views)
     save_cohort(table, meta, out)
     for name, prov in meta["provenance"].items():
-        console.print(f"{name}: read release at {prov['release']}")
+        console.print(f"{name}: read release at {prov['release']}"
+                      + (f" (MIMIC-IV tables in {prov['mimic_iv_tables']})" if "mimic_iv_tables" in prov else "")
+                      + (f" (metadata {Path(prov['files'][0]).name})" if name == "ucsf-pdgm" else ""))
     _print_summary(meta["summary"], out)
+
+
+def _pct(share: float) -> str:
+    """A share as a percentage that never rounds a small, nonzero share to 0% or a partial one to 100%."""
+    if 0 < share < 0.001:
+        return "<0.1%"
+    if 0.999 < share < 1:
+        return ">99.9%"
+    return f"{share:.1%}"
 
 
 def _print_summary(summary: dict, out: Path) -> None:
     console.print(f"wrote {out}: {summary['rows']} images, {summary['patients']} patients")
-    for key, shares in summary.items():
-        if key.endswith("_share"):
-            console.print(f"  {key[:-6]}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
+    for attr in ("sex", "age_group", "race", "insurance"):
+        shares, missing = summary.get(f"{attr}_share"), summary.get(f"{attr}_missing", 0.0)
+        if shares is None and not missing:
+            continue
+        known = ", ".join(f"{k} {_pct(v)}" for k, v in (shares or {}).items())
+        if not missing:
+            console.print(f"  {attr}: {known}")
+        elif shares is None:
+            console.print(f"  {attr}: missing on every image")
+        else:
+            console.print(f"  {attr}: {known} of the {_pct(1 - missing)} with a value; missing {_pct(missing)}")
     if summary.get("prevalence"):
         console.print("  prevalence: " + ", ".join(f"{k} {v:.1%}" for k, v in summary["prevalence"].items()))
 
@@ -190,6 +209,15 @@ def _floats(text: str, option: str) -> list[float]:
         raise RadfairInputError(BAD_OPTION.format(option=option, value=text, expected="comma-separated numbers")) from None
 
 
+def _quality(g) -> str:
+    """Mean PSNR/SSIM over finite values, saying how many were not finite (NaN/inf) and left out."""
+    import numpy as np
+
+    finite = np.isfinite(g.psnr) & np.isfinite(g.ssim)
+    text = f"PSNR {g.psnr[finite].mean():.2f} dB, SSIM {g.ssim[finite].mean():.3f}"
+    return text if finite.all() else text + f" (means over {int(finite.sum())}; {int((~finite).sum())} not finite, left out)"
+
+
 @degrade_app.command("xray")
 @handles_input_errors
 def degrade_xray_cmd(
@@ -209,7 +237,7 @@ def degrade_xray_cmd(
 
     table = degrade_xray(cohort, out, _floats(photons, "--photons"), mode, size, batch, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
-        console.print(f"  {level}: {len(g)} images, PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
+        console.print(f"  {level}: {len(g)} images, {_quality(g)}")
 
 
 @degrade_app.command("mri")
@@ -231,7 +259,7 @@ def degrade_mri_cmd(
     table = degrade_mri(cohort, out, _floats(acceleration, "--acceleration"), mask, n_rays, seed, limit, device, overwrite)
     for level, g in table.groupby("level", sort=False):
         console.print(f"  {level}: {len(g)} volumes, sampled {g.sampled_fraction.mean():.1%}, "
-                      f"PSNR {g.psnr.mean():.2f} dB, SSIM {g.ssim.mean():.3f}")
+                      f"{_quality(g)}")
 
 
 @app.command()

@@ -74,6 +74,8 @@ def run_demo(out: str | Path, patients: int = 2000, seed: int = 0, bootstrap: in
     start = time.perf_counter()
     table = pd.read_parquet(out / "split_all.parquet")
     vectors, found = load_cohort_embeddings(table, out / "releases")
+    if not found.all():
+        console.print(f"   {int((~found).sum())} of {len(found)} images have no embedding; left out of the probe")
     table, vectors = table[found].reset_index(drop=True), vectors[found]
     labels = [c[2:] for c in table.columns if c.startswith("y_")]
     scored = _probe_scores(table, vectors, labels, seed)

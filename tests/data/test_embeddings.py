@@ -58,3 +58,44 @@ def test_synthetic_embeddings_match_cohort_paths(synth_root):
     one = next((root / "mimic-cxr-embeddings/files").rglob("*.tfrecord"))
     image_id, vec = read_mimic_embedding(one)
     assert one.stem == image_id and vec.shape == (EMBEDDING_DIM,)
+
+
+def test_E01_chexpert_embedding_keys(tmp_path):
+    """CXR-Foundation CheXpert store: train.npz + validation.npz keyed by CheXpert-v1.0/... paths; read both,
+    and match the full and the -small release on the part after the release folder."""
+    import warnings
+
+    from radfair.data.embeddings import chexpert_key, load_cohort_embeddings
+
+    rng = np.random.default_rng(0)
+    parts = {"train": [f"train/patient{i:05d}/study1/view1_frontal.jpg" for i in range(1, 5)],
+             "valid": ["valid/patient64541/study1/view1_frontal.jpg", "valid/patient64542/study1/view1_frontal.jpg"]}
+    store = tmp_path / "embeddings"
+    store.mkdir()
+    vectors = {}
+    for part, npz in (("train", "train.npz"), ("valid", "validation.npz")):
+        d = {f"CheXpert-v1.0/{p}": rng.normal(size=EMBEDDING_DIM).astype(np.float32) for p in parts[part]}
+        vectors.update(d)
+        np.savez(store / npz, d)  # one pickled dict, as the real store holds
+    for folder in ("CheXpert-v1.0", "CheXpert-v1.0-small"):
+        paths = [f"{folder}/{p}" for part in parts.values() for p in part] + [f"{folder}/train/patient09999/study1/view1_frontal.jpg"]
+        cohort = pd.DataFrame({"dataset": "chexpert", "image_id": [f"chexpert:{p}" for p in paths], "path": paths})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            matrix, found = load_cohort_embeddings(cohort, tmp_path)
+        assert found.tolist() == [True] * 6 + [False], folder
+        np.testing.assert_array_equal(matrix[4], vectors["CheXpert-v1.0/valid/patient64541/study1/view1_frontal.jpg"])
+    assert chexpert_key("CheXpert-v1.0-small/valid/patient1/study1/view1_frontal.jpg") == "valid/patient1/study1/view1_frontal.jpg"
+
+
+def test_synthetic_chexpert_store_is_written_like_the_real_one(synth_root):
+    """train.npz holds train.csv rows, validation.npz valid.csv rows: every CheXpert image has an embedding."""
+    from radfair.data.cohort import build_cohort
+    from radfair.data.embeddings import load_cohort_embeddings
+
+    root, _ = synth_root
+    valid = pd.read_csv(root / "chexpert/CheXpert-v1.0/valid.csv")
+    assert set(read_chexpert_embeddings(root / "chexpert-embeddings/validation.npz")) == set(valid["Path"])
+    cohort, _ = build_cohort("all", root)
+    _, found = load_cohort_embeddings(cohort, root)
+    assert found.all()

@@ -9,7 +9,7 @@ from radfair.data.discover import find_release
 from radfair.data.mimic import load_mimic
 from radfair.data.race import harmonise_one
 from radfair.data.schema import LABEL_COLUMNS
-from radfair.errors import RadfairInputError
+from radfair.errors import RadfairInputError, RadfairWarning
 
 
 @pytest.fixture
@@ -195,8 +195,9 @@ def test_missing_release_and_missing_demo(copy_root):
     with pytest.raises(RadfairInputError, match="no ucsf-pdgm release found"):
         build_cohort("ucsf-pdgm", copy_root / "chexpert")
     (copy_root / "chexpert/CHEXPERT DEMO.xlsx").unlink()
-    with pytest.raises(RadfairInputError, match="CHEXPERT DEMO.xlsx: file not found"):
-        build_cohort("chexpert", copy_root)
+    with pytest.warns(RadfairWarning, match=r"CHEXPERT DEMO.xlsx: not found .*race is missing for all \d+ images"):
+        cohort, meta = build_cohort("chexpert", copy_root)
+    assert cohort["race"].isna().all() and "race_share" not in meta["summary"] and meta["summary"]["race_missing"] == 1.0
 
 
 def test_empty_after_frontal_filter(copy_root):

@@ -113,8 +113,13 @@ def _cli_error(args):
 
 
 def test_missing_embeddings_are_an_error_by_default(tmp_path, split_all, synth_root):
-    root, _ = synth_root
-    line = _cli_error(["train", "--cohort", str(split_all), "--root", str(root), "--out", str(tmp_path / "r")])
+    import shutil
+
+    root, _ = synth_root  # a store without validation.npz: the valid.csv rows have no embedding
+    (tmp_path / "store").mkdir()
+    shutil.copytree(root / "chexpert-embeddings", tmp_path / "store" / "chexpert-embeddings", ignore=shutil.ignore_patterns("validation.npz"))
+    shutil.copytree(root / "mimic-cxr-embeddings", tmp_path / "store" / "mimic-cxr-embeddings")
+    line = _cli_error(["train", "--cohort", str(split_all), "--root", str(tmp_path / "store"), "--out", str(tmp_path / "r")])
     assert "no embedding for" in line and "--missing-embeddings drop" in line
 
 

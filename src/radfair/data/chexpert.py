@@ -7,20 +7,28 @@ Layout read::
     <release>/CHEXPERT DEMO.xlsx (or .csv)          PATIENT, GENDER, AGE_AT_CXR, PRIMARY_RACE, ETHNICITY
 
 The downsampled release ``CheXpert-v1.0-small/`` (``Path`` values start with
-``CheXpert-v1.0-small/``) is read the same way. The DEMO file may sit inside the data folder, in
-the release folder, or in any of the two folders above it. ``Path`` values are relative to the
-release folder. Race is joined on the ``patientXXXXX`` part of ``Path``.
+``CheXpert-v1.0-small/``) is read the same way. ``Path`` values are relative to the release folder
+and must end in ``patientNNNNN/studyN/viewN_<view>.jpg`` (patient and study come from them); a row
+that does not (third-party copies flatten it to ``patient64541_study1_view1_frontal.jpg``) is an
+error naming the file, the line and the expected pattern, never a merged "patient".
+
+The DEMO file (separately licensed) may sit inside the data folder, in the release folder, or in
+any of the two folders above it; race is joined on the ``patientXXXXX`` part of ``Path``. Without
+it the cohort is built with race missing on every row and one warning saying where the sheet
+would go: audits by sex and age work, an audit by race is refused (its column has no values).
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BAD_VALUES, RadfairInputError, preview
+from ..errors import BAD_VALUES, RadfairInputError, RadfairWarning, preview
 from ..readers import read_csv, read_table
-from .discover import find_file, find_release
+from .discover import find_release
 from .race import harmonise_race
 from .schema import (
     LABELS,
@@ -38,6 +46,9 @@ DEMO_NAMES = ("CHEXPERT DEMO.xlsx", "CHEXPERT DEMO.csv")
 #: Data folders of the full and the downsampled release, in order of preference.
 DATA_FOLDERS = ("CheXpert-v1.0", "CheXpert-v1.0-small")
 VIEW_MAP = {"frontal": "frontal", "lateral": "lateral"}
+#: The end of every ``Path``: patient, study and view file (the patient id is read from it).
+PATH_PATTERN = re.compile(r"(?:^|/)(patient\d+)/(study\d+)/(view\d+_[^/]+)$")
+PATH_EXPECTED = ".../patientNNNNN/studyN/viewN_<frontal|lateral>.jpg"
 
 
 def read_demo(path: Path) -> pd.DataFrame:
@@ -60,9 +71,16 @@ def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
         raise RadfairInputError(
             BAD_VALUES.format(path=path, column="Frontal/Lateral", values=preview(bad_views), expected="expected Frontal or Lateral")
         )
-    parts = raw["Path"].astype(str).str.split("/")
-    patient = parts.str[-3]
-    study = parts.str[-2]
+    parts = raw["Path"].astype(str).str.extract(PATH_PATTERN)
+    bad = parts[0].isna()
+    if bad.any():
+        first = int(bad.to_numpy().argmax())
+        raise RadfairInputError(
+            f"{path}: column 'Path' line {first + 2} has {raw['Path'].iloc[first]!r} ({int(bad.sum())} such row(s)); "
+            f"expected {PATH_EXPECTED} (the patient id is read from it)"
+        )
+    patient = parts[0]
+    study = parts[1]
     out = pd.DataFrame(
         {
             "image_id": "chexpert:" + raw["Path"].astype(str),
@@ -86,7 +104,8 @@ def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
 def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
     """Load CheXpert train+valid into the canonical cohort table.
 
-    Returns the table and a provenance dict (release folder, files used). ``path`` is absolute.
+    Returns the table and a provenance dict (release folder, files used, where race came from).
+    ``path`` is absolute. Without the DEMO spreadsheet ``race`` is missing on every row (one warning).
     """
     release = find_release(root, "chexpert")
     data = next(release / name for name in DATA_FOLDERS if (release / name / "train.csv").is_file())
@@ -94,12 +113,20 @@ def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path |
     frames = [read_label_csv(p, uncertain) for p in csvs if p.is_file()]
     df = pd.concat(frames, ignore_index=True)
     where = (data, release, release.parent, release.parent.parent)
-    demo_path = Path(demo) if demo else find_file(where, DEMO_NAMES, "CheXpert race needs the CHEXPERT DEMO spreadsheet")
-    races = read_demo(demo_path)
-    df = df.merge(races, how="left", left_on="_patient", right_on="patient").drop(columns=["_patient", "patient"])
-    df["race"] = df["race"].astype(object).where(df["race"].notna(), None)
+    demo_path = Path(demo) if demo else next((base / name for base in where for name in DEMO_NAMES if (base / name).is_file()), None)
+    if demo_path is None:
+        warnings.warn(f"{release / DEMO_NAMES[0]}: not found (nor in {data.name}/ or the two folders above); race is missing "
+                      f"for all {len(df)} images. CheXpert race comes from the separately licensed CHEXPERT DEMO "
+                      "spreadsheet: put it there to audit by race", RadfairWarning, stacklevel=2)
+        df["race"] = None
+        df = df.drop(columns=["_patient"])
+    else:
+        races = read_demo(demo_path)
+        df = df.merge(races, how="left", left_on="_patient", right_on="patient").drop(columns=["_patient", "patient"])
+        df["race"] = df["race"].astype(object).where(df["race"].notna(), None)
     df["age_group"] = age_group(df["age"])
     df["insurance"] = None
     df["path"] = [str(release / p) for p in df.pop("rel_path")]
-    provenance = {"release": str(release), "files": [str(p) for p in csvs if p.is_file()] + [str(demo_path)]}
+    provenance = {"release": str(release), "files": [str(p) for p in csvs if p.is_file()] + ([str(demo_path)] if demo_path else []),
+                  "race": str(demo_path) if demo_path else "missing (no CHEXPERT DEMO spreadsheet)"}
     return df, provenance

@@ -2,6 +2,7 @@
 
 ``--root`` may be the release folder itself or any folder above it; the first match in
 breadth-first order (shallowest) wins, and ties are broken alphabetically so the choice is stable.
+A marker may be a glob pattern (``UCSF-PDGM-metadata_v*.csv``: every numbered metadata version).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from ..errors import MISSING_FILE, MISSING_FOLDER, RELEASE_NOT_FOUND, RadfairInp
 MARKERS: dict[str, str | tuple[str, ...]] = {
     "chexpert": ("CheXpert-v1.0/train.csv", "CheXpert-v1.0-small/train.csv"),
     "mimic-cxr-jpg": "mimic-cxr-2.0.0-metadata.csv.gz",
-    "mimic-iv": "hosp/patients.csv.gz",
-    "ucsf-pdgm": "UCSF-PDGM-metadata_v2.csv",
+    # MIMIC-IV 2.x keeps patients/admissions in hosp/, 1.0 in core/; CXR_Fairness-style copies put the
+    # two files in a folder of their own (often beside the MIMIC-CXR-JPG tables)
+    "mimic-iv": ("hosp/patients.csv.gz", "core/patients.csv.gz", "patients.csv.gz"),
+    "ucsf-pdgm": "UCSF-PDGM-metadata_v*.csv",
 }
 MAX_DEPTH = 6
 
@@ -30,7 +33,7 @@ def find_release(root: str | Path, release: str) -> Path:
     level = [root]
     for _ in range(MAX_DEPTH + 1):
         for folder in level:
-            if any((folder / m).is_file() for m in markers):
+            if any(_has_marker(folder, m) for m in markers):
                 return folder
         level = sorted(
             (child for folder in level for child in _subdirs(folder)),
@@ -39,6 +42,12 @@ def find_release(root: str | Path, release: str) -> Path:
         if not level:
             break
     raise RadfairInputError(RELEASE_NOT_FOUND.format(root=root, release=release, marker=marker))
+
+
+def _has_marker(folder: Path, marker: str) -> bool:
+    if "*" in marker:
+        return any(p.is_file() for p in folder.glob(marker))
+    return (folder / marker).is_file()
 
 
 def _subdirs(folder: Path):

@@ -3,7 +3,10 @@
 * MIMIC (PhysioNet "generalized image embeddings"): one TFRecord per DICOM at
   ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` holding one ``tf.train.Example`` with features
   ``embedding`` (float_list, 1376 values), ``image/id`` and ``image/format`` (bytes_list).
-* CheXpert: ``train.npz``, a mapping from the CheXpert ``Path`` to a 1376-float vector.
+* CheXpert: ``train.npz`` and ``validation.npz`` (rows of ``train.csv`` and ``valid.csv``), each a
+  mapping from the CheXpert ``Path`` (``CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg``)
+  to a 1376-float vector. Keys are matched on the part after the release data folder
+  (:func:`chexpert_key`), so the store serves the full and the ``-small`` release alike.
 
 TFRecord framing: ``uint64 length, uint32 masked_crc32c(length), data, uint32 masked_crc32c(data)``.
 The protobuf subset needed (Example > Features > map<string, Feature>) is encoded and decoded here.
@@ -11,6 +14,7 @@ The protobuf subset needed (Example > Features > map<string, Feature>) is encode
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -21,6 +25,9 @@ from ..errors import BAD_VALUES, MISSING_FILE, RadfairInputError, preview
 from ..readers import decoding, read_npz
 
 EMBEDDING_DIM = 1376
+#: The CheXpert store files (CXR Foundation ships both); every one present is read.
+CHEXPERT_STORES = ("train.npz", "validation.npz")
+_CHEXPERT_PREFIX = re.compile(r"^(?:.*/)?CheXpert-v1\.0(?:-small)?/")
 #: Store file for datasets other than CheXpert and MIMIC: ``{image_id: vector}`` (written by ``radfair embed``).
 GENERIC_STORE = "embeddings.npz"
 
@@ -190,6 +197,22 @@ def read_chexpert_embeddings(path: str | Path) -> dict[str, np.ndarray]:
         return arrays
 
 
+def chexpert_key(path: str) -> str:
+    """A CheXpert ``Path`` (or store key) without its release data folder:
+    ``CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg`` -> ``valid/patient64541/study1/view1_frontal.jpg``.
+    A key without that folder is returned unchanged."""
+    return _CHEXPERT_PREFIX.sub("", str(path).replace("\\", "/"), count=1)
+
+
+def read_chexpert_store(folder: str | Path) -> dict[str, np.ndarray]:
+    """{:func:`chexpert_key`: vector} from every ``train.npz`` / ``validation.npz`` in ``folder``."""
+    mapping: dict[str, np.ndarray] = {}
+    for name in CHEXPERT_STORES:
+        if (Path(folder) / name).is_file():
+            mapping.update({chexpert_key(k): v for k, v in read_chexpert_embeddings(Path(folder) / name).items()})
+    return mapping
+
+
 def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:
     level = [Path(root)]
     for _ in range(max_depth + 1):
@@ -205,20 +228,22 @@ def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:
 def load_cohort_embeddings(cohort, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Embedding matrix (n, d) aligned with the cohort rows, and a mask of rows that have one.
 
-    CheXpert rows are looked up by ``Path`` in the first ``train.npz`` below ``root``; MIMIC rows by
+    CheXpert rows are looked up by ``Path`` (the part after ``CheXpert-v1.0[-small]/``) in both
+    ``train.npz`` and ``validation.npz`` of the first folder below ``root`` holding either; MIMIC rows by
     ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` below the first folder holding a ``files``
     tree of TFRecords; rows of any other dataset by ``image_id`` in the first ``embeddings.npz`` below
     ``root`` (written by ``radfair embed``). ``d`` is the store's width (1376 for CXR Foundation); a
-    store whose vectors differ in width is an error.
+    store whose vectors differ in width is an error. Rows without a vector are ``False`` in the mask;
+    callers report them with a count (``radfair train`` refuses them unless told to drop them).
     """
     root = Path(root)
     vectors: dict[int, np.ndarray] = {}
     datasets = set(cohort["dataset"])
     if "chexpert" in datasets:
-        folder = _find_below(root, lambda f: (f / "train.npz").is_file())
-        mapping = read_chexpert_embeddings(folder / "train.npz") if folder else {}
+        folder = _find_below(root, lambda f: any((f / name).is_file() for name in CHEXPERT_STORES))
+        mapping = read_chexpert_store(folder) if folder else {}
         for i, (dataset, image_id) in enumerate(zip(cohort["dataset"], cohort["image_id"], strict=True)):
-            key = image_id.removeprefix("chexpert:")
+            key = chexpert_key(image_id.removeprefix("chexpert:"))
             if dataset == "chexpert" and key in mapping:
                 vectors[i] = mapping[key]
     if "mimic" in datasets:

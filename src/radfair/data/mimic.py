@@ -1,4 +1,4 @@
-"""MIMIC-CXR-JPG 2.0.0 + MIMIC-IV (hosp) loader.
+"""MIMIC-CXR-JPG 2.0.0 + MIMIC-IV (hosp/ in 2.x, core/ in 1.0) loader.
 
 Layout read::
 
@@ -8,6 +8,11 @@ Layout read::
     <cxr>/files/p10/p10000032/s50414267/<dicom_id>.jpg
     <iv>/hosp/patients.csv.gz              subject_id, gender, anchor_age, anchor_year, ...
     <iv>/hosp/admissions.csv.gz            subject_id, hadm_id, admittime, insurance, race (or ethnicity)
+
+MIMIC-IV 1.0 keeps the two tables in ``<iv>/core/`` (race column ``ethnicity``); a folder holding
+``patients.csv.gz`` and ``admissions.csv.gz`` directly (e.g. copied beside the MIMIC-CXR-JPG tables,
+as the CXR_Fairness instructions do) is read as well. ``hosp/`` is preferred over ``core/`` over
+the folder itself when more than one exists.
 
 Rules for values that vary across a patient's admissions (documented, tested):
 
@@ -43,6 +48,8 @@ from .schema import (
 METADATA = "mimic-cxr-2.0.0-metadata.csv.gz"
 CHEXPERT = "mimic-cxr-2.0.0-chexpert.csv.gz"
 SPLIT = "mimic-cxr-2.0.0-split.csv.gz"
+#: Where MIMIC-IV keeps patients/admissions: hosp/ (2.x), core/ (1.0), else the folder itself.
+IV_FOLDERS = ("hosp", "core")
 
 FRONTAL_POSITIONS = {"PA", "AP", "AP AXIAL", "PA LLD", "PA RLD", "AP LLD", "AP RLD"}
 LATERAL_POSITIONS = {"LATERAL", "LL", "RL", "XTABLE LATERAL"}
@@ -96,7 +103,8 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
     labels = read_csv(label_path, "the MIMIC-CXR CheXpert label CSV")
     require_columns(labels, ("subject_id", "study_id") + tuple(LABELS.values()), label_path)
     check_label_values(labels, LABELS.values(), label_path)
-    patients_path, adm_path = iv / "hosp" / "patients.csv.gz", iv / "hosp" / "admissions.csv.gz"
+    tables = next((iv / sub for sub in IV_FOLDERS if (iv / sub / "patients.csv.gz").is_file()), iv)
+    patients_path, adm_path = tables / "patients.csv.gz", tables / "admissions.csv.gz"
     patients = read_csv(patients_path, "the MIMIC-IV patients CSV")
     require_columns(patients, ("subject_id", "gender", "anchor_age", "anchor_year"), patients_path)
     patients["anchor_age"] = parse_age(patients["anchor_age"], patients_path, "anchor_age")
@@ -147,5 +155,5 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
     # a study without a label row has no labels at all: NaN, not "negative"
     unlabeled = (df["_labelled"] == "left_only").values
     out.loc[unlabeled, [f"y_{n}" for n in LABELS]] = np.nan
-    provenance = {"release": str(cxr), "mimic_iv": str(iv), "files": [str(meta_path), str(label_path), str(patients_path), str(adm_path)]}
+    provenance = {"release": str(cxr), "mimic_iv": str(iv), "mimic_iv_tables": str(tables), "files": [str(meta_path), str(label_path), str(patients_path), str(adm_path)]}
     return out, provenance

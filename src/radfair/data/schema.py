@@ -197,11 +197,19 @@ def validate_cohort(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
 
 
 def summarise(df: pd.DataFrame) -> dict:
-    """Rows, patients, group shares and label prevalences, for printing and for the metadata."""
+    """Rows, patients, group shares and label prevalences, for printing and for the metadata.
+
+    ``<attr>_share`` is each group's share of the rows whose attribute is known; ``<attr>_missing`` is
+    the share of all rows whose attribute is missing (so a share among 3 known rows of 30000 is never
+    read as a share of the cohort).
+    """
     out: dict = {"rows": int(len(df)), "patients": int(df["patient_id"].nunique())}
     for attr in ("sex", "age_group", "race", "insurance"):
-        if attr in df.columns and df[attr].notna().any():
+        if attr not in df.columns:
+            continue
+        if df[attr].notna().any():
             out[f"{attr}_share"] = {k: round(float(v), 4) for k, v in df[attr].value_counts(normalize=True).items()}
+        out[f"{attr}_missing"] = float(df[attr].isna().mean()) if len(df) else 0.0
     labels = [c for c in df.columns if c.startswith("y_")]
     out["prevalence"] = {c[2:]: round(float(df[c].mean()), 4) for c in labels if df[c].notna().any()}
     return out

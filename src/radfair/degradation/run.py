@@ -21,6 +21,7 @@ import json
 import math
 import re
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from ..errors import (
     STALE_OUTPUT,
     UNWRITABLE,
     RadfairInputError,
+    RadfairWarning,
     preview,
 )
 from ..io import atomic_path, output_folder, read_table, write_json, write_table
@@ -185,16 +187,40 @@ def _run_chunks(out: Path, jobs: list[tuple[str, int, Callable[[], pd.DataFrame]
     return pd.concat(frames, ignore_index=True)
 
 
+#: A PSNR or SSIM that is not a finite number (NaN from a NaN image, +inf from an exact copy).
+NON_FINITE_METRIC = ("{path}: {count} image(s) {ids} have a PSNR or SSIM that is not a finite number; "
+                     "the means in quality_summary.csv leave them out and count them in n_not_finite")
+
+
+def _mean_block(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean PSNR/SSIM over finite values per ``keys``, with ``n`` rows and ``n_not_finite`` left out."""
+    finite = frame.assign(psnr=frame["psnr"].where(np.isfinite(frame["psnr"])),
+                          ssim=frame["ssim"].where(np.isfinite(frame["ssim"])))
+    bad = ~(np.isfinite(frame["psnr"]) & np.isfinite(frame["ssim"]))
+    grouped = finite.assign(_bad=bad.astype(int)).groupby(keys, sort=False)
+    block = grouped[["psnr", "ssim"]].mean()
+    block["n"] = grouped.size()
+    block["n_not_finite"] = grouped["_bad"].sum()
+    return block.reset_index()
+
+
 def _finish(out: Path, table: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
+    """Write degraded.parquet/csv and quality_summary.csv (level, attribute, group, psnr, ssim, n,
+    n_not_finite). A PSNR/SSIM that is NaN or infinite is never averaged silently: the means use the
+    finite values only, ``n_not_finite`` counts the others, and one RadfairWarning names them."""
     attrs = [a for a in ATTRIBUTES if a in cohort.columns]
     table = table.merge(cohort[["image_id"] + attrs], on="image_id", how="left")
     write_table(table, out / "degraded.parquet")
     write_table(table, out / "degraded.csv")
-    rows = [table.groupby("level", sort=False)[["psnr", "ssim"]].mean().reset_index().assign(attribute="(all)", group="(all)")]
+    bad = table[~(np.isfinite(table["psnr"]) & np.isfinite(table["ssim"]))]
+    if len(bad):
+        warnings.warn(NON_FINITE_METRIC.format(path=out / "degraded.csv", count=len(bad), ids=preview(bad["image_id"])),
+                      RadfairWarning, stacklevel=3)
+    rows = [_mean_block(table, ["level"]).assign(attribute="(all)", group="(all)")]
     for attribute in attrs:
-        grouped = table.dropna(subset=[attribute]).groupby(["level", attribute], sort=False)[["psnr", "ssim"]].mean().reset_index()
+        grouped = _mean_block(table.dropna(subset=[attribute]), ["level", attribute])
         rows.append(grouped.rename(columns={attribute: "group"}).assign(attribute=attribute))
-    summary = pd.concat(rows, ignore_index=True)[["level", "attribute", "group", "psnr", "ssim"]]
+    summary = pd.concat(rows, ignore_index=True)[["level", "attribute", "group", "psnr", "ssim", "n", "n_not_finite"]]
     write_table(summary, out / "quality_summary.csv")
     return table
 
@@ -253,7 +279,8 @@ def degrade_mri(cohort_path, out, accelerations: list[float], mask: str = "golde
                 seed: int = 0, limit: int | None = None, device: str = "cpu", overwrite: bool = False) -> pd.DataFrame:
     """Radially undersampled, zero-filled MRI for every volume of a cohort at each acceleration.
 
-    Volumes are scaled to [0, 1] by their maximum; axial slices (the last NIfTI axis) are undersampled.
+    Volumes are read by :func:`radfair.readers.read_nifti` (NaN voxels -> 0 with a warning), scaled to
+    [0, 1] by their maximum; axial slices (the last NIfTI axis) are undersampled.
     """
     if mask not in MASKS:
         raise RadfairInputError(BAD_OPTION.format(option="--mask", value=mask, expected=list(MASKS)))

@@ -102,6 +102,14 @@ class AuditConfig:
 ID_LIKE_SHARE, MAX_GROUPS_ABS = 0.5, 20
 
 
+#: Where an attribute's values come from, for the error about an attribute column with no values.
+ATTRIBUTE_SOURCES = {
+    "race": "CheXpert race comes from the separately licensed CHEXPERT DEMO.xlsx, MIMIC race from MIMIC-IV admissions; "
+            "UCSF-PDGM has none",
+    "insurance": "only MIMIC records insurance (MIMIC-IV admissions)",
+}
+
+
 def check_config(config: AuditConfig) -> None:
     """Refuse options that have no meaning (negative replicate counts or group sizes)."""
     for option, value in (("--bootstrap", config.bootstrap), ("--min-group-size", config.min_group_size)):
@@ -215,6 +223,10 @@ def validate_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored t
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=missing, expected="patient_id, split, the attribute columns, y_<label>, p_<label>"))
+    for column in needed[2:]:
+        if df[column].isna().all():
+            raise RadfairInputError(f"{path}: column {column!r} has no values (missing in all {len(df)} rows); "
+                                    f"expected {column} groups to audit by ({ATTRIBUTE_SOURCES.get(column, 'add them to the cohort')})")
     available = [c[2:] for c in df.columns if c.startswith("y_") and f"p_{c[2:]}" in df.columns]
     labels = available if config.labels is None else [label.removeprefix("y_") for label in config.labels]
     absent = [f"{prefix}{label}" for label in labels for prefix in ("y_", "p_") if f"{prefix}{label}" not in df.columns]

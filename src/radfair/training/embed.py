@@ -5,7 +5,8 @@ own foundation model and dataset.
 Layout written (the loaders' formats, :mod:`radfair.data.embeddings`):
 
 * MIMIC rows: ``files/pXX/pSUBJECT/sSTUDY/<dicom_id>.tfrecord`` (one ``tf.train.Example``, ``embedding``);
-* CheXpert rows: ``train.npz`` mapping the CheXpert ``Path`` to the vector;
+* CheXpert rows: ``train.npz`` (``valid/`` rows: ``validation.npz``, as CXR Foundation ships them) mapping the
+  CheXpert ``Path`` to the vector;
 * any other dataset: ``embeddings.npz`` mapping ``image_id`` to the vector;
 * ``radfair-embeddings.json``: encoder file and sha256, architecture, image size, width, cohort sha256, counts.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.embeddings import GENERIC_STORE, write_mimic_embedding
+from ..data.embeddings import GENERIC_STORE, chexpert_key, write_mimic_embedding
 from ..errors import MISSING_COLUMNS, RadfairInputError
 from ..io import file_sha256, read_table, write_json
 from ..models.encoders import load_encoder
@@ -84,8 +85,10 @@ def _write_store(folder: Path, cohort, vectors: np.ndarray) -> dict[str, int]:
             mimic += 1
         else:
             generic[image_id] = vectors[i]
-    if chexpert:
-        np.savez(folder / "train.npz", mapping=np.array(chexpert, dtype=object))
+    for name, part in (("train.npz", False), ("validation.npz", True)):
+        rows = {k: v for k, v in chexpert.items() if chexpert_key(k).startswith("valid/") == part}
+        if rows:
+            np.savez(folder / name, mapping=np.array(rows, dtype=object))
     if generic:
         np.savez(folder / GENERIC_STORE, mapping=np.array(generic, dtype=object))
     return {"chexpert": len(chexpert), "mimic": mimic, "other": len(generic)}

@@ -67,7 +67,7 @@ def _store_signature(root: str | Path) -> list:
     so that re-embedding into the same folder never reads a stale cache."""
     root = Path(root)
     found = []
-    for pattern in ("train.npz", "embeddings.npz", "radfair-embeddings.json"):
+    for pattern in ("train.npz", "validation.npz", "embeddings.npz", "radfair-embeddings.json"):
         for depth in ("", "*/", "*/*/"):
             for path in sorted(root.glob(depth + pattern)):
                 stat = path.stat()

@@ -3,7 +3,7 @@
 Layout written below ``out``::
 
     chexpert/CheXpert-v1.0/{train,valid}.csv + JPEGs,  chexpert/CHEXPERT DEMO.xlsx
-    chexpert-embeddings/train.npz
+    chexpert-embeddings/train.npz, validation.npz   (as CXR Foundation ships them: train.csv and valid.csv rows)
     mimic-cxr-jpg/2.0.0/mimic-cxr-2.0.0-{metadata,chexpert,split}.csv.gz + files/pXX/...jpg
     mimiciv/2.2/hosp/{patients,admissions}.csv.gz
     mimic-cxr-embeddings/files/pXX/pSUBJ/sSTUDY/<dicom_id>.tfrecord
@@ -102,6 +102,7 @@ def _chexpert(n: int, size: int, out: Path, weights, rng) -> pd.DataFrame:
     releases.write_chexpert(root, images, rng)
     train = (images["part"] == "train").to_numpy()
     releases.write_chexpert_embeddings(out / "chexpert-embeddings" / "train.npz", images[train], vectors[train])
+    releases.write_chexpert_embeddings(out / "chexpert-embeddings" / "validation.npz", images[~train], vectors[~train])
     return images.assign(dataset="chexpert", insurance=None)
 
 

@@ -178,6 +178,7 @@ def audit(
     min_group_size: Annotated[int, typer.Option(help="Flag groups with fewer positives than this.")] = 10,
     compare: Annotated[Path | None, typer.Option(help="A second scored table of the same patients: paired comparison B - A.")] = None,
     no_auc: Annotated[bool, typer.Option("--no-auc", help="Leave AUROC out of the outputs (it costs almost no time: it comes from the same sorted sweep as the rates).")] = False,
+    threshold_in_bootstrap: Annotated[bool, typer.Option(help="Re-choose the thresholds on resampled validation patients in every replicate, so intervals carry threshold uncertainty (default: thresholds fixed).")] = False,
     p_value: Annotated[str, typer.Option("--p-value", help="p-values of --compare: bootstrap-normal (no floor; the default) or bootstrap-count (floor 1/(B+1)).")] = "bootstrap-normal",
 ):
     """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
@@ -185,7 +186,8 @@ def audit(
 
     config = AuditConfig(attributes=_csv_list(attributes) or [], labels=_csv_list(labels), threshold=threshold,
                          threshold_on_test=threshold_on_test, bootstrap=bootstrap, seed=seed,
-                         min_group_size=min_group_size, auc=not no_auc, p_value=p_value)
+                         min_group_size=min_group_size, auc=not no_auc, p_value=p_value,
+                         threshold_in_bootstrap=threshold_in_bootstrap)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, console.status("auditing"):
         warnings.simplefilter("always")

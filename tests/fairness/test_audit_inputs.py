@@ -171,3 +171,31 @@ def test_cli_audit_json_records_missing_counts(tmp_path):
     assert r.exit_code == 0, r.output
     record = json.loads((tmp_path / "o" / "audit.json").read_text())
     assert record["missing_attribute"]["sex"]["test_images"] == 2
+
+
+def test_counts_at_fixed_thresholds_equal_the_sweep():
+    from radfair.fairness._bootstrap import replicate_chunks
+    from radfair.fairness.audit import Evaluation
+
+    df = _table(n_test=60, seed=3)
+    test = df[df["split"] == "test"].reset_index(drop=True)
+    patients = pd.Index(pd.unique(test["patient_id"]))
+    t = np.array([0.45])
+    ev = Evaluation(test, ["effusion"], t, ["sex"], patients, auc=True)
+    w = next(replicate_chunks(len(patients), 30, 0))
+    swept = ev.sweep.run(w)[1]["counts"]
+    np.testing.assert_allclose(ev.counts_at(np.repeat(t[None], 30, axis=0), w)[0], swept)
+
+
+def test_threshold_in_bootstrap_widens_rate_intervals_and_is_reproducible():
+    df = _table(n_test=150, seed=4)
+    fixed, _ = _audit(df, ["sex"], bootstrap=200)
+    moving, _ = _audit(df, ["sex"], bootstrap=200, threshold_in_bootstrap=True)
+    again, _ = _audit(df, ["sex"], bootstrap=200, threshold_in_bootstrap=True)
+    pd.testing.assert_frame_equal(moving["group_metrics"], again["group_metrics"])
+    pd.testing.assert_frame_equal(fixed["group_metrics"][["tpr", "fpr"]], moving["group_metrics"][["tpr", "fpr"]])  # same point
+    width = lambda t: (t["group_metrics"]["tpr_ci_high"] - t["group_metrics"]["tpr_ci_low"]).mean()  # noqa: E731
+    assert width(moving) > width(fixed)
+    assert "re-chooses them in every replicate" in moving["audit"]["conventions"]["bootstrap"]
+    with pytest.raises(RadfairInputError, match="threshold-in-bootstrap"):
+        _audit(df, ["sex"], threshold="0.5", threshold_in_bootstrap=True)

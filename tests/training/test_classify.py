@@ -157,3 +157,35 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, split_all, synth_root):
     assert "--device" in line and "no CUDA device" in line
     line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "tpu", "--out", str(tmp_path / "r")])
     assert "expected cpu or cuda" in line
+
+
+def test_scoring_is_float32_on_every_device_path(monkeypatch):
+    """predict_scores never enters a reduced-precision autocast (bf16 would quantise the scores the studies compare):
+    on the CUDA path it gives exactly the scores of a plain float32 forward pass, computed here independently."""
+    import torch
+
+    from radfair.training.classify import predict_scores
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x = torch.randn(37, 8)
+
+    class Batches:
+        def epoch(self, _):
+            for i in range(0, len(x), 10):
+                yield {"x": x[i:i + 10]}
+
+    real_autocast = torch.autocast
+    entered = []
+
+    def spy(device_type, dtype=None, enabled=True, **kw):
+        entered.append((device_type, dtype, enabled))
+        return real_autocast("cpu", enabled=False)
+
+    monkeypatch.setattr(torch, "autocast", spy)
+    scores = predict_scores(model, Batches(), "cuda")  # the CUDA code path, run on CPU tensors
+    assert all(enabled is False for _, _, enabled in entered)
+    with torch.no_grad():
+        expected = torch.sigmoid(model.eval()(x)).double().numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=0)  # float32 rounding (batching), not bf16's ~4e-3
+    assert scores.dtype == np.float64 and len(np.unique(scores)) == scores.size  # no bf16 ties

@@ -38,7 +38,7 @@ from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
 from ._intervals import bias_corrected, max_t_band, spread_interval
-from ._rates import rates
+from ._rates import confusion_indicators, rates
 from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci
 from ._sweep import ScoreSweep
 from ._thresholds import RULES
@@ -55,7 +55,9 @@ CONVENTIONS = {
     "eodd_mean": "(dTPR + dFPR) / 2 (fairlearn agg='mean'; the reconstruction paper's code)",
     "eop": "dTPR = max - min TPR over groups",
     "prediction": "score >= threshold",
-    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed",
+    "bootstrap": "patients resampled with replacement (all their images follow); thresholds fixed unless "
+                 "config.threshold_in_bootstrap, which re-chooses them in every replicate on an independent patient "
+                 "resample of the validation rows (intervals then carry threshold uncertainty)",
     "intervals": "single quantities (a group's rate, disparity or AUROC; paired deltas in comparison.csv): percentile bootstrap intervals. max - min statistics (gap, average_gap, eodd_worst, eodd_mean, eop): max-t projection intervals, i.e. a simultaneous max-t bootstrap band on every group rate involved (TPR per label for gap/eop; TPR and FPR per label for eodd; TPR of every group and summary label for average_gap; se floored by the binomial sqrt(p~(1-p~)/n), p~=(x+1)/(n+2)) projected onto the statistic; they are intervals for the true value, and both the plug-in estimate and the bias-corrected one (<name>_bc) lie inside them",
     "bias_corrected": "<name>_bc = 2 * plug-in - mean of bootstrap replicates (Lum, Zhang & Bower, FAccT 2022), clipped into the max-t projection interval; the plug-in max - min of noisy group rates is biased upward",
     "p_value": "two-sided, on the paired bootstrap replicates of the delta, by the method named in config.p_value: "
@@ -93,6 +95,7 @@ class AuditConfig:
     summary_exclude: list[str] = field(default_factory=lambda: ["no_finding"])
     auc: bool = True
     p_value: str = "bootstrap-normal"  # P_VALUE_METHODS
+    threshold_in_bootstrap: bool = False  # re-choose the thresholds on resampled validation patients in every replicate
     chunk: int = 100
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
@@ -117,6 +120,10 @@ def check_config(config: AuditConfig) -> None:
             raise RadfairInputError(BAD_OPTION.format(option=option, value=value, expected="a number >= 0"))
     if config.p_value not in P_VALUE_METHODS:
         raise RadfairInputError(BAD_OPTION.format(option="--p-value", value=config.p_value, expected=f"one of {sorted(P_VALUE_METHODS)}"))
+    if config.threshold_in_bootstrap and (str(config.threshold) not in RULES or config.threshold_on_test):
+        raise RadfairInputError(BAD_OPTION.format(option="--threshold-in-bootstrap", value=str(config.threshold),
+                                                  expected=f"a threshold rule chosen on val ({', '.join(RULES)}); a fixed "
+                                                           "threshold has no uncertainty to carry"))
     if not config.attributes:
         raise RadfairInputError(BAD_OPTION.format(option="--attributes", value="", expected="at least one attribute"))
 
@@ -273,15 +280,48 @@ class Evaluation:
         # the overall AUROC is one more grouping, with a single group
         self.sweep = ScoreSweep(y, scores, thresholds, self.image_patient, [np.zeros(len(test), np.int64)] + all_codes,
                                 [1] + [len(self.groups[a]) for a in attributes], N_BINS)
+        self._y, self._scores, self._codes = y, scores, all_codes
 
-    def statistics(self, multiplicities: np.ndarray, summary_mask: np.ndarray) -> dict[str, np.ndarray]:
-        """Every statistic for each row of ``multiplicities`` (B, n_patients); arrays lead with B."""
+    def counts_at(self, thresholds: np.ndarray, multiplicities: np.ndarray) -> list[np.ndarray]:
+        """Confusion counts (B, G, L, 4) per attribute with one threshold row per replicate (``thresholds`` (B, L)).
+
+        The sweep's counts use one fixed threshold per label; this slower path (one sparse product per replicate
+        and attribute) carries threshold uncertainty. A NaN threshold (the resampled validation rows held one
+        class) makes that replicate's counts of the label NaN.
+        """
+        import scipy.sparse as sp
+
+        n, n_labels = self._scores.shape
+        onehots = []
+        for codes, attribute in zip(self._codes, self.attributes, strict=True):
+            known = codes >= 0
+            onehots.append(sp.csr_matrix((np.ones(known.sum()), (codes[known], np.flatnonzero(known))),
+                                         shape=(len(self.groups[attribute]), n)))
+        out = [np.empty((len(thresholds), m.shape[0], n_labels, 4)) for m in onehots]
+        for b, (t, w) in enumerate(zip(thresholds, multiplicities, strict=True)):
+            with np.errstate(invalid="ignore"):
+                indicators = confusion_indicators(self._y, self._scores >= t[None, :])  # (n, L, 4)
+            weighted = (indicators * w[self.image_patient][:, None, None]).reshape(n, n_labels * 4)
+            for a, m in enumerate(onehots):
+                counts = np.asarray(m @ weighted).reshape(m.shape[0], n_labels, 4)
+                counts[:, ~np.isfinite(t)] = np.nan
+                out[a][b] = counts
+        return out
+
+    def statistics(self, multiplicities: np.ndarray, summary_mask: np.ndarray,
+                   thresholds: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Every statistic for each row of ``multiplicities`` (B, n_patients); arrays lead with B.
+
+        ``thresholds`` (B, L): a threshold per replicate (threshold uncertainty, :meth:`counts_at`); None: the
+        fixed thresholds of the sweep.
+        """
         overall, *by_attribute = self.sweep.run(multiplicities)
+        per_replicate = self.counts_at(thresholds, multiplicities) if thresholds is not None else None
         out: dict[str, np.ndarray] = {}
         if self.auc:
             out["auc|all"] = overall["auc"][:, 0]
-        for attribute, swept in zip(self.attributes, by_attribute, strict=True):
-            counts = swept["counts"]
+        for index, (attribute, swept) in enumerate(zip(self.attributes, by_attribute, strict=True)):
+            counts = swept["counts"] if per_replicate is None else per_replicate[index]
             r = rates(counts)
             for name in ("n", "n_pos", "n_neg") + RATE_NAMES:
                 out[f"{name}|{attribute}"] = r[name]
@@ -363,14 +403,25 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         reps: dict[str, list] = {}
         reps_delta: dict[str, list] = {}
 
-        def replicate(w):
-            stats_a = ev.statistics(w, summary_mask)
-            stats_b = ev_b.statistics(w, summary_mask) if ev_b is not None else {}
+        chunks = list(replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk))
+        if config.threshold_in_bootstrap:  # each replicate re-chooses the thresholds on resampled validation patients
+            rechosen = validation_thresholds(df, labels, config, path)
+            rechosen_b = validation_thresholds(compare, labels, config, compare_path) if compare is not None else None
+            edges = np.cumsum([0] + [len(w) for w in chunks])
+            tasks = [(w, rechosen[lo:hi], rechosen_b[lo:hi] if rechosen_b is not None else None)
+                     for w, lo, hi in zip(chunks, edges[:-1], edges[1:], strict=True)]
+        else:
+            tasks = [(w, None, None) for w in chunks]
+
+        def replicate(task):
+            w, t_a, t_b = task
+            stats_a = ev.statistics(w, summary_mask, t_a)
+            stats_b = ev_b.statistics(w, summary_mask, t_b) if ev_b is not None else {}
             return stats_a, {k: v - stats_a[k] for k, v in stats_b.items()}
 
         # numpy releases the GIL in the heavy kernels: two threads use both cores; map keeps chunk order
         with ThreadPoolExecutor(max_workers=config.workers) as pool:
-            for stats_a, deltas in pool.map(replicate, replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk)):
+            for stats_a, deltas in pool.map(replicate, tasks):
                 for k, v in stats_a.items():
                     reps.setdefault(k, []).append(v)
                 for k, v in deltas.items():
@@ -448,13 +499,47 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
     ones = np.ones((1, len(patients)))
     point = [{k: v[0] for k, v in ev.statistics(ones, summary_mask).items()} for ev in evaluations]
     reps: list[dict[str, list]] = [{} for _ in evaluations]
+    rechosen = ([validation_thresholds(df, labels, config, path) for df, path in zip(tables, paths, strict=True)]
+                if config.threshold_in_bootstrap and config.bootstrap else [None] * len(tables))
+    done = 0
     for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
         for i, ev in enumerate(evaluations):
-            for k, v in ev.statistics(w, summary_mask).items():
+            t = rechosen[i][done:done + len(w)] if rechosen[i] is not None else None
+            for k, v in ev.statistics(w, summary_mask, t).items():
                 reps[i].setdefault(k, []).append(v)
+        done += len(w)
     stacked = [{k: np.concatenate(v) for k, v in r.items()} for r in reps]
     return SharedReplicates(labels, groups, [t for _, t, _ in prepared], point, stacked, int(len(first)),
                             int(first["patient_id"].nunique()), missing_attribute_counts(first, config.attributes))
+
+
+def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConfig, path: str) -> np.ndarray:
+    """(B, L) thresholds re-chosen by ``config.threshold``'s rule on B patient resamples of the validation rows.
+
+    Validation patients are drawn with their own generator (seed ``[config.seed, 1]``), independent of the test
+    resamples, so the intervals carry the uncertainty of where the threshold falls (hard 0/1 labels keep 0.5).
+    """
+    from ._bootstrap import patient_multiplicities
+    from ._thresholds import choose_threshold
+
+    val = df[df["split"] == "val"]
+    patients = pd.Index(pd.unique(val["patient_id"]))
+    unit = patients.get_indexer(val["patient_id"])
+    y = val[[f"y_{k}" for k in labels]].to_numpy(float)
+    scores = val[[f"p_{k}" for k in labels]].to_numpy(float)
+    hard = set(hard_prediction_labels(df, labels))
+    rng = np.random.default_rng([config.seed, 1])
+    out = np.empty((config.bootstrap, len(labels)))
+    done = 0
+    while done < config.bootstrap:
+        size = min(config.chunk, config.bootstrap - done)
+        weights = patient_multiplicities(len(patients), size, rng)
+        for b in range(size):
+            rows = np.repeat(np.arange(len(val)), weights[b, unit].astype(np.int64))
+            out[done + b] = [0.5 if label in hard else choose_threshold(y[rows, j], scores[rows, j], config.threshold)
+                             for j, label in enumerate(labels)]
+        done += size
+    return out
 
 
 def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=()) -> None:

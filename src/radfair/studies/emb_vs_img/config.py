@@ -59,6 +59,7 @@ class EmbVsImgConfig(StrictModel):
     level: float = 0.95
     bootstrap: int = Field(1000, ge=0, description="patient-level replicates (with seed resampling) for intervals and the arm comparison")
     bootstrap_seed: int = 0
+    threshold_in_bootstrap: bool = False  # re-choose each run's thresholds on resampled validation patients per replicate
     averaging: Literal["seed-mean", "per-seed"] = "seed-mean"  # the paper's Table 4: gap of the seed-mean disparities
     counting: Literal["sign", "strict-extreme"] = "sign"  # the paper's Table 4: (un)favourable by the sign of the disparity
     summary_exclude: list[str] = ["no_finding"]

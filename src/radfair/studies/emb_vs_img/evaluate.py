@@ -167,7 +167,8 @@ def _nanmean(values, axis=None):
 
 def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, attributes: list[str], *, threshold: str = "f1",
                      summary_exclude: list[str] | None = None, bootstrap: int = 1000, seed: int = 0, level: float = 0.95,
-                     averaging: str = "seed-mean", counting: str = "sign", paths: dict | None = None) -> dict:
+                     averaging: str = "seed-mean", counting: str = "sign", paths: dict | None = None,
+                     threshold_in_bootstrap: bool = False) -> dict:
     """Every table of one dataset from its runs' scored tables ``{(arm, seed): scored}``.
 
     Returns ``auc``, ``disparities``, ``gaps``, ``summary`` (Table 4 rows) and ``comparison`` (the paired
@@ -186,7 +187,7 @@ def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, at
     present = [a for a in attributes if a in first.columns and first[a].notna().any()]
     notes = [f"{dataset}: attribute {a} has no values; not reported" for a in attributes if a not in present]
     config = AuditConfig(attributes=present, threshold=threshold, bootstrap=bootstrap, seed=seed, level=level,
-                         summary_exclude=summary_exclude)
+                         summary_exclude=summary_exclude, threshold_in_bootstrap=threshold_in_bootstrap)
     names = [str((paths or {}).get(k, f"{dataset}/{k[0]}/seed{k[1]}")) for k in keys]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -160,7 +160,8 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
         paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} (runs/{r.spec.run_id}/scored.parquet)" for r in runs.itertuples()}
         result = evaluate_dataset(scored, dataset, config.attributes, threshold=config.threshold, summary_exclude=config.summary_exclude,
                                   bootstrap=config.bootstrap, seed=config.bootstrap_seed, level=config.level,
-                                  averaging=config.averaging, counting=config.counting, paths=paths)
+                                  averaging=config.averaging, counting=config.counting, paths=paths,
+                                  threshold_in_bootstrap=config.threshold_in_bootstrap)
         for key in parts:
             parts[key].append(result[key]) if key != "notes" else parts[key].extend(result[key])
     tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if k != "notes"}

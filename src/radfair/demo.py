@@ -24,7 +24,7 @@ from .data.splits import split_cohort_file
 from .data.synthetic import generate
 from .errors import BAD_OPTION, RadfairInputError
 from .fairness import AuditConfig, audit_files
-from .fairness.audit import check_config
+from .fairness._audit import check_config
 from .io import output_folder
 
 

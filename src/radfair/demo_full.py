@@ -22,7 +22,7 @@ from rich.console import Console
 
 from .errors import RadfairInputError
 from .fairness import AuditConfig, audit_files
-from .fairness.audit import check_config
+from .fairness._audit import check_config
 from .io import file_sha256, output_folder, write_json
 
 AUDIT_ATTRIBUTES = ["sex", "age_group", "race", "insurance"]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from radfair.cli import app
 from radfair.errors import RadfairInputError
 from radfair.fairness import AuditConfig, run_audit
-from radfair.fairness.audit import HARD_PREDICTION_THRESHOLD, clean_scored
+from radfair.fairness._audit import HARD_PREDICTION_THRESHOLD, clean_scored
 
 runner = CliRunner()
 
@@ -175,7 +175,7 @@ def test_cli_audit_json_records_missing_counts(tmp_path):
 
 def test_counts_at_fixed_thresholds_equal_the_sweep():
     from radfair.fairness._bootstrap import replicate_chunks
-    from radfair.fairness.audit import Evaluation
+    from radfair.fairness._audit import Evaluation
 
     df = _table(n_test=60, seed=3)
     test = df[df["split"] == "test"].reset_index(drop=True)

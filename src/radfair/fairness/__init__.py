@@ -29,7 +29,7 @@ from ._stats import (
 )
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
-from .audit import (
+from ._audit import (
     CONVENTIONS,
     AuditConfig,
     AuditWarning,

@@ -75,7 +75,7 @@ def simulate_coverage(settings=SETTINGS, n_sims: int = 200, bootstrap: int = 400
     Returns one row per (setting, statistic): coverage, mean width, the number of plug-in and
     bias-corrected estimates outside their interval, and mean bias of both estimates.
     """
-    from .audit import AuditConfig, run_audit
+    from ._audit import AuditConfig, run_audit
 
     rng = np.random.default_rng(seed)
     rows = []

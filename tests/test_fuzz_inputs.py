@@ -428,7 +428,7 @@ def audit_score_out_of_range(tmp, base):
 
 @case
 def audit_bad_split_value(tmp, base):
-    path = scored_table(tmp, base, lambda df: df.assign(split=df["split"].replace("val", "valid")))
+    path = scored_table(tmp, base, lambda df: df.assign(split=df["split"].replace("val", "holdout")))
     return audit_cmd(path, tmp / "o"), tmp / "o", "split"
 
 

@@ -171,35 +171,43 @@ def audit(
     out: Annotated[Path, typer.Option(help="Output folder for the CSV/parquet tables and audit.json.")],
     attributes: Annotated[str, typer.Option(help="Comma-separated attributes; intersections as sex*race.")] = "sex,age_group,race",
     labels: Annotated[str | None, typer.Option(help="Comma-separated labels (default: every y_/p_ pair).")] = None,
-    threshold: Annotated[str, typer.Option(help="f1, balanced, youden (chosen on val), a number, or a CSV of label,threshold.")] = "f1",
+    threshold: Annotated[str, typer.Option(help="f1, balanced, youden (chosen on val), fpr:X / tpr:X (the operating point at a target FPR or sensitivity; on val, or on the whole table without a split column), a number, or a CSV of label,threshold.")] = "f1",
     threshold_on_test: Annotated[bool, typer.Option(help="Choose thresholds on the test split (biased; prints a warning).")] = False,
     bootstrap: Annotated[int, typer.Option(help="Patient-level bootstrap replicates (0 = none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     min_group_size: Annotated[int, typer.Option(help="Flag groups with fewer positives than this.")] = 10,
     compare: Annotated[Path | None, typer.Option(help="A second scored table of the same patients: paired comparison B - A.")] = None,
     no_auc: Annotated[bool, typer.Option("--no-auc", help="Leave AUROC out of the outputs (it costs almost no time: it comes from the same sorted sweep as the rates).")] = False,
+    columns: Annotated[str | None, typer.Option(help="The file's own column names: canonical=own pairs, e.g. \"y_pleural_effusion=Pleural Effusion,p_pleural_effusion=Logit - Pleural Effusion,patient_id=subject\".")] = None,
+    scores: Annotated[str, typer.Option(help="probabilities (in [0, 1]) or logits (the logistic sigmoid is applied).")] = "probabilities",
+    uncertain: Annotated[str | None, typer.Option(help="Uncertain (-1) labels: zeros, ones or ignore (as radfair cohort).")] = None,
+    parity_ratio: Annotated[float, typer.Option(help="Ratio forms (min/max over groups) below this fail parity (four-fifths rule: 0.8).")] = 0.8,
     threshold_in_bootstrap: Annotated[bool, typer.Option(help="Re-choose the thresholds on resampled validation patients in every replicate, so intervals carry threshold uncertainty (default: thresholds fixed).")] = False,
     p_value: Annotated[str, typer.Option("--p-value", help="p-values of --compare: bootstrap-normal (no floor; the default) or bootstrap-count (floor 1/(B+1)).")] = "bootstrap-normal",
 ):
     """Audit a scored table: thresholds, subgroup rates, TPR disparities, gaps, equalized odds, CIs."""
     from .fairness import AuditConfig, audit_files
+    from .fairness._audit import summary_line
+    from .fairness._inputs import parse_columns
 
     config = AuditConfig(attributes=_csv_list(attributes) or [], labels=_csv_list(labels), threshold=threshold,
                          threshold_on_test=threshold_on_test, bootstrap=bootstrap, seed=seed,
                          min_group_size=min_group_size, auc=not no_auc, p_value=p_value,
-                         threshold_in_bootstrap=threshold_in_bootstrap)
+                         threshold_in_bootstrap=threshold_in_bootstrap, scores=scores, uncertain=uncertain,
+                         columns=parse_columns(columns), parity_ratio=parity_ratio)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught, console.status("auditing"):
         warnings.simplefilter("always")
         tables = audit_files(scored, out, config, compare)
     print_warnings([str(w.message) for w in caught], full_list=str(out / "audit.json"))
+    for note in tables["audit"].get("input_rules", []):
+        console.print(f"note: {note}", markup=False, highlight=False)
+    console.print(f"thresholds: {tables['audit']['threshold_source']}", markup=False, highlight=False)
     console.print(f"audited {tables['audit']['test_rows']} test images of {tables['audit']['test_patients']} patients "
                   f"with {bootstrap} patient-level replicates in {time.perf_counter() - start:.1f}s -> {out}")
     summary = tables["summary"]
     for row in summary.itertuples():
-        console.print(f"  {row.attribute}: average gap {row.average_gap:.3f} (bias-corrected {row.average_gap_bc:.3f}; "
-                      f"95% max-t interval for the true gap [{row.ci_low:.3f}, {row.ci_high:.3f}]); "
-                      f"unfavourable {row.unfavorable}; favourable {row.favorable}")
+        console.print(f"  {summary_line(row)}", markup=False, highlight=False)
 
 
 def _floats(text: str, option: str) -> list[float]:

@@ -24,7 +24,7 @@ from .data.splits import split_cohort_file
 from .data.synthetic import generate
 from .errors import BAD_OPTION, RadfairInputError
 from .fairness import AuditConfig, audit_files
-from .fairness._audit import check_config
+from .fairness._audit import check_config, summary_line
 from .io import output_folder
 
 
@@ -88,9 +88,7 @@ def run_demo(out: str | Path, patients: int = 2000, seed: int = 0, bootstrap: in
         console.print(f"   {len({str(w.message) for w in caught})} subgroup warnings (e.g. groups without positives), listed in audit.json")
     timings["probe_audit_s"] = time.perf_counter() - start
     for row in tables["summary"].itertuples():
-        console.print(f"   {row.attribute:9s}: average TPR gap {row.average_gap:.3f} (bias-corrected {row.average_gap_bc:.3f}; "
-                      f"95% max-t interval for the true gap [{row.ci_low:.3f}, {row.ci_high:.3f}]); "
-                      f"unfavourable {row.unfavorable}; favourable {row.favorable}")
+        console.print(f"   {summary_line(row)}", markup=False, highlight=False)
     perf = tables["performance"]
     console.print(f"   mean AUROC {perf['auc'].mean():.3f} over {len(perf)} labels; outputs in {out / 'audit_probe_all'}")
 

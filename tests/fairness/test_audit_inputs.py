@@ -174,8 +174,8 @@ def test_cli_audit_json_records_missing_counts(tmp_path):
 
 
 def test_counts_at_fixed_thresholds_equal_the_sweep():
-    from radfair.fairness._bootstrap import replicate_chunks
     from radfair.fairness._audit import Evaluation
+    from radfair.fairness._bootstrap import replicate_chunks
 
     df = _table(n_test=60, seed=3)
     test = df[df["split"] == "test"].reset_index(drop=True)

@@ -3,6 +3,15 @@ fairness and the patient-level bootstrap. Pure, vectorised functions behind a cu
 """
 
 from ._auc import AucPlan, weighted_auc
+from ._audit import (
+    CONVENTIONS,
+    AuditConfig,
+    AuditWarning,
+    SharedReplicates,
+    audit_files,
+    run_audit,
+    shared_replicates,
+)
 from ._bootstrap import GroupCounts, patient_multiplicities, replicate_chunks
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
@@ -29,15 +38,6 @@ from ._stats import (
 )
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
-from ._audit import (
-    CONVENTIONS,
-    AuditConfig,
-    AuditWarning,
-    SharedReplicates,
-    audit_files,
-    run_audit,
-    shared_replicates,
-)
 
 __all__ = [
     "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",

@@ -37,11 +37,12 @@ from ._calibration import N_BINS, calibration_metrics, reliability_figure, resid
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds
 from ._groups import attribute_values, encode_groups
+from ._inputs import normalise_table
 from ._intervals import bias_corrected, max_t_band, spread_interval
 from ._rates import confusion_indicators, rates
 from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci
 from ._sweep import ScoreSweep
-from ._thresholds import RULES
+from ._thresholds import RULES, parse_rule
 from ._thresholds_io import resolve_thresholds
 
 RATE_NAMES = ("tpr", "fpr", "tnr", "ppv")
@@ -96,6 +97,10 @@ class AuditConfig:
     auc: bool = True
     p_value: str = "bootstrap-normal"  # P_VALUE_METHODS
     threshold_in_bootstrap: bool = False  # re-choose the thresholds on resampled validation patients in every replicate
+    scores: str = "probabilities"  # or "logits" (sigmoid applied)
+    uncertain: str | None = None  # -1 labels: zeros, ones or ignore (None: -1 is an error with this hint)
+    columns: dict[str, str] = field(default_factory=dict)  # canonical name -> the file's own column name
+    parity_ratio: float = 0.8  # ratio forms (min/max) below this fail parity (the four-fifths rule)
     chunk: int = 100
     workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
@@ -113,14 +118,49 @@ ATTRIBUTE_SOURCES = {
 }
 
 
+def summary_line(row) -> str:
+    """One attribute's line of ``summary.csv`` in words (the CLI and the demo print it)."""
+    if np.isfinite(row.ci_low) and np.isfinite(row.ci_high):
+        uncertainty = (f" (bias-corrected {row.average_gap_bc:.3f}; 95% max-t interval for the true gap "
+                       f"[{row.ci_low:.3f}, {row.ci_high:.3f}])")
+    else:
+        uncertainty = " (no bootstrap: no interval)"
+    return (f"{row.attribute}: average gap {row.average_gap:.3f}{uncertainty}; unfavourable {row.unfavorable or 'n/a'}; "
+            f"favourable {row.favorable or 'n/a'}")
+
+
+def _threshold_source(thresholds: pd.DataFrame, config: AuditConfig, split_absent: bool) -> str:
+    """Where the thresholds really came from, in words (for the report's methods)."""
+    rules = sorted(set(thresholds["rule"]))
+    spec = str(config.threshold)
+    parsed = parse_rule(spec)
+    if parsed is None:
+        try:
+            float(spec)
+            return f"a fixed threshold {spec} given by the user, for every label"
+        except ValueError:
+            return f"a threshold file given by the user ({Path(spec).name}), one threshold per label"
+    if split_absent:
+        return f"rule {spec} chosen per label on all rows of the table (no split column: every row is test)"
+    where = "the TEST rows (--threshold-on-test: optimistic)" if config.threshold_on_test else "the validation rows"
+    hard = " (labels with 0/1 predictions: 0.5)" if any(r.startswith("hard") for r in rules) else ""
+    return f"rule {spec} chosen per label on {where}{hard}"
+
+
 def check_config(config: AuditConfig) -> None:
     """Refuse options that have no meaning (negative replicate counts or group sizes)."""
+    try:
+        parse_rule(str(config.threshold))
+    except ValueError as exc:
+        raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=str(config.threshold), expected=str(exc))) from None
+    if not 0 < config.parity_ratio <= 1:
+        raise RadfairInputError(BAD_OPTION.format(option="--parity-ratio", value=config.parity_ratio, expected="a number in (0, 1]"))
     for option, value in (("--bootstrap", config.bootstrap), ("--min-group-size", config.min_group_size)):
         if value < 0:
             raise RadfairInputError(BAD_OPTION.format(option=option, value=value, expected="a number >= 0"))
     if config.p_value not in P_VALUE_METHODS:
         raise RadfairInputError(BAD_OPTION.format(option="--p-value", value=config.p_value, expected=f"one of {sorted(P_VALUE_METHODS)}"))
-    if config.threshold_in_bootstrap and (str(config.threshold) not in RULES or config.threshold_on_test):
+    if config.threshold_in_bootstrap and (parse_rule(str(config.threshold)) is None or config.threshold_on_test):
         raise RadfairInputError(BAD_OPTION.format(option="--threshold-in-bootstrap", value=str(config.threshold),
                                                   expected=f"a threshold rule chosen on val ({', '.join(RULES)}); a fixed "
                                                            "threshold has no uncertainty to carry"))
@@ -355,12 +395,29 @@ def _hash(path: str | Path | None) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _prepare(df: pd.DataFrame, config: AuditConfig, path: str):
+@dataclass
+class Prepared:
+    """One table after the input rules: the audited labels, thresholds, test rows, the whole normalised table
+    and the notes of every input rule applied (:func:`radfair.fairness._inputs.normalise_table`)."""
+
+    labels: list[str]
+    thresholds: pd.DataFrame
+    test: pd.DataFrame
+    table: pd.DataFrame
+    notes: list[str]
+
+
+def _prepare(df: pd.DataFrame, config: AuditConfig, path: str) -> Prepared:
+    df, notes = normalise_table(df, attributes=config.attributes, columns=config.columns, scores=config.scores,
+                                uncertain=config.uncertain, threshold=str(config.threshold),
+                                threshold_on_test=config.threshold_on_test, path=path)
+    split_absent = bool(df.attrs.get("split_absent"))
     labels = validate_scored(df, config, path)
     df = clean_scored(df, config, path)
+    df.attrs["split_absent"] = split_absent
     hard = hard_prediction_labels(df, labels)
-    thresholds = resolve_thresholds(df, labels, config.threshold, config.threshold_on_test, path, hard=hard)
-    if str(config.threshold) in RULES:
+    thresholds = resolve_thresholds(df, labels, config.threshold, config.threshold_on_test or split_absent, path, hard=hard)
+    if parse_rule(str(config.threshold)) is not None:
         for label in hard:
             warnings.warn(HARD_PREDICTIONS.format(label=label, rule=config.threshold), AuditWarning, stacklevel=2)
     test = df[df["split"] == "test"].reset_index(drop=True)
@@ -376,7 +433,7 @@ def _prepare(df: pd.DataFrame, config: AuditConfig, path: str):
     for label in undefined:
         warnings.warn(f"label {label}: {NO_THRESHOLD}", AuditWarning, stacklevel=2)
         test[f"y_{label}"] = np.nan  # no threshold -> no metric: NaN everywhere, never a "perfect" 0 gap
-    return labels, thresholds, test
+    return Prepared(labels, thresholds, test, df, notes)
 
 
 def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | None = None,
@@ -385,10 +442,12 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
     check_config(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        labels, thresholds, test = _prepare(df, config, path)
+        prepared = _prepare(df, config, path)
+        labels, thresholds, test = prepared.labels, prepared.thresholds, prepared.test
         patients = pd.Index(pd.unique(test["patient_id"]))
         if compare is not None:
-            labels_b, thresholds_b, test_b = _prepare(compare, config, compare_path)
+            prepared_b = _prepare(compare, config, compare_path)
+            labels_b, thresholds_b, test_b = prepared_b.labels, prepared_b.thresholds, prepared_b.test
             if labels_b != labels:
                 raise RadfairInputError(f"{compare_path}: labels {labels_b} differ from {path}'s {labels}")
             check_paired(test, test_b, path, compare_path)
@@ -405,8 +464,8 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
 
         chunks = list(replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk))
         if config.threshold_in_bootstrap:  # each replicate re-chooses the thresholds on resampled validation patients
-            rechosen = validation_thresholds(df, labels, config, path)
-            rechosen_b = validation_thresholds(compare, labels, config, compare_path) if compare is not None else None
+            rechosen = validation_thresholds(prepared.table, labels, config, path)
+            rechosen_b = validation_thresholds(prepared_b.table, labels, config, compare_path) if compare is not None else None
             edges = np.cumsum([0] + [len(w) for w in chunks])
             tasks = [(w, rechosen[lo:hi], rechosen_b[lo:hi] if rechosen_b is not None else None)
                      for w, lo, hi in zip(chunks, edges[:-1], edges[1:], strict=True)]
@@ -449,6 +508,8 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         "hard_prediction_labels": hard_prediction_labels(test, labels),
         "conventions": CONVENTIONS,
         "warnings": messages,
+        "input_rules": prepared.notes,
+        "threshold_source": _threshold_source(thresholds, config, bool(prepared.table.attrs.get("split_absent"))),
     }
     return tables
 
@@ -483,15 +544,15 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
     check_config(config)
     paths = paths or [f"scored table {i}" for i in range(len(tables))]
     prepared = [_prepare(df, config, path) for df, path in zip(tables, paths, strict=True)]
-    labels, _, first = prepared[0]
-    for (other_labels, _, test), path in zip(prepared[1:], paths[1:], strict=True):
+    labels, first = prepared[0].labels, prepared[0].test
+    for other_labels, test, path in [(p.labels, p.test, path) for p, path in zip(prepared[1:], paths[1:], strict=True)]:
         if other_labels != labels:
             raise RadfairInputError(f"{path}: labels {other_labels} differ from {paths[0]}'s {labels}")
         check_paired(first, test, paths[0], path)
     patients = pd.Index(pd.unique(first["patient_id"]))
     summary_mask = np.array([label not in config.summary_exclude for label in labels])
     evaluations = [Evaluation(test, labels, thresholds["threshold"].to_numpy(float), config.attributes, patients, config.auc)
-                   for _, thresholds, test in prepared]
+                   for thresholds, test in [(p.thresholds, p.test) for p in prepared]]
     groups = evaluations[0].groups
     for ev, path in zip(evaluations[1:], paths[1:], strict=True):
         if ev.groups != groups:
@@ -499,7 +560,7 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
     ones = np.ones((1, len(patients)))
     point = [{k: v[0] for k, v in ev.statistics(ones, summary_mask).items()} for ev in evaluations]
     reps: list[dict[str, list]] = [{} for _ in evaluations]
-    rechosen = ([validation_thresholds(df, labels, config, path) for df, path in zip(tables, paths, strict=True)]
+    rechosen = ([validation_thresholds(p.table, labels, config, path) for p, path in zip(prepared, paths, strict=True)]
                 if config.threshold_in_bootstrap and config.bootstrap else [None] * len(tables))
     done = 0
     for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
@@ -509,7 +570,7 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
                 reps[i].setdefault(k, []).append(v)
         done += len(w)
     stacked = [{k: np.concatenate(v) for k, v in r.items()} for r in reps]
-    return SharedReplicates(labels, groups, [t for _, t, _ in prepared], point, stacked, int(len(first)),
+    return SharedReplicates(labels, groups, [p.thresholds for p in prepared], point, stacked, int(len(first)),
                             int(first["patient_id"].nunique()), missing_attribute_counts(first, config.attributes))
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import BAD_OPTION, BAD_VALUES, EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError, preview
 from ..readers import read_csv
-from ._thresholds import RULES, choose_threshold
+from ._thresholds import RULES, choose_threshold, parse_rule
 
 TEST_THRESHOLD_WARNING = (
     "thresholds were chosen on the TEST split (--threshold-on-test): test metrics are optimistically biased"
@@ -25,13 +25,20 @@ def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = 
     over them (it would pick 0 and call every image positive): they get threshold 0.5, rule ``hard 0/1``.
     """
     spec_text = str(spec)
-    if spec_text in RULES:
+    try:
+        parsed = parse_rule(spec_text)
+    except ValueError as exc:
+        raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text, expected=str(exc))) from None
+    if parsed is not None:
         split = "test" if on_test else "val"
-        if on_test:
+        if on_test and not (parsed[1] is not None and df.attrs.get("split_absent")):
             warnings.warn(TEST_THRESHOLD_WARNING, UserWarning, stacklevel=2)
         rows = df[df["split"] == split]
+        if df.attrs.get("split_absent"):
+            split = "all rows (no split column)"
         if rows.empty and set(labels) - set(hard):
-            raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step=f"selecting split == '{split}' to choose {spec_text} thresholds"))
+            raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step=f"selecting split == '{split}' to choose {spec_text} thresholds")
+                                    + "; give a split column (train/val/test), a fixed --threshold VALUE or FILE, or --threshold-on-test")
         values = [0.5 if label in hard else
                   choose_threshold(rows[f"y_{label}"].to_numpy(float), rows[f"p_{label}"].to_numpy(float), spec_text)
                   for label in labels]
@@ -47,7 +54,9 @@ def resolve_thresholds(df: pd.DataFrame, labels: list[str], spec: str | float = 
         return pd.DataFrame({"label": labels, "rule": "fixed", "threshold": value})
     file = Path(spec_text)
     if not file.is_file():
-        raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text, expected=f"one of {list(RULES)}, a number, or an existing CSV file"))
+        raise RadfairInputError(BAD_OPTION.format(option="--threshold", value=spec_text,
+                                                  expected=f"one of {list(RULES)}, fpr:X or tpr:X (a target rate), a number, "
+                                                           "or an existing CSV file"))
     table = read_csv(file, "a threshold CSV (label, threshold)")
     if not {"label", "threshold"} <= set(table.columns):
         raise RadfairInputError(MISSING_COLUMNS.format(path=file, columns=sorted({"label", "threshold"} - set(table.columns)), expected=["label", "threshold"]))

@@ -111,7 +111,7 @@ def study2_null(n_studies: int = 200, *, n_patients: int = 1500, labels: tuple[s
 
 
 def _study1_runs(rng: np.random.Generator, n_patients: int, labels: list[str], mu: dict[str, float], seed_sd: float,
-                 arms: tuple[str, ...], seeds: int) -> tuple[dict, float]:
+                 arms: tuple[str, ...], seeds: int, planted: float = 0.0) -> tuple[dict, float]:
     n = n_patients
     sex = rng.choice(["Male", "Female"], n)
     table = pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "patient_id": [f"p{k}" for k in range(n)],
@@ -126,7 +126,8 @@ def _study1_runs(rng: np.random.Generator, n_patients: int, labels: list[str], m
             run = table.copy()
             for label in labels:
                 tau = {g: seed_sd * rng.standard_normal() for g in mu}
-                rate = np.where(sex == "Female", mu["Female"] + tau["Female"], mu["Male"] + tau["Male"])
+                female = mu["Female"] - (planted if arm == arms[-1] else 0.0)  # the last arm: Female TPR lower by planted
+                rate = np.where(sex == "Female", female + tau["Female"], mu["Male"] + tau["Male"])
                 positive = run[f"y_{label}"].to_numpy() == 1
                 detected = np.where(positive, difficulty[label] < rate, rng.random(n) < 0.1)
                 run[f"p_{label}"] = detected.astype(float)
@@ -136,16 +137,18 @@ def _study1_runs(rng: np.random.Generator, n_patients: int, labels: list[str], m
 
 def study1_null(n_studies: int = 200, *, n_patients: int = 1500, labels: tuple[str, ...] = ("a", "b", "c"),
                 mu: tuple[float, float] = (0.70, 0.75), seed_sd: float = 0.03, seeds: int = 5, bootstrap: int = 200,
-                seed: int = 0) -> dict:
-    """Rate of "one arm is fairer" declared by the paired test when both arms are the same, and coverage of the
-    combined seed + sampling interval of a group's disparity (true value mu_F - mu_M)."""
+                seed: int = 0, planted: float = 0.0) -> dict:
+    """Rate of "one arm is fairer" declared by the paired test when both arms are the same (``planted = 0``; else
+    its power when the second arm's Female TPR is lower by ``planted``), and coverage of the combined seed +
+    sampling interval of a group's disparity in the first arm (true value mu_F - mu_M)."""
     from .emb_vs_img.evaluate import adjust_comparison, evaluate_dataset
 
     rng = np.random.default_rng(seed)
     declared = covered = covered_gap = total = 0
     t_covered = 0
     for study in range(n_studies):
-        runs, truth = _study1_runs(rng, n_patients, list(labels), {"Female": mu[0], "Male": mu[1]}, seed_sd, ("emb", "img"), seeds)
+        runs, truth = _study1_runs(rng, n_patients, list(labels), {"Female": mu[0], "Male": mu[1]}, seed_sd, ("emb", "img"), seeds,
+                                   planted)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = evaluate_dataset(runs, "sim", ["sex"], threshold="0.5", summary_exclude=[], bootstrap=bootstrap, seed=study)
@@ -153,13 +156,14 @@ def study1_null(n_studies: int = 200, *, n_patients: int = 1500, labels: tuple[s
         avg = comparison[comparison["metric"] == "average_gap"].iloc[0]
         declared += bool(avg["p_holm"] < 0.05)
         disp = out["disparities"][(out["disparities"]["group"] == "Female")]
+        disp = disp[disp["model"] == "emb"]  # the arm whose truth is mu_F - mu_M whatever is planted
         covered += int(((disp["ci_low"] <= truth) & (truth <= disp["ci_high"])).sum())
-        gaps = out["gaps"]
+        gaps = out["gaps"][out["gaps"]["model"] == "emb"]
         covered_gap += int(((gaps["ci_low"] <= 2 * abs(truth)) & (2 * abs(truth) <= gaps["ci_high"])).sum())
         total += len(disp)
         # the seeds-only Student-t interval the study used before, for comparison
         from ..fairness import mean_ci_over_seeds
-        for arm in ("emb", "img"):
+        for arm in ("emb",):
             for label in labels:
                 per_seed = []
                 for s in range(seeds):
@@ -169,6 +173,7 @@ def study1_null(n_studies: int = 200, *, n_patients: int = 1500, labels: tuple[s
                 _, lo, hi = mean_ci_over_seeds(np.array(per_seed))
                 t_covered += int(lo <= truth <= hi)
     return {"studies": n_studies, "seeds": seeds, "bootstrap": bootstrap, "true_disparity": mu[0] - mu[1],
-            "arm_declared_different_rate": declared / n_studies,
+            "planted_arm_difference": planted, "n_patients": n_patients,
+            ("arm_declared_different_rate" if not planted else "power_average_gap"): declared / n_studies,
             "coverage_disparity_combined": covered / total, "coverage_gap_combined": covered_gap / total,
             "coverage_disparity_seeds_only_t": t_covered / total}

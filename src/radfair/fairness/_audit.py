@@ -32,20 +32,22 @@ from ..errors import (
     preview,
 )
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
-from ._bootstrap import replicate_chunks
+from ._bootstrap import GroupCounts, replicate_chunks
 from ._calibration import N_BINS, calibration_metrics, reliability_figure, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
-from ._equalized_odds import equalized_odds
+from ._equalized_odds import equalized_odds, equalized_odds_ratios, min_max_ratio
 from ._groups import attribute_values, encode_groups
 from ._inputs import normalise_table
-from ._intervals import bias_corrected, max_t_band, spread_interval
+from ._intervals import bias_corrected, max_t_band, min_max_ratio_interval, spread_interval
 from ._rates import confusion_indicators, rates
 from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci
 from ._sweep import ScoreSweep
 from ._thresholds import RULES, parse_rule
 from ._thresholds_io import resolve_thresholds
 
-RATE_NAMES = ("tpr", "fpr", "tnr", "ppv")
+RATE_NAMES = ("tpr", "fpr", "tnr", "ppv", "fnr", "npv", "fdr", "for")
+COUNT_NAMES = ("tp", "fn", "fp", "tn")
+RATIO_NAMES = ("eo_ratio", "eop_ratio")
 EO_NAMES = ("eodd_worst", "eodd_mean", "eop")
 CONVENTIONS = {
     "tpr_disparity": "binary attribute: TPR_g - TPR_(not g); otherwise TPR_g - median over groups with >=1 positive (median includes g)",
@@ -69,6 +71,8 @@ CONVENTIONS = {
     "calibration": f"{N_BINS} equal-width bins on [0, 1], bin k = (k/K, (k+1)/K], first bin holds 0 (scikit-learn calibration_curve uniform); ece = sum_k n_k/n |mean y_k - mean p_k| (Guo et al. 2017); citl = mean p - mean y (calibration-in-the-large, > 0 over-predicts); percentile intervals per group; calibration_gap = max - min ECE over groups with a max-t projection interval; reliability curves in reliability.csv and reliability_<attribute>.png",
     "site": "a site/dataset column is an attribute like any other (e.g. --attributes dataset): per-site AUROC, rates, calibration in group_metrics.csv and calibration.csv",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
+    "rates": "per group: tp, fn, fp, tn (counts); TPR, FPR, TNR, PPV, FNR = 1 - TPR, NPV, FDR = 1 - PPV, FOR = 1 - NPV with percentile intervals; brier = mean (p - y)^2 with a percentile interval; average_precision (scikit-learn average_precision_score; point estimate only); performance.csv holds the overall row per label (AUROC, TPR, FPR, selection rate, ECE, Brier, average precision, the threshold)",
+    "ratios": "dp_ratio = min/max selection rate (fairlearn demographic_parity_ratio), eop_ratio = min/max TPR, eo_ratio = min(TPR ratio, FPR ratio) (fairlearn equalized_odds_ratio); 1 = parity; *_parity = ratio >= config.parity_ratio (0.8: the four-fifths rule); intervals projected from the same max-t bands as the differences",
     "unknown_attribute_values": "blank values and unknown markers (Unknown, UNABLE TO OBTAIN, PATIENT DECLINED TO ANSWER, ...; radfair.data.schema.MISSING_TEXTS and UNKNOWN_PHRASES) are missing, never a group; rows missing an attribute are left out of that attribute's groups, counted in missing_attribute and warned",
     "hard_predictions": "a score column holding only 0/1 on val and test is audited as predictions with threshold 0.5 (no threshold is searched over it); listed in hard_prediction_labels",
     "input_rules": "a repeated image_id and a patient in more than one split are errors (as in radfair split)",
@@ -321,9 +325,47 @@ class Evaluation:
         self.sweep = ScoreSweep(y, scores, thresholds, self.image_patient, [np.zeros(len(test), np.int64)] + all_codes,
                                 [1] + [len(self.groups[a]) for a in attributes], N_BINS)
         self._y, self._scores, self._codes = y, scores, all_codes
+        self._brier: list | None = None
+
+    def brier(self, multiplicities: np.ndarray) -> list[np.ndarray]:
+        """Brier score (mean (p - y)^2 over images with a known label) per grouping: overall (B, 1, L), then each
+        attribute (B, G, L); per-(patient, group) sums weighted by the replicates (:class:`GroupCounts`)."""
+        if self._brier is None:
+            known = ~np.isnan(self._y)
+            values = np.concatenate([np.where(known, (self._scores - np.nan_to_num(self._y)) ** 2, 0.0), known.astype(float)], axis=1)
+            groupings = [np.zeros(len(self._y), np.int64)] + self._codes
+            sizes = [1] + [len(self.groups[a]) for a in self.attributes]
+            self._brier = [GroupCounts(self.image_patient, codes, size, values) for codes, size in zip(groupings, sizes, strict=True)]
+        n_labels = self._y.shape[1]
+        out = []
+        for grouped in self._brier:
+            sums = grouped.counts(multiplicities)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(np.where(sums[..., n_labels:] > 0, sums[..., :n_labels] / sums[..., n_labels:], np.nan))
+        return out
+
+    def average_precision(self) -> list[np.ndarray]:
+        """Average precision per grouping (scikit-learn ``average_precision_score``): overall (1, L), then each
+        attribute (G, L); NaN where a group has no positive or no negative. Point estimates only."""
+        from sklearn.metrics import average_precision_score
+
+        groupings = [np.zeros(len(self._y), np.int64)] + self._codes
+        sizes = [1] + [len(self.groups[a]) for a in self.attributes]
+        out = []
+        for codes, size in zip(groupings, sizes, strict=True):
+            values = np.full((size, self._y.shape[1]), np.nan)
+            for g in range(size):
+                for j in range(self._y.shape[1]):
+                    rows = (codes == g) & ~np.isnan(self._y[:, j])
+                    y = self._y[rows, j]
+                    if (y == 1).any() and (y == 0).any():
+                        values[g, j] = average_precision_score(y, self._scores[rows, j])
+            out.append(values)
+        return out
 
     def counts_at(self, thresholds: np.ndarray, multiplicities: np.ndarray) -> list[np.ndarray]:
-        """Confusion counts (B, G, L, 4) per attribute with one threshold row per replicate (``thresholds`` (B, L)).
+        """Confusion counts (B, G, L, 4) per attribute, then overall (B, 1, L, 4), with one threshold row per
+        replicate (``thresholds`` (B, L)).
 
         The sweep's counts use one fixed threshold per label; this slower path (one sparse product per replicate
         and attribute) carries threshold uncertainty. A NaN threshold (the resampled validation rows held one
@@ -333,10 +375,10 @@ class Evaluation:
 
         n, n_labels = self._scores.shape
         onehots = []
-        for codes, attribute in zip(self._codes, self.attributes, strict=True):
+        groupings = list(zip(self._codes, [len(self.groups[a]) for a in self.attributes], strict=True))
+        for codes, size in groupings + [(np.zeros(n, np.int64), 1)]:  # the attributes, then overall
             known = codes >= 0
-            onehots.append(sp.csr_matrix((np.ones(known.sum()), (codes[known], np.flatnonzero(known))),
-                                         shape=(len(self.groups[attribute]), n)))
+            onehots.append(sp.csr_matrix((np.ones(known.sum()), (codes[known], np.flatnonzero(known))), shape=(size, n)))
         out = [np.empty((len(thresholds), m.shape[0], n_labels, 4)) for m in onehots]
         for b, (t, w) in enumerate(zip(thresholds, multiplicities, strict=True)):
             with np.errstate(invalid="ignore"):
@@ -360,11 +402,22 @@ class Evaluation:
         out: dict[str, np.ndarray] = {}
         if self.auc:
             out["auc|all"] = overall["auc"][:, 0]
+        overall_counts = overall["counts"] if per_replicate is None else per_replicate[-1]
+        r_all = rates(overall_counts)
+        for name in ("tpr", "fpr"):
+            out[f"{name}|all"] = r_all[name][:, 0]
+        out["selection_rate|all"] = selection_rate(overall_counts)[:, 0]
+        out["ece|all"] = residual_metrics(overall["residuals"])["ece"][:, 0]
+        brier = self.brier(multiplicities)
+        out["brier|all"] = brier[0][:, 0]
         for index, (attribute, swept) in enumerate(zip(self.attributes, by_attribute, strict=True)):
             counts = swept["counts"] if per_replicate is None else per_replicate[index]
             r = rates(counts)
-            for name in ("n", "n_pos", "n_neg") + RATE_NAMES:
+            for name in ("n", "n_pos", "n_neg") + COUNT_NAMES + RATE_NAMES:
                 out[f"{name}|{attribute}"] = r[name]
+            out[f"brier|{attribute}"] = brier[index + 1]
+            for name, value in equalized_odds_ratios(r["tpr"], r["fpr"]).items():
+                out[f"{name}|{attribute}"] = value
             disparity = tpr_disparity(r["tpr"])
             out[f"disparity|{attribute}"] = disparity
             out[f"gap|{attribute}"] = gap(disparity)
@@ -376,6 +429,7 @@ class Evaluation:
             selection = selection_rate(counts)
             out[f"selection_rate|{attribute}"] = selection
             out[f"dp_difference|{attribute}"] = gap(selection)
+            out[f"dp_ratio|{attribute}"] = min_max_ratio(selection)
             cal = residual_metrics(swept["residuals"])
             for name in ("n_cal", "ece", "citl"):
                 out[f"{name}|{attribute}"] = cal[name]
@@ -491,6 +545,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
 
         tables = _tables(ev, point, reps_all, labels, summary_mask, config)
         tables["thresholds"] = thresholds
+        tables["performance"]["threshold"] = thresholds["threshold"].to_numpy(float)
         if ev_b is not None:
             tables["comparison"] = _comparison(ev, point, point_b, delta_all, labels, config)
             tables["thresholds_compare"] = thresholds_b
@@ -628,7 +683,7 @@ def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.
     n_labels = tpr.shape[1]
     if f"tpr|{attribute}" not in reps:
         nan = np.full(n_labels, np.nan)
-        return {name: (nan, nan) for name in ("gap",) + EO_NAMES} | {"average_gap": (np.array(np.nan), np.array(np.nan))}
+        return {name: (nan, nan) for name in ("gap",) + EO_NAMES + RATIO_NAMES} | {"average_gap": (np.array(np.nan), np.array(np.nan))}
     n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
     tpr_reps, fpr_reps = reps[f"tpr|{attribute}"], reps[f"fpr|{attribute}"]
     factor = 2.0 if tpr.shape[0] == 2 else 1.0  # binary: gap = 2 |dTPR|; otherwise the median cancels
@@ -641,6 +696,9 @@ def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.
     out = {"eop": eop, "gap": (factor * eop[0], factor * eop[1]),
            "eodd_worst": (np.maximum(d_tpr[0], d_fpr[0]), np.maximum(d_tpr[1], d_fpr[1])),
            "eodd_mean": ((d_tpr[0] + d_fpr[0]) / 2, (d_tpr[1] + d_fpr[1]) / 2)}
+    r_tpr, r_fpr = min_max_ratio_interval(lo2[:g], hi2[:g], axis=0), min_max_ratio_interval(lo2[g:], hi2[g:], axis=0)
+    out["eop_ratio"] = min_max_ratio_interval(lo, hi, axis=0)
+    out["eo_ratio"] = (np.fmin(r_tpr[0], r_fpr[0]), np.fmin(r_tpr[1], r_fpr[1]))
     mask = summary_mask & ~np.isnan(point[f"gap|{attribute}"])
     if mask.any():
         lo3, hi3 = max_t_band(tpr[:, mask], tpr_reps[:, :, mask], n_pos[:, mask], level, family_axes=(0, 1))
@@ -651,7 +709,8 @@ def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.
     return out
 
 
-def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], level: float) -> dict:
+def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], level: float,
+                                  parity_ratio: float = 0.8) -> dict:
     """selection_rates, demographic_parity, calibration, calibration_gap and reliability tables."""
     sel_rows, dp_rows, cal_rows, gap_rows, rel_rows = [], [], [], [], []
     edges = np.linspace(0, 1, N_BINS + 1)
@@ -667,9 +726,13 @@ def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, label
                 lo, hi = max_t_band(point[key], reps[key], denominator, level, family_axes=(0,))
                 interval = spread_interval(lo, hi, axis=0)
                 corrected = bias_corrected(point[f"{name}|{attribute}"], reps[f"{name}|{attribute}"], *interval)
+                if name == "dp_difference":
+                    projected["dp_ratio"] = min_max_ratio_interval(lo, hi, axis=0)
             else:
                 interval = (np.full(len(labels), np.nan),) * 2
                 corrected = np.full(len(labels), np.nan)
+                if name == "dp_difference":
+                    projected["dp_ratio"] = interval
             projected[name] = (interval, corrected)
         for j, label in enumerate(labels):
             for g, group in enumerate(groups):
@@ -687,6 +750,10 @@ def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, label
                 (lo, hi), corrected = projected[name]
                 rows.append({"label": label, "attribute": attribute, name: float(point[f"{name}|{attribute}"][j]),
                              f"{name}_bc": float(corrected[j]), "ci_low": float(lo[j]), "ci_high": float(hi[j])})
+            ratio = float(point[f"dp_ratio|{attribute}"][j])
+            dp_rows[-1] |= {"dp_ratio": ratio, "dp_ratio_ci_low": float(projected["dp_ratio"][0][j]),
+                            "dp_ratio_ci_high": float(projected["dp_ratio"][1][j]),
+                            "dp_ratio_parity": bool(ratio >= parity_ratio) if np.isfinite(ratio) else None}
     return {"selection_rates": pd.DataFrame(sel_rows), "demographic_parity": pd.DataFrame(dp_rows),
             "calibration": pd.DataFrame(cal_rows), "calibration_gap": pd.DataFrame(gap_rows), "reliability": pd.DataFrame(rel_rows)}
 
@@ -696,7 +763,8 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
     group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
     for attribute, groups in ev.groups.items():
         n_groups = len(groups)
-        cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity")}
+        cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity", "brier")}
+        ap = ev.average_precision()[list(ev.groups).index(attribute) + 1]
         spread_cis = _spread_intervals(point, reps, attribute, summary_mask, level)
         gap_ci = spread_cis["gap"]
         eo_ci = {name: spread_cis[name] for name in EO_NAMES}
@@ -710,10 +778,13 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
             for g, group in enumerate(groups):
                 row = {"label": label, "attribute": attribute, "group": group,
                        "n": int(point[f"n|{attribute}"][g, j]), "n_pos": int(n_pos[g, j]), "n_neg": int(point[f"n_neg|{attribute}"][g, j])}
-                for name in RATE_NAMES + ("auc",):
+                for name in COUNT_NAMES:
+                    row[name] = int(point[f"{name}|{attribute}"][g, j])
+                for name in RATE_NAMES + ("auc", "brier"):
                     value = point.get(f"{name}|{attribute}")
                     row[name] = float(value[g, j]) if value is not None else np.nan
                     row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(cis[name][0][g, j]), float(cis[name][1][g, j])
+                row["average_precision"] = float(ap[g, j])
                 row["small_group"] = bool(n_pos[g, j] < config.min_group_size)
                 group_rows.append(row)
                 disp_rows.append({"label": label, "attribute": attribute, "group": group, "share_of_positives": float(share[g, j]),
@@ -730,6 +801,11 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
                 eo[name] = float(point[f"{name}|{attribute}"][j])
                 eo[f"{name}_bc"] = float(bc[name][j])
                 eo[f"{name}_ci_low"], eo[f"{name}_ci_high"] = float(eo_ci[name][0][j]), float(eo_ci[name][1][j])
+            for name in RATIO_NAMES:
+                value = float(point[f"{name}|{attribute}"][j])
+                eo[name] = value
+                eo[f"{name}_ci_low"], eo[f"{name}_ci_high"] = float(spread_cis[name][0][j]), float(spread_cis[name][1][j])
+                eo[f"{name}_parity"] = bool(value >= config.parity_ratio) if np.isfinite(value) else None
             eo_rows.append(eo)
         gaps = np.where(summary_mask, point[f"gap|{attribute}"], np.nan)
         avg_ci = spread_cis["average_gap"]
@@ -751,7 +827,12 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
     auc_ci = _ci(reps, "auc|all", level, (len(labels),))
     performance = pd.DataFrame({"label": labels, "auc": auc_all if auc_all is not None else np.nan,
                                 "ci_low": auc_ci[0], "ci_high": auc_ci[1]})
-    extra = _selection_calibration_tables(ev, point, reps, labels, level)
+    for name in ("tpr", "fpr", "selection_rate", "ece", "brier"):  # the overall row beside the groups
+        low, high = _ci(reps, f"{name}|all", level, (len(labels),))
+        performance[name], performance[f"{name}_ci_low"], performance[f"{name}_ci_high"] = point[f"{name}|all"], low, high
+    performance["average_precision"] = ev.average_precision()[0][0]
+    performance["threshold"] = np.nan  # filled by run_audit
+    extra = _selection_calibration_tables(ev, point, reps, labels, level, config.parity_ratio)
     return extra | {"group_metrics": pd.DataFrame(group_rows), "disparities": pd.DataFrame(disp_rows), "gaps": pd.DataFrame(gap_rows),
             "summary": pd.DataFrame(summary_rows), "equalized_odds": pd.DataFrame(eo_rows), "performance": performance}
 

@@ -100,3 +100,17 @@ def bias_corrected(point: np.ndarray, reps: np.ndarray, low: np.ndarray, high: n
     corrected = 2 * np.asarray(point, dtype=float) - mean
     corrected = np.where(np.isnan(corrected), point, corrected)
     return np.clip(corrected, low, high)
+
+
+def min_max_ratio_interval(low: np.ndarray, high: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Range of ``min / max`` over ``axis`` for non-negative vectors inside the box [low, high], within [0, 1]."""
+    low = np.maximum(low, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            max_high, min_low = np.nanmax(high, axis=axis), np.nanmin(low, axis=axis)
+            lo = np.where(max_high > 0, min_low / np.where(max_high > 0, max_high, 1.0), 1.0)
+            min_high, max_low = np.nanmin(high, axis=axis), np.nanmax(low, axis=axis)
+            hi = np.where(max_low > 0, np.minimum(min_high / np.where(max_low > 0, max_low, 1.0), 1.0), 1.0)
+    ok = np.sum(~np.isnan(low) & ~np.isnan(high), axis=axis) >= 2
+    return np.where(ok, np.clip(lo, 0.0, 1.0), np.nan), np.where(ok, np.clip(hi, 0.0, 1.0), np.nan)

@@ -26,14 +26,21 @@ def _ratio(num, den):
 
 
 def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """n, n_pos, n_neg, TPR, FPR, TNR, PPV from counts (..., 4)."""
+    """Counts and rates from confusion counts (..., 4): n, n_pos, n_neg, tp, fn, fp, tn, TPR (sensitivity),
+    FPR, TNR (specificity), PPV (precision), FNR (miss rate), NPV, FDR (1 - PPV) and FOR (false omission rate,
+    1 - NPV); each rate NaN where its denominator is 0 (fairlearn / scikit-learn conventions otherwise)."""
     tp, fn, fp, tn = (counts[..., k] for k in range(4))
     return {
         "n": tp + fn + fp + tn,
         "n_pos": tp + fn,
         "n_neg": fp + tn,
+        "tp": tp, "fn": fn, "fp": fp, "tn": tn,
         "tpr": _ratio(tp, tp + fn),
         "fpr": _ratio(fp, fp + tn),
         "tnr": _ratio(tn, fp + tn),
         "ppv": _ratio(tp, tp + fp),
+        "fnr": _ratio(fn, tp + fn),
+        "npv": _ratio(tn, tn + fn),
+        "fdr": _ratio(fp, tp + fp),
+        "for": _ratio(fn, tn + fn),
     }

@@ -88,14 +88,16 @@ def synth(
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same data (CSV, images and labels byte-identical).")] = 0,
     image_size: Annotated[int, typer.Option(help="Radiograph size in pixels (multiple of 8).")] = 64,
     mri_patients: Annotated[int, typer.Option(help="UCSF-PDGM patients (MRI volumes).")] = 40,
+    nih_patients: Annotated[int, typer.Option(help="NIH ChestX-ray14-format patients (0: no NIH release).")] = 100,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ):
-    """Write synthetic CheXpert, MIMIC-CXR-JPG + MIMIC-IV, embeddings and UCSF-PDGM releases."""
+    """Write synthetic CheXpert, MIMIC-CXR-JPG + MIMIC-IV, embeddings, UCSF-PDGM and NIH ChestX-ray14 releases."""
     from .data.synthetic import generate
 
     start = time.perf_counter()
     with console.status("generating synthetic releases"):
-        truth = generate(out, patients=patients, seed=seed, image_size=image_size, mri_patients=mri_patients, overwrite=overwrite)
+        truth = generate(out, patients=patients, seed=seed, image_size=image_size, mri_patients=mri_patients, overwrite=overwrite,
+                         nih_patients=nih_patients)
     console.print(f"wrote {truth['images']} radiographs, {mri_patients} MRI volumes to {out} in {time.perf_counter() - start:.1f}s")
 
 

@@ -70,7 +70,7 @@ VIEWS = {"PA": "frontal", "AP": "frontal"}
 
 def read_data_entry(path: Path) -> pd.DataFrame:
     """The seven named columns of a Data_Entry file, as text (see the module docstring for the header)."""
-    header = list(read_csv(path, "the NIH ChestX-ray14 Data_Entry CSV", nrows=0).columns)
+    header = list(read_csv(path, "the NIH ChestX-ray14 Data_Entry CSV", nrows=1, index_col=False).columns)
     require_columns(pd.DataFrame(columns=header), COLUMNS, path)
     positions = [header.index(c) for c in COLUMNS]
     table = read_csv(path, "the NIH ChestX-ray14 Data_Entry CSV", header=None, skiprows=1, usecols=positions, dtype=str,

@@ -123,3 +123,12 @@ def release_markers() -> dict[str, tuple[str, ...]]:
 def help_text(modality: str | None = None) -> str:
     """One line for the CLI: the registered dataset names."""
     return ", ".join(names(modality))
+
+
+def check_name(name: str, modality: str | None = None) -> str:
+    """``name`` if it is a registered dataset (of ``modality``); else ValueError (a config validator's error)."""
+    allowed = names(modality)
+    if name not in allowed:
+        kind = f" {modality}" if modality else ""
+        raise ValueError(f"{name!r} is not a registered{kind} dataset; expected one of {allowed}")
+    return name

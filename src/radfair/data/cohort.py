@@ -64,7 +64,8 @@ def build_cohort(
         "uncertain_policy": uncertain,
         "blank_policy": "blank (not mentioned) -> 0",
         "views": views,
-        "split_rule": dataset.split_rule,
+        # the declared rule, if the release carried what it needs (NIH without its split lists: patient)
+        "split_rule": dataset.split_rule if dataset.split_rule != "official" or "official_split" in cohort.columns else "patient",
         "provenance": provenance,
         "summary": summarise(cohort),
     }

@@ -45,7 +45,8 @@ def build_cohort(
         raise RadfairInputError(BAD_OPTION.format(option="--uncertain", value=uncertain, expected=list(UNCERTAIN_POLICIES)))
     if views not in VIEW_FILTERS:
         raise RadfairInputError(BAD_OPTION.format(option="--views", value=views, expected=list(VIEW_FILTERS)))
-    request = LoadRequest(Path(root), Path(root_mimic_iv) if root_mimic_iv else None, uncertain)
+    # absolute, so the paths in the cohort stay valid from any working directory
+    request = LoadRequest(Path(root).absolute(), Path(root_mimic_iv).absolute() if root_mimic_iv else None, uncertain)
     provenance = {}
     frames = []
     for part in [registry.get(p) for p in dataset.parts] or [dataset]:

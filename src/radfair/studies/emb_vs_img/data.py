@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...data.cohort import build_cohort
 from ...data import registry
+from ...data.cohort import build_cohort
 from ...data.embeddings import load_cohort_embeddings
 from ...data.splits import assign_splits, check_patient_level
 from ...data.synthetic import generate
@@ -25,7 +25,6 @@ from ...data.synthetic.generate import GENERATOR_VERSION
 from ...errors import RadfairInputError, preview
 from ...io import write_json, write_table
 from .config import EmbVsImgConfig
-
 
 
 def _data_settings(config: EmbVsImgConfig) -> dict:

@@ -88,22 +88,25 @@ def synth(
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same data (CSV, images and labels byte-identical).")] = 0,
     image_size: Annotated[int, typer.Option(help="Radiograph size in pixels (multiple of 8).")] = 64,
     mri_patients: Annotated[int, typer.Option(help="UCSF-PDGM patients (MRI volumes).")] = 40,
+    nih_patients: Annotated[int, typer.Option(help="NIH ChestX-ray14-format patients (0: no NIH release).")] = 100,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
 ):
-    """Write synthetic CheXpert, MIMIC-CXR-JPG + MIMIC-IV, embeddings and UCSF-PDGM releases."""
+    """Write synthetic CheXpert, MIMIC-CXR-JPG + MIMIC-IV, embeddings, UCSF-PDGM and NIH ChestX-ray14 releases."""
     from .data.synthetic import generate
 
     start = time.perf_counter()
     with console.status("generating synthetic releases"):
-        truth = generate(out, patients=patients, seed=seed, image_size=image_size, mri_patients=mri_patients, overwrite=overwrite)
+        truth = generate(out, patients=patients, seed=seed, image_size=image_size, mri_patients=mri_patients, overwrite=overwrite,
+                         nih_patients=nih_patients)
     console.print(f"wrote {truth['images']} radiographs, {mri_patients} MRI volumes to {out} in {time.perf_counter() - start:.1f}s")
 
 
 @app.command()
 @handles_input_errors
 def cohort(
-    source: Annotated[str, typer.Option(help="chexpert, mimic, all (CheXpert + MIMIC) or ucsf-pdgm.")],
-    root: Annotated[Path, typer.Option(help="Release folder or any folder above it.")],
+    source: Annotated[str, typer.Option(help="A registered dataset: chexpert, mimic, all (CheXpert + MIMIC), ucsf-pdgm, "
+                                        "nih-cxr14, manifest, or a plug-in's (`radfair datasets` lists them).")],
+    root: Annotated[Path, typer.Option(help="Release folder or any folder above it (the manifest: its CSV/parquet file).")],
     out: Annotated[Path, typer.Option(help="Output cohort table (.parquet or .csv).")],
     root_mimic_iv: Annotated[Path | None, typer.Option(help="MIMIC-IV folder, if not below --root.")] = None,
     uncertain: Annotated[str, typer.Option(help="Uncertain (-1) labels become: zeros, ones or ignore (NaN).")] = "zeros",
@@ -119,6 +122,18 @@ def cohort(
                       + (f" (MIMIC-IV tables in {prov['mimic_iv_tables']})" if "mimic_iv_tables" in prov else "")
                       + (f" (metadata {Path(prov['files'][0]).name})" if name == "ucsf-pdgm" else ""))
     _print_summary(meta["summary"], out)
+
+
+@app.command()
+def datasets():
+    """List the registered datasets: name, modality, default split rule, labels, attributes, release markers."""
+    from .data import registry
+
+    for name, d in registry.datasets().items():
+        what = f"union of {', '.join(d.parts)}" if d.parts else ", ".join(m for ms in d.releases.values() for m in ms) or "a table file"
+        labels = ", ".join(d.label_names()) or "y_<label> columns of the table"
+        console.print(f"[bold]{name}[/bold] ({d.modality}; split rule {d.split_rule}): {escape(d.description)}\n"
+                      f"  recognised by: {escape(what)}\n  labels: {labels}\n  attributes: {', '.join(d.attributes)}")
 
 
 def _pct(share: float) -> str:
@@ -155,11 +170,13 @@ def split(
     fractions: Annotated[str, typer.Option(help="train,val,test fractions of patients.")] = "0.8,0.1,0.1",
     seed: Annotated[int, typer.Option(help="Seed of the patient ordering.")] = 0,
     stratify: Annotated[str | None, typer.Option(help="Comma-separated labels to stratify patients on.")] = None,
+    rule: Annotated[str | None, typer.Option(help="patient (seeded fractions) or official (the release's own split, e.g. "
+                                             "NIH's test_list.txt; val carved from its train patients). Default: the dataset's rule.")] = None,
 ):
     """Assign patient-level train/val/test splits and save them for every later stage."""
     from .data.splits import parse_fractions, split_cohort_file
 
-    table = split_cohort_file(cohort, out, parse_fractions(fractions), seed, _csv_list(stratify))
+    table = split_cohort_file(cohort, out, parse_fractions(fractions), seed, _csv_list(stratify), rule)
     counts = table.groupby("split").agg(images=("image_id", "size"), patients=("patient_id", "nunique"))
     console.print(f"wrote {out}: " + "; ".join(f"{s} {r.images} images / {r.patients} patients" for s, r in counts.iterrows()))
 

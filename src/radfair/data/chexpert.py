@@ -30,6 +30,7 @@ from ..errors import BAD_VALUES, RadfairInputError, RadfairWarning, preview
 from ..readers import read_csv, read_table
 from .discover import find_release
 from .race import harmonise_race
+from .registry import Dataset, LoadRequest, register
 from .schema import (
     LABELS,
     age_group,
@@ -130,3 +131,18 @@ def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path |
     provenance = {"release": str(release), "files": [str(p) for p in csvs if p.is_file()] + ([str(demo_path)] if demo_path else []),
                   "race": str(demo_path) if demo_path else "missing (no CHEXPERT DEMO spreadsheet)"}
     return df, provenance
+
+
+def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
+    return load_chexpert(request.root, request.uncertain)
+
+
+DATASET = register(Dataset(
+    name="chexpert",
+    description="CheXpert v1.0 (full or -small): train.csv + valid.csv, race from CHEXPERT DEMO",
+    load=_load,
+    releases={"chexpert": tuple(f"{folder}/train.csv" for folder in DATA_FOLDERS)},
+    labels=dict(LABELS),
+    attributes=("sex", "age_group", "race"),
+    synthetic="chexpert",
+))

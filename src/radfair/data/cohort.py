@@ -1,4 +1,4 @@
-"""Build a canonical cohort from a release (or the CheXpert+MIMIC union "all") and save it."""
+"""Build a canonical cohort from any registered dataset (``registry.py``; the CheXpert+MIMIC union "all") and save it."""
 
 from __future__ import annotations
 
@@ -9,13 +9,26 @@ import pandas as pd
 from .. import __version__
 from ..errors import BAD_OPTION, EMPTY_AFTER_FILTER, RadfairInputError
 from ..io import output_file, write_table
-from .chexpert import load_chexpert
-from .mimic import load_mimic
-from .schema import UNCERTAIN_POLICIES, patient_sex, summarise, validate_cohort
-from .ucsf_pdgm import load_ucsf_pdgm
+from . import registry
+from .registry import Dataset, LoadRequest, register
+from .schema import LABELS, UNCERTAIN_POLICIES, patient_sex, summarise, validate_cohort
 
-SOURCES = ("chexpert", "mimic", "all", "ucsf-pdgm")
 VIEW_FILTERS = ("frontal", "all")
+
+#: The CheXpert + MIMIC union of Study 1 ("ALL"): loaded part by part, one table.
+ALL = register(Dataset(
+    name="all",
+    description="CheXpert + MIMIC-CXR-JPG/MIMIC-IV union (Study 1's ALL), both below --root",
+    load=None,
+    parts=("chexpert", "mimic"),
+    labels=dict(LABELS),
+    attributes=("sex", "age_group", "race"),
+))
+
+
+def sources() -> list[str]:
+    """Every ``--source`` name ``build_cohort`` accepts: the registered datasets."""
+    return registry.names()
 
 
 def build_cohort(
@@ -25,27 +38,23 @@ def build_cohort(
     uncertain: str = "zeros",
     views: str = "frontal",
 ) -> tuple[pd.DataFrame, dict]:
-    """Load ``source`` below ``root``, apply the view filter, validate; return (table, metadata)."""
-    if source not in SOURCES:
-        raise RadfairInputError(BAD_OPTION.format(option="--source", value=source, expected=list(SOURCES)))
+    """Load the registered dataset ``source`` below ``root`` (a file for the manifest), apply the view filter
+    (radiographs only), validate; return (table, metadata). The dataset's parts (``all``) are concatenated."""
+    dataset = registry.get(source)
     if uncertain not in UNCERTAIN_POLICIES:
         raise RadfairInputError(BAD_OPTION.format(option="--uncertain", value=uncertain, expected=list(UNCERTAIN_POLICIES)))
     if views not in VIEW_FILTERS:
         raise RadfairInputError(BAD_OPTION.format(option="--views", value=views, expected=list(VIEW_FILTERS)))
+    # absolute, so the paths in the cohort stay valid from any working directory
+    request = LoadRequest(Path(root).absolute(), Path(root_mimic_iv).absolute() if root_mimic_iv else None, uncertain)
     provenance = {}
     frames = []
-    if source in ("chexpert", "all"):
-        df, provenance["chexpert"] = load_chexpert(root, uncertain)
-        frames.append(df)
-    if source in ("mimic", "all"):
-        df, provenance["mimic"] = load_mimic(root, root_mimic_iv, uncertain)
-        frames.append(df)
-    if source == "ucsf-pdgm":
-        df, provenance["ucsf-pdgm"] = load_ucsf_pdgm(root)
+    for part in [registry.get(p) for p in dataset.parts] or [dataset]:
+        df, provenance[part.name] = part.load(request)
         frames.append(df)
     cohort = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     cohort = patient_sex(cohort, path=root)  # before the view filter: a conflict on any image counts
-    if views == "frontal" and source != "ucsf-pdgm":
+    if views == "frontal" and dataset.modality == "xray":
         cohort = cohort[cohort["view"] == "frontal"].reset_index(drop=True)
         if cohort.empty:
             raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=root, step="keeping frontal views"))
@@ -56,6 +65,8 @@ def build_cohort(
         "uncertain_policy": uncertain,
         "blank_policy": "blank (not mentioned) -> 0",
         "views": views,
+        # the declared rule, if the release carried what it needs (NIH without its split lists: patient)
+        "split_rule": dataset.split_rule if dataset.split_rule != "official" or "official_split" in cohort.columns else "patient",
         "provenance": provenance,
         "summary": summarise(cohort),
     }

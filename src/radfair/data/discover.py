@@ -1,7 +1,7 @@
 """Find a dataset release below a user-given folder by its marker file(s).
 
 ``--root`` may be the release folder itself or any folder above it; the first match in
-breadth-first order (shallowest) wins, and ties are broken alphabetically so the choice is stable.
+breadth-first order (shallowest) wins; the markers come from the dataset registry, and ties are broken alphabetically so the choice is stable.
 A marker may be a glob pattern (``UCSF-PDGM-metadata_v*.csv``: every numbered metadata version).
 """
 
@@ -11,24 +11,18 @@ from pathlib import Path
 
 from ..errors import MISSING_FILE, MISSING_FOLDER, RELEASE_NOT_FOUND, RadfairInputError
 
-#: release name -> marker path relative to the release folder.
-MARKERS: dict[str, str | tuple[str, ...]] = {
-    "chexpert": ("CheXpert-v1.0/train.csv", "CheXpert-v1.0-small/train.csv"),
-    "mimic-cxr-jpg": "mimic-cxr-2.0.0-metadata.csv.gz",
-    # MIMIC-IV 2.x keeps patients/admissions in hosp/, 1.0 in core/; CXR_Fairness-style copies put the
-    # two files in a folder of their own (often beside the MIMIC-CXR-JPG tables)
-    "mimic-iv": ("hosp/patients.csv.gz", "core/patients.csv.gz", "patients.csv.gz"),
-    "ucsf-pdgm": "UCSF-PDGM-metadata_v*.csv",
-}
 MAX_DEPTH = 6
 
 
 def find_release(root: str | Path, release: str) -> Path:
-    """Return the folder holding ``MARKERS[release]``, searching ``root`` and below."""
+    """Return the folder holding the marker(s) a registered dataset declares for ``release``
+    (``Dataset.releases``, see ``registry.py``), searching ``root`` and below."""
+    from .registry import release_markers  # the registry imports the loaders, which import this module
+
     root = Path(root)
     if not root.is_dir():
         raise RadfairInputError(MISSING_FOLDER.format(path=root, what="expected a dataset release or a folder above it"))
-    markers = MARKERS[release] if isinstance(MARKERS[release], tuple) else (MARKERS[release],)
+    markers = release_markers()[release]
     marker = " or ".join(markers)
     level = [root]
     for _ in range(MAX_DEPTH + 1):

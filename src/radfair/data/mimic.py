@@ -35,6 +35,7 @@ from ..errors import BAD_VALUES, RadfairInputError, preview
 from ..readers import decoding, read_csv
 from .discover import find_release
 from .race import harmonise_race
+from .registry import Dataset, LoadRequest, register
 from .schema import (
     LABELS,
     age_group,
@@ -157,3 +158,23 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
     out.loc[unlabeled, [f"y_{n}" for n in LABELS]] = np.nan
     provenance = {"release": str(cxr), "mimic_iv": str(iv), "mimic_iv_tables": str(tables), "files": [str(meta_path), str(label_path), str(patients_path), str(adm_path)]}
     return out, provenance
+
+
+def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
+    return load_mimic(request.root, request.extra_root, request.uncertain)
+
+
+DATASET = register(Dataset(
+    name="mimic",
+    description="MIMIC-CXR-JPG 2.0.0 with MIMIC-IV demographics (--root-mimic-iv if not below --root)",
+    load=_load,
+    releases={
+        "mimic-cxr-jpg": (METADATA,),
+        # MIMIC-IV 2.x keeps patients/admissions in hosp/, 1.0 in core/; CXR_Fairness-style copies put the
+        # two files in a folder of their own (often beside the MIMIC-CXR-JPG tables)
+        "mimic-iv": ("hosp/patients.csv.gz", "core/patients.csv.gz", "patients.csv.gz"),
+    },
+    labels=dict(LABELS),
+    attributes=("sex", "age_group", "race", "insurance"),
+    synthetic="mimic-cxr-jpg",
+))

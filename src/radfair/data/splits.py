@@ -20,6 +20,10 @@ from ..io import output_file, read_metadata, read_table, write_table
 from .schema import patient_sex, validate_cohort
 
 SPLITS = ("train", "val", "test")
+#: Split rules: seeded patient-level fractions, or the release's own split (``official_split`` column).
+RULES = ("patient", "official")
+#: How releases name their official parts (MIMIC-CXR: ``validate``).
+OFFICIAL_NAMES = {"train": "train", "val": "val", "validate": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 def patient_key(patient_ids: pd.Series, seed: int) -> np.ndarray:
@@ -69,6 +73,32 @@ def assign_splits(cohort: pd.DataFrame, fractions=(0.8, 0.1, 0.1), seed: int = 0
     return cohort["patient_id"].map(assignment).rename("split")
 
 
+def assign_official(cohort: pd.DataFrame, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> pd.Series:
+    """The release's own split (``official_split``: train/val/test, MIMIC's ``validate`` = val). A release without
+    an official validation part (NIH ChestX-ray14: train_val_list.txt / test_list.txt) gets its val patients carved
+    from the official train patients, a share ``val / (train + val)`` of ``fractions`` in seeded patient-key order.
+    A row without an official part, or a patient in two parts, is an input error."""
+    if "official_split" not in cohort.columns:
+        raise RadfairInputError(MISSING_COLUMNS.format(path="cohort", columns=["official_split"],
+                                                       expected="a release with an official split (NIH ChestX-ray14 lists, MIMIC-CXR split CSV)"))
+    raw = cohort["official_split"].astype("string").str.strip().str.lower()
+    split = raw.map(OFFICIAL_NAMES)
+    if split.isna().any():
+        bad = cohort["official_split"][split.isna()]
+        raise RadfairInputError(f"cohort: column 'official_split' has {int(split.isna().sum())} row(s) {preview(bad.fillna('<blank>'))} "
+                                f"outside the official split; expected one of {sorted(OFFICIAL_NAMES)}")
+    split = split.astype(object)
+    check_patient_level(cohort.assign(split=split), "official_split")
+    if not (split == "val").any():
+        train = split == "train"
+        patients = pd.Series(cohort.loc[train, "patient_id"].unique())
+        order = patients.iloc[np.argsort(patient_key(patients, seed), kind="stable")]
+        share = fractions[1] / (fractions[0] + fractions[1]) if fractions[0] + fractions[1] > 0 else 0.0
+        val = set(order.iloc[: int(round(share * len(order)))])
+        split[train & cohort["patient_id"].isin(val)] = "val"
+    return split.rename("split")
+
+
 def check_patient_level(df: pd.DataFrame, path="table") -> None:
     """Raise if any patient appears in more than one split."""
     per_patient = df.groupby("patient_id")["split"].nunique()
@@ -77,12 +107,19 @@ def check_patient_level(df: pd.DataFrame, path="table") -> None:
         raise RadfairInputError(PATIENT_IN_TWO_SPLITS.format(path=path, values=preview(leaked.index)))
 
 
-def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, stratify=None) -> pd.DataFrame:
+def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, stratify=None, rule: str | None = None) -> pd.DataFrame:
+    """Read a cohort, add ``split`` under ``rule`` (None: the rule its dataset declares, kept in the cohort's
+    metadata as ``split_rule``; else ``patient``), write it to ``out``; returns the table."""
     output_file(out)
     cohort = patient_sex(validate_cohort(read_table(cohort_path, "cohort table"), cohort_path), cohort_path)
-    cohort["split"] = assign_splits(cohort, fractions, seed, stratify)
-    check_patient_level(cohort, out)
     meta = read_metadata(cohort_path) if Path(cohort_path).suffix == ".parquet" else {}
-    meta["split"] = {"fractions": list(fractions), "seed": seed, "stratify": stratify or [], "unit": "patient"}
+    rule = rule or meta.get("split_rule", "patient")
+    if rule not in RULES:
+        raise RadfairInputError(BAD_OPTION.format(option="--rule", value=rule, expected=list(RULES)))
+    if rule == "official" and stratify:
+        raise RadfairInputError(BAD_OPTION.format(option="--stratify", value=",".join(stratify), expected="no stratification with --rule official"))
+    cohort["split"] = assign_official(cohort, fractions, seed) if rule == "official" else assign_splits(cohort, fractions, seed, stratify)
+    check_patient_level(cohort, out)
+    meta["split"] = {"rule": rule, "fractions": list(fractions), "seed": seed, "stratify": stratify or [], "unit": "patient"}
     write_table(cohort, out, meta)
     return cohort

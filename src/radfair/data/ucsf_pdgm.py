@@ -41,6 +41,7 @@ import pandas as pd
 from ..errors import BAD_OPTION, BAD_VALUES, MISSING_FILE, RadfairInputError, RadfairWarning, preview
 from ..readers import read_csv
 from .discover import find_release
+from .registry import Dataset, LoadRequest, register
 from .schema import age_group, harmonise_sex, parse_age, require_columns
 
 #: Metadata file names of every release version; the highest version number is read.
@@ -163,3 +164,18 @@ def load_ucsf_pdgm(root: str | Path, followups: str = "drop") -> tuple[pd.DataFr
     df.loc[df["age"].isna(), ["age_group"]] = None
     return df, {"release": str(release), "files": [str(meta_path)], "volumes": len(volumes),
                 "followups": followups, "followups_dropped": dropped}
+
+
+def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
+    return load_ucsf_pdgm(request.root)
+
+
+DATASET = register(Dataset(
+    name="ucsf-pdgm",
+    description="UCSF-PDGM glioma MRI (FLAIR volumes, tumour masks, WHO grade, diagnosis)",
+    load=_load,
+    releases={"ucsf-pdgm": (METADATA_PATTERN,)},
+    labels={"high_grade": "WHO CNS Grade", "glioblastoma": DIAGNOSIS},
+    modality="mri",
+    synthetic="ucsf-pdgm",
+))

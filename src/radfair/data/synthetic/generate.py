@@ -8,6 +8,7 @@ Layout written below ``out``::
     mimiciv/2.2/hosp/{patients,admissions}.csv.gz
     mimic-cxr-embeddings/files/pXX/pSUBJ/sSTUDY/<dicom_id>.tfrecord
     ucsf-pdgm/UCSF-PDGM-metadata_v2.csv + UCSF-PDGM-v3/UCSF-PDGM-XXXX_nifti/*.nii.gz
+    nih-cxr14/Data_Entry_2017_v2020.csv, train_val_list.txt, test_list.txt + images_001/images/*.png
     ground_truth.json, ground_truth_labels.csv.gz   (planted mechanisms; true findings per image)
 
 The whole tree is built in a temporary sibling folder and renamed into place at the end.
@@ -138,6 +139,25 @@ def _mimic(n: int, size: int, out: Path, weights, rng) -> pd.DataFrame:
     return images.assign(dataset="mimic")
 
 
+def _nih(n: int, size: int, out: Path, weights, rng) -> pd.DataFrame:
+    """An NIH ChestX-ray14-format release of ``n`` patients (frontal PNGs only, as NIH ships them); its own random
+    stream, so the other releases are unchanged by it."""
+    patients = simulate_patients(n, "nih-cxr14", rng)
+    patients["patient_no"] = np.arange(1, n + 1)
+    patients["part"] = np.where(rng.random(n) < 0.2, "test", "train")  # NIH's test_list.txt: about a fifth of patients
+    studies = _studies(patients, rng)
+    recorded = bias.record_labels(studies[[f"true_{k}" for k in LABELS]].set_axis(list(LABELS), axis=1), studies, np.random.default_rng(rng.integers(2**63)))
+    studies = pd.concat([studies, recorded.add_prefix("rec_")], axis=1)
+    images = studies.assign(view_position=np.where(studies["ap"], "AP", "PA"))
+    images["image_name"] = [f"{p:08d}_{k:03d}.png" for p, k in zip(images["patient_no"], images["k"], strict=True)]
+    images["image_id"] = "nih-cxr14:" + images["image_name"]
+    pixels, _ = _render(images, size, weights, rng)
+    root = out / "nih-cxr14"
+    releases.write_images([root / "images_001" / "images" / name for name in images["image_name"]], pixels)
+    releases.write_nih_cxr14(root, images)
+    return images.assign(dataset="nih-cxr14", insurance=None)
+
+
 def _measured_under_labelling(images: pd.DataFrame) -> dict:
     """Share of true positives recorded as blank, per attribute group (frontal images, pathologies)."""
     frontal = images[images["view_position"] != "LL"]
@@ -156,13 +176,16 @@ def _measured_under_labelling(images: pd.DataFrame) -> dict:
 
 
 def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: int = 64, mri_patients: int = 40,
-             mri_shape: tuple[int, int, int] = (64, 64, 24), overwrite: bool = False) -> dict:
-    """Write every synthetic release below ``out``; return the ground-truth dict."""
+             mri_shape: tuple[int, int, int] = (64, 64, 24), overwrite: bool = False, nih_patients: int = 100) -> dict:
+    """Write every synthetic release below ``out``; return the ground-truth dict. ``nih_patients`` (0: none) are
+    drawn from a fourth random stream, so CheXpert, MIMIC and UCSF-PDGM do not depend on it."""
     out = Path(out)
     if image_size < 32 or image_size % 8:
         raise RadfairInputError(BAD_OPTION.format(option="--image-size", value=image_size, expected="a multiple of 8, at least 32"))
     if patients < 20:
         raise RadfairInputError(BAD_OPTION.format(option="--patients", value=patients, expected="at least 20"))
+    if nih_patients < 0:
+        raise RadfairInputError(BAD_OPTION.format(option="--nih-patients", value=nih_patients, expected="0 or more"))
     if mri_patients < 0:
         raise RadfairInputError(BAD_OPTION.format(option="--mri-patients", value=mri_patients, expected="0 or more"))
     output_folder(out.parent, create=False)
@@ -182,10 +205,13 @@ def generate(out: str | Path, patients: int = 2000, seed: int = 0, image_size: i
         mri_table = mri.simulate_mri_patients(mri_patients, mri_rng)
         if mri_patients:
             mri.write_ucsf_pdgm(tmp / "ucsf-pdgm", mri_table, mri_shape, mri_rng)
+        nih = _nih(nih_patients, image_size, tmp, weights, np.random.default_rng(streams[3])) if nih_patients else None
         images = pd.concat([chex, mimic], ignore_index=True)
         truth_table = images[["image_id"] + [f"true_{k}" for k in LABELS]]
         truth_table.to_csv(tmp / "ground_truth_labels.csv.gz", index=False, compression=releases.GZIP)
         ground_truth = _ground_truth(seed, patients, image_size, mri_patients, images, mri_table)
+        ground_truth["patients"]["nih-cxr14"] = nih_patients
+        ground_truth["nih_cxr14_images"] = 0 if nih is None else int(len(nih))
         write_json(tmp / "ground_truth.json", ground_truth)
         if out.exists():
             trash = temp_folder_beside(out)

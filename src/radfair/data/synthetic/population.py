@@ -27,6 +27,12 @@ DEMOGRAPHICS = {
         "age_group": dict(zip(AGE_GROUPS, (0.008, 0.131, 0.310, 0.391, 0.161), strict=True)),
         "race": dict(zip(RACES, (0.633, 0.061, 0.118, 0.024, 0.019, 0.146), strict=True)),
     },
+    # NIH ChestX-ray14 (Data_Entry_2017_v2020.csv, images): 56.5% male; no race or insurance in the release
+    "nih-cxr14": {
+        "sex": {"Male": 0.565, "Female": 0.435},
+        "age_group": dict(zip(AGE_GROUPS, (0.056, 0.224, 0.426, 0.272, 0.022), strict=True)),
+        "race": dict(zip(RACES, (0.633, 0.061, 0.118, 0.024, 0.019, 0.146), strict=True)),
+    },
 }
 AGE_RANGES = {"0-20": (12, 20), "20-40": (20, 40), "40-60": (40, 60), "60-80": (60, 80), "80+": (80, 91)}
 #: share of patients whose race is not recorded (-> missing in the cohort, never another group)

@@ -157,3 +157,30 @@ def write_chexpert_embeddings(path: Path, images: pd.DataFrame, vectors: np.ndar
     path.parent.mkdir(parents=True, exist_ok=True)
     mapping = dict(zip(images["rel_path"], vectors, strict=True))
     np.savez(path, mapping=np.array(mapping, dtype=object))
+
+
+#: NIH ChestX-ray14 names of the simulated findings (the others, e.g. fractures and devices, are not in its 14).
+NIH_FINDINGS = {"atelectasis": "Atelectasis", "cardiomegaly": "Cardiomegaly", "consolidation": "Consolidation", "edema": "Edema",
+                "pleural_effusion": "Effusion", "pneumonia": "Pneumonia", "pneumothorax": "Pneumothorax",
+                "lung_opacity": "Infiltration", "lung_lesion": "Nodule"}
+#: The released header: two 2-valued fields are named inside brackets, so the header has 9 names for 11 fields.
+NIH_HEADER = ("Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+              "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]")
+
+
+def write_nih_cxr14(root: Path, images: pd.DataFrame) -> None:
+    """``Data_Entry_2017_v2020.csv`` (the real header), ``train_val_list.txt``, ``test_list.txt`` below ``root``
+    (images are written by the caller to ``images_001/images/``). Recorded positives become ``Finding Labels``
+    (uncertain and blank are absent: NIH's labels have no uncertain value); none -> ``No Finding``."""
+    recorded = images[[f"rec_{k}" for k in NIH_FINDINGS]].to_numpy(dtype=float) == 1
+    names = np.array(list(NIH_FINDINGS.values()))
+    findings = ["|".join(names[row]) or "No Finding" for row in recorded]
+    lines = [NIH_HEADER]
+    for (_, r), labels in zip(images.iterrows(), findings, strict=True):
+        sex = "M" if r["sex"] == "Male" else "F"
+        lines.append(f"{r['image_name']},{labels},{r['k']},{r['patient_no']},{int(r['age'])},{sex},{r['view_position']},"
+                     f"2500,2048,0.143,0.143")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "Data_Entry_2017_v2020.csv").write_text("\n".join(lines) + "\n")
+    for part, name in (("train", "train_val_list.txt"), ("test", "test_list.txt")):
+        (root / name).write_text("".join(f"{n}\n" for n in images.loc[images["part"] == part, "image_name"]))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...config import StrictModel, load_yaml_config
+from ...data import registry
 from ...training.loop import LoopConfig
 from ...training.steps import OptimConfig
 
@@ -48,7 +49,8 @@ class EmbVsImgConfig(StrictModel):
     releases: str
     embeddings: str | None = Field(None, description="embedding store folder; default: the releases folder")
     synthetic: SyntheticReleases | None = None
-    datasets: list[Literal["mimic", "chexpert", "all"]] = list(DATASETS)
+    datasets: list[str] = list(DATASETS)  # any registered X-ray dataset (a union such as "all" is split part by part)
+    roots: dict[str, str] = {}  # a dataset's own --root (a release folder, or the manifest file); default: releases
     seeds: list[int] = [0, 1, 2, 3, 4]
     labels: list[str] | None = None
     uncertain: Literal["zeros", "ones", "ignore"] = "zeros"
@@ -67,9 +69,17 @@ class EmbVsImgConfig(StrictModel):
     device: str = "cpu"
     jobs: int = Field(1, description="local executor: runs in parallel processes (the CLI's --jobs overrides)")
 
+    @field_validator("datasets")
+    @classmethod
+    def _registered(cls, value: list[str]) -> list[str]:
+        return [registry.check_name(name, "xray") for name in value]
+
+    def root_of(self, source: str) -> str:
+        return self.roots.get(source, self.releases)
+
     def resolved(self) -> EmbVsImgConfig:
         """Paths made absolute (relative to the working directory)."""
-        updates = {"releases": str(Path(self.releases).resolve())}
+        updates = {"releases": str(Path(self.releases).resolve()), "roots": {k: str(Path(v).resolve()) for k, v in self.roots.items()}}
         if self.embeddings:
             updates["embeddings"] = str(Path(self.embeddings).resolve())
         return self.model_copy(update=updates)

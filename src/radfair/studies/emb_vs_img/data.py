@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...data import registry
 from ...data.cohort import build_cohort
 from ...data.embeddings import load_cohort_embeddings
 from ...data.splits import assign_splits, check_patient_level
@@ -25,11 +26,9 @@ from ...errors import RadfairInputError, preview
 from ...io import write_json, write_table
 from .config import EmbVsImgConfig
 
-SOURCES = ("mimic", "chexpert")
-
 
 def _data_settings(config: EmbVsImgConfig) -> dict:
-    return {"releases": config.releases, "embeddings": config.embeddings, "datasets": config.datasets,
+    return {"releases": config.releases, **({"roots": config.roots} if config.roots else {}), "embeddings": config.embeddings, "datasets": config.datasets,
             "uncertain": config.uncertain, "missing_embeddings": config.missing_embeddings,
             "split": config.split.model_dump(mode="json"),
             "synthetic": synthetic_settings(config)}
@@ -79,10 +78,10 @@ def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
             return manifest
     ensure_releases(config, log)
     store = config.embeddings or config.releases
-    needed = sorted({s for d in config.datasets for s in (SOURCES if d == "all" else (d,))})
+    needed = sorted({s for d in config.datasets for s in (registry.get(d).parts or (d,))})
     parts, dropped = {}, {}
     for source in needed:
-        cohort, _ = build_cohort(source, config.releases, uncertain=config.uncertain)
+        cohort, _ = build_cohort(source, config.root_of(source), uncertain=config.uncertain)
         _, found = load_cohort_embeddings(cohort, store)
         dropped[source] = int((~found).sum())
         if dropped[source]:
@@ -97,10 +96,11 @@ def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
         parts[source] = cohort
     splits = {}
     for dataset in config.datasets:
-        table = pd.concat([parts[s] for s in SOURCES], ignore_index=True) if dataset == "all" else parts[dataset]
+        members = registry.get(dataset).parts or (dataset,)
+        table = pd.concat([parts[s] for s in members], ignore_index=True) if len(members) > 1 else parts[dataset]
         path = folder / f"split_{dataset}.parquet"
         write_table(table, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient",
-                                            "all": "union of the MIMIC and CheXpert splits"}})
+                                            **({"union": list(members)} if len(members) > 1 else {})}})
         splits[dataset] = str(path)
     counts = {d: pd.read_parquet(p).groupby("split").agg(images=("image_id", "size"), patients=("patient_id", "nunique")).to_dict()
               for d, p in splits.items()}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator, model_validator
+
 from ...config import StrictModel, load_yaml_config
+from ...data import registry
 from ...data.schema import STUDY2_LABELS
 from ...training.loop import LoopConfig
 from ...training.mri_downstream import MRI_LABELS
@@ -52,13 +55,36 @@ class ReconstructorTraining(StrictModel):
         return self.loop.model_copy(update={"epochs": self.epochs_by_reconstructor[name]})
 
 
+def study2_labels(source: str) -> list[str]:
+    """A dataset's Study 2 findings: its labels without No Finding and Support Devices (CheXpert: the paper's 12)."""
+    return [name for name in registry.get(source, "source").label_names() if name not in ("support_devices", "no_finding")]
+
+
 class XrayStudy(StrictModel):
-    source: Literal["chexpert"] = "chexpert"
+    """The X-ray part: any registered X-ray dataset (``source``; CheXpert in the paper) read from ``root``
+    (default: the config's ``releases``; a manifest names its file). ``labels`` default: the dataset's findings
+    without No Finding and Support Devices (a manifest must list them)."""
+
+    source: str = "chexpert"
+    root: str | None = None
     labels: list[str] = list(STUDY2_LABELS)
     degradation: XrayDegradation = XrayDegradation()
     classifier: DownstreamClassifier = DownstreamClassifier()
     reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
     training: ReconstructorTraining = ReconstructorTraining()
+
+    @field_validator("source")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return registry.check_name(value, "xray")
+
+    @model_validator(mode="after")
+    def _dataset_labels(self) -> XrayStudy:
+        if "labels" not in self.model_fields_set and self.source != "chexpert":
+            self.labels = study2_labels(self.source)
+            if not self.labels:
+                raise ValueError(f"source {self.source!r} declares no labels; list the findings in xray.labels")
+        return self
 
 
 class MriDegradation(StrictModel):
@@ -93,7 +119,7 @@ class SegmenterSettings(StrictModel):
 class MriStudy(StrictModel):
     """UCSF-PDGM: undersampled FLAIR volumes, slice reconstructors, frozen grade/type classifier and segmenter."""
 
-    source: Literal["ucsf-pdgm"] = "ucsf-pdgm"
+    source: str = "ucsf-pdgm"  # a registered MRI dataset with y_high_grade / y_glioblastoma labels and mask_path
     labels: list[str] = list(MRI_LABELS)
     degradation: MriDegradation = MriDegradation()
     slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
@@ -101,6 +127,11 @@ class MriStudy(StrictModel):
     segmenter: SegmenterSettings = SegmenterSettings()
     reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
     training: ReconstructorTraining = ReconstructorTraining()
+
+    @field_validator("source")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        return registry.check_name(value, "mri")
 
 
 class MitigationStudy(StrictModel):
@@ -171,7 +202,15 @@ class ReconstructionConfig(StrictModel):
     jobs: int = 1
 
     def resolved(self) -> ReconstructionConfig:
-        return self.model_copy(update={"releases": str(Path(self.releases).resolve())})
+        updates = {"releases": str(Path(self.releases).resolve())}
+        if self.xray is not None and self.xray.root:
+            updates["xray"] = self.xray.model_copy(update={"root": str(Path(self.xray.root).resolve())})
+        return self.model_copy(update=updates)
+
+    def root_of(self, part: str) -> str:
+        """The folder (or manifest file) a part's dataset is read from: its own ``root``, else ``releases``."""
+        study = getattr(self, part, None)
+        return getattr(study, "root", None) or self.releases
 
 
 def load_config(path: str | Path) -> ReconstructionConfig:

@@ -45,14 +45,15 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
     unchanged. Returns the manifest."""
     folder = out / "data"
     manifest_path = folder / f"{dataset}_manifest.json"
-    settings = {"releases": config.releases, "source": source, "split": config.split.model_dump(mode="json"),
+    root = config.root_of(dataset)
+    settings = {"releases": config.releases, **({"root": root} if root != config.releases else {}), "source": source, "split": config.split.model_dump(mode="json"),
                 "merge_below": config.analysis.merge_below, "synthetic": synthetic_settings(config)}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest["settings"] == settings and Path(manifest["split"]).is_file():
             return manifest
     ensure_releases(config, log)
-    cohort, _ = build_cohort(source, config.releases)
+    cohort, _ = build_cohort(source, root)
     cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
     check_patient_level(cohort, source)
     key = pd.Series(patient_key(cohort["patient_id"], config.split.seed + 1), index=cohort.index)

@@ -23,6 +23,7 @@ class SyntheticReleases(StrictModel):
     seed: int = 0
     image_size: int = 64
     mri_patients: int = 40
+    nih_patients: int = 100  # the NIH ChestX-ray14-format release (radfair synth --nih-patients)
 
 
 class ArmConfig(StrictModel):

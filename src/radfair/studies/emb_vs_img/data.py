@@ -48,17 +48,19 @@ def ensure_releases(config, log=print) -> None:
         return
     if not (releases.is_dir() and any(releases.iterdir())):
         log(f"writing synthetic releases ({s.patients} patients, {s.image_size} px) to {releases}")
-        generate(releases, patients=s.patients, seed=s.seed, image_size=s.image_size, mri_patients=s.mri_patients)
+        generate(releases, patients=s.patients, seed=s.seed, image_size=s.image_size, mri_patients=s.mri_patients,
+                 nih_patients=s.nih_patients)
         return
     truth_path = releases / "ground_truth.json"
     if truth_path.is_file():
         truth = json.loads(truth_path.read_text())
         counts = truth.get("patients", {})
         found = {"patients": counts.get("chexpert", 0) + counts.get("mimic", 0), "mri_patients": counts.get("ucsf-pdgm", 0),
-                 "seed": truth.get("seed"), "image_size": truth.get("image_size"),
+                 # releases written before the NIH release existed record no count: nothing to compare
+                 "nih_patients": counts.get("nih-cxr14", s.nih_patients), "seed": truth.get("seed"), "image_size": truth.get("image_size"),
                  "generator_version": truth.get("generator_version", 1)}
-        wanted = {"patients": s.patients, "mri_patients": s.mri_patients, "seed": s.seed, "image_size": s.image_size,
-                  "generator_version": GENERATOR_VERSION}
+        wanted = {"patients": s.patients, "mri_patients": s.mri_patients, "nih_patients": s.nih_patients, "seed": s.seed,
+                  "image_size": s.image_size, "generator_version": GENERATOR_VERSION}
         differ = {k: (found[k], wanted[k]) for k in wanted if found[k] != wanted[k]}
         if differ:
             raise RadfairInputError(f"{truth_path}: the synthetic releases there were generated with "

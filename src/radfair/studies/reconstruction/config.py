@@ -138,17 +138,18 @@ class MitigationStudy(StrictModel):
     """Fine-tuning the reconstructors for downstream fairness (paper §3.5): every strategy x λ of the sweep on
     validation, λ chosen by :func:`radfair.mitigation.choose_weight`, the chosen run scored on test like the rest.
 
-    ``datasets`` names the parts fine-tuned: CheXpert against its frozen classifier (λ on validation AUROC and
+    ``datasets`` names the parts fine-tuned by their dataset (``xray.source``, ``mri.source``): the X-ray part
+    (CheXpert in the paper) against its frozen classifier (λ on validation AUROC and
     EODD), UCSF-PDGM against the frozen tumour segmenter (λ on validation Dice and ΔDice; the mitigated volumes are
     then scored by both frozen UCSF models). ``levels`` may name levels of either part; a part none of whose levels
     is named is fine-tuned at its middle level. ``max_auroc_drop`` bounds the validation AUROC loss (classifier
     downstream), ``max_dice_drop`` the validation mean Dice loss (segmenter downstream).
     """
 
-    datasets: list[Literal["chexpert", "ucsf-pdgm"]] = ["chexpert"]
+    datasets: list[str] = ["chexpert"]  # registered datasets; each must be a part of the study (checked when it runs)
     strategies: list[Literal["reweighting", "eodd", "adversarial"]] = ["reweighting", "eodd", "adversarial"]
     weights: list[float] = [1e-3, 1e-2, 1e-1, 1.0]  # λ_fair sweep (log scale); reweighting has no λ
-    weights_by_dataset: dict[Literal["chexpert", "ucsf-pdgm"], list[float]] = {}  # a dataset's own sweep (else weights)
+    weights_by_dataset: dict[str, list[float]] = {}  # a dataset's own sweep (else weights)
     reconstructors: list[str] | None = None  # None: every reconstructor of the part
     levels: list[str] | None = None  # None: each part's middle level (CheXpert: the paper's fairness level)
     attributes: list[str] | None = None  # None: the analysis attributes
@@ -159,6 +160,18 @@ class MitigationStudy(StrictModel):
     max_psnr_drop_db: float = 0.5
     max_auroc_drop: float = 0.01
     max_dice_drop: float = 0.01
+
+    @field_validator("datasets")
+    @classmethod
+    def _registered(cls, value: list[str]) -> list[str]:
+        return [registry.check_name(name) for name in value]
+
+    @field_validator("weights_by_dataset")
+    @classmethod
+    def _registered_keys(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for name in value:
+            registry.check_name(name)
+        return value
 
 
 class ConfirmatoryFamily(StrictModel):

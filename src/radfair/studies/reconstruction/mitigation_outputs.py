@@ -6,7 +6,7 @@ figures of :mod:`.figures`, which draw one bar series per (reconstructor, strate
   only, so ``standard`` is compared on the same cells (the paper pools datasets, tasks and models);
 * Table 4 — mean % change of test PSNR and of the task metric (mean AUROC; Dice for UCSF-PDGM segmentation) of
   each strategy relative to the standard reconstruction of the same (reconstructor, level), per dataset;
-* Figures 11–14 — the CheXpert validation λ sweep: worst-case EODD with AUROC (11 EODD loss, 12 adversarial) or
+* Figures 11–14 — the X-ray part's (CheXpert's) validation λ sweep: worst-case EODD with AUROC (11 EODD loss, 12 adversarial) or
   with PSNR (13, 14) against λ, the standard fine-tune as a dashed reference, the chosen λ circled;
 * Figure 15 — test change of mean AUROC, Dice and PSNR per strategy and (dataset, reconstructor, level) against
   the standard reconstruction.
@@ -119,16 +119,18 @@ def figure15(performance: pd.DataFrame, sweep: pd.DataFrame, path: Path) -> None
     save(fig, path)
 
 
-def write_mitigation_outputs(out: Path, bias_shift: pd.DataFrame, performance: pd.DataFrame, sweep: pd.DataFrame) -> list[str]:
+def write_mitigation_outputs(out: Path, bias_shift: pd.DataFrame, performance: pd.DataFrame, sweep: pd.DataFrame,
+                             xray_dataset: str) -> list[str]:
+    """``xray_dataset``: the X-ray part's dataset (CheXpert in the paper), whose sweep the λ figures draw."""
     write_text(out / "table3_shift_by_mitigation.md", "# Table 3: bias change by mitigation strategy\n\n" + table3(bias_shift, sweep))
     write_text(out / "table4_mitigation_cost.md", "# Table 4: cost of mitigation\n\n" + table4(performance, sweep))
     notes = []
-    chexpert = sweep[sweep["dataset"] == "chexpert"]  # the paper's λ figures: CheXpert (the UCSF sweep is in mitigation_sweep.csv)
+    xray = sweep[sweep["dataset"] == xray_dataset]  # the paper's λ figures: the X-ray part (the UCSF sweep is in mitigation_sweep.csv)
     for name, (strategy, metric) in LAMBDA_FIGURES.items():
-        if (chexpert["strategy"] == strategy).any():
-            lambda_figure(chexpert, strategy, metric, out / name)
+        if (xray["strategy"] == strategy).any():
+            lambda_figure(xray, strategy, metric, out / name)
         else:
-            notes.append(f"{name} not drawn: no CheXpert {strategy} run in the mitigation sweep")
+            notes.append(f"{name} not drawn: no {DATASET_NAMES.get(xray_dataset, xray_dataset)} {strategy} run in the mitigation sweep")
     figure15(performance, sweep, out / "fig15_mitigation_performance.png")
     return notes
 

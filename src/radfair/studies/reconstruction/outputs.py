@@ -14,25 +14,28 @@ from .figures import figure2_performance_vs_noise, figure3_bias_change_hist, fig
 from .mitigation_outputs import write_mitigation_outputs
 from .tables import performance_table, table1_baseline_fairness, table2_shift_by_reconstructor
 
-FIGURE_METRICS = {"chexpert": ("fig4", ("eodd_worst", "eop")), "ucsf-pdgm": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
+# Keyed by the part (xray | mri); file names carry the part's dataset short name (``part.short``: the X-ray part's
+# registered dataset, e.g. chexpert or nih-cxr14; ucsf for the MRI part), so CheXpert's files keep the paper's names.
+FIGURE_METRICS = {"xray": ("fig4", ("eodd_worst", "eop")), "mri": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
 # (the paper's Figures 16/17, EOP before and after mitigation, are the *_eop files)
-TABLE_NUMBER = {"chexpert": "table7_chexpert", "ucsf-pdgm": "table8_ucsf"}
+TABLE_NUMBER = {"xray": "table7", "mri": "table8"}
 
 
 def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame,
                   sweep: pd.DataFrame | None = None) -> list[str]:
-    notes = [] if sweep is None else write_mitigation_outputs(out, bias_shift, performance, sweep)
+    xray = next((p for p in parts if p.name == "xray"), None)
+    notes = [] if sweep is None else write_mitigation_outputs(out, bias_shift, performance, sweep,
+                                                              xray.dataset if xray is not None else "chexpert")
     write_text(out / "table1_baseline_fairness.md", "# Table 1: baseline fairness on clean images\n\n" + table1_baseline_fairness(bias_shift))
     write_text(out / "table2_shift_by_reconstructor.md",
                "# Table 2: bias change by reconstructor\n\n" + table2_shift_by_reconstructor(bias_shift))
     for part in parts:
-        write_text(out / f"{TABLE_NUMBER[part.dataset]}.md",
+        write_text(out / f"{TABLE_NUMBER[part.name]}_{part.short}.md",
                    f"# Performance: {part.dataset}\n\n" + performance_table(performance, part.dataset))
     figure2_performance_vs_noise(performance, out / "fig2_performance_vs_noise.png")
     figure3_bias_change_hist(bias_shift, out / "fig3_bias_change_hist.png")
     for part in parts:
-        prefix, metrics = FIGURE_METRICS[part.dataset]
-        short = "chexpert" if part.dataset == "chexpert" else "ucsf"
+        prefix, metrics, short = *FIGURE_METRICS[part.name], part.short
         for metric in metrics:
             if (bias_shift[(bias_shift["dataset"] == part.dataset)]["metric"] == metric).any():
                 figure_bias_change(bias_shift, part.dataset, metric, out / f"{prefix}_bias_change_{short}_{metric}.png")
@@ -41,9 +44,8 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
         tables = {(kind, level): out / "runs" / spec.run_id / "reconstructed.parquet"
                   for (kind, level, mitigation), spec in recon[part.dataset].items() if mitigation == "standard"}
         examples_figure(part.dataset, tables, part.split, out / f"examples_{short}.png")
-    xray = next((p for p in parts if p.dataset == "chexpert"), None)
     if xray is not None:
-        notes += _gradcam(out, xray, recon["chexpert"])
+        notes += _gradcam(out, xray, recon[xray.dataset])
     return notes
 
 
@@ -55,7 +57,7 @@ def _gradcam(out: Path, xray, recon: dict) -> list[str]:
     level = xray.levels()[-1]
     candidates = [k for k in config.labels if clean[f"y_{k}"].eq(1).any()]
     if not candidates:
-        return ["gradcam_chexpert.png not drawn: no test image is positive for any finding"]
+        return [f"gradcam_{xray.short}.png not drawn: no test image is positive for any finding"]
     label = max(candidates, key=lambda k: clean.loc[clean[f"y_{k}"] == 1, f"p_{k}"].mean() - clean[f"p_{k}"].mean())
     image_id = clean.loc[clean[f"y_{label}"] == 1].sort_values(f"p_{label}", ascending=False)["image_id"].iloc[0]
     images = {}
@@ -66,7 +68,7 @@ def _gradcam(out: Path, xray, recon: dict) -> list[str]:
         images.setdefault("clean", row["path_clean"])
         images.setdefault(f"degraded ({level})", row["path_degraded"])
         images[kind] = row["path"]
-    gradcam_figure(model, config.labels, label, config.image_size, images, out / "gradcam_chexpert.png")
+    gradcam_figure(model, config.labels, label, config.image_size, images, out / f"gradcam_{xray.short}.png")
     return []
 
 

@@ -1,4 +1,7 @@
-"""Study 2, CheXpert part: low-dose X-ray -> reconstructors -> the frozen 12-finding classifier.
+"""Study 2, X-ray part: low-dose X-ray -> reconstructors -> the frozen multi-finding classifier.
+
+The part's dataset is ``xray.source``, any registered X-ray dataset or a manifest (CheXpert in the paper, its
+12 findings); its tables, figures, thresholds and rows of ``bias_shift`` / ``performance`` are keyed by that name.
 
 The classifier (DenseNet-121) trains on the clean images of the classifier patients only; each reconstructor
 (kind x dose level) trains on the reconstruction patients; ``predict-classifier`` scores each reconstruction.
@@ -27,8 +30,6 @@ from .parts import (
     with_study_attributes,
 )
 
-DATASET = "chexpert"
-
 
 def level_name(mode: str, photons: float) -> str:
     return f"xray_{mode}_{int(photons)}"
@@ -45,7 +46,14 @@ def classifier_cohort(split: pd.DataFrame, degraded: pd.DataFrame, path: Path) -
 
 
 class XrayPart(DatasetPart):
-    dataset, name, short, study_key = DATASET, "xray", "chexpert", "xray"
+    name, study_key = "xray", "xray"
+
+    @property
+    def dataset(self) -> str:
+        """The registered dataset the part reads (``xray.source``), also its short name in file names and run labels."""
+        return self.study.source
+
+    short = dataset
 
     def prepare(self) -> None:
         self.prepare_split()
@@ -63,7 +71,7 @@ class XrayPart(DatasetPart):
         clf = resolve_config(cohort=str(self.cohort), input="images", model=c.model, labels=self.study.labels, image_size=d.size,
                              batch_size=c.batch_size, hidden=c.hidden, dropout=c.dropout, seed=c.seed, optim=c.optim, loop=c.loop)
         self.classifier = RunSpec("train-classifier", clf.model_dump(mode="json"), {"cohort": clf.cohort}, device=self.config.device,
-                                  label="chexpert-classifier")
+                                  label=f"{self.short}-classifier")
         return {"classifier": self.classifier}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
@@ -91,11 +99,11 @@ class XrayPart(DatasetPart):
         for key, spec in recon.items():
             scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scored.parquet")
             scores[key] = with_study_attributes(scored, self.split)
-            classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
-            out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+            classifier_shift(self.dataset, key, clean, scores[key], labels, attributes, thresholds, a, out)
+            out.performance.append(quality_rows(self.dataset, key, self.store / spec.run_id / "reconstructed.parquet"))
         for key, reference, role in mitigation_references(scores):  # primary: the same-budget fine-tune; secondary: the original
             against = PartOutputs()
-            classifier_shift(DATASET, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)
+            classifier_shift(self.dataset, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)
             out.versus_standard += [rows.assign(reference=reference[2], comparison=role) for rows in against.shift]
         return out
 

@@ -8,8 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from radfair.cli import app
+from radfair.errors import RadfairInputError
+from radfair.studies.emb_vs_img import EmbVsImgConfig
+from radfair.studies.emb_vs_img import run_study as run_study1
+from radfair.studies.emb_vs_img.data import prepare_data
+from radfair.studies.emb_vs_img.run import plan_runs
 from radfair.studies.reconstruction import ReconstructionConfig
 from radfair.studies.reconstruction import run_study as run_study2
 
@@ -19,6 +27,7 @@ NIH = FIXTURES / "nih_cxr14_64px"
 NIH_LABELS = ["atelectasis", "cardiomegaly", "pleural_effusion", "infiltration", "nodule"]
 TINY = {"widths": [8, 16], "bottleneck": 32, "optim": {"lr": 1e-3, "weight_decay": 0.0}}
 ONCE = {"epochs": 1, "patience": None}
+runner = CliRunner()
 
 
 def _study2_config(**xray) -> ReconstructionConfig:
@@ -63,3 +72,60 @@ def test_study2_one_level_xray_run_on_the_real_nih_images(tmp_path):
     split = pd.read_parquet(out / "data" / "xray_split.parquet")
     assert len(split) == 162 and split["patient_id"].nunique() == 93 and split["path"].str.contains("nih_cxr14_64px").all()
     assert not result["bias_shift"].empty
+
+
+class TinyEncoder(torch.nn.Module):
+    """A frozen local encoder for `radfair embed` (32-wide vectors): the dataset has no CXR-Foundation store."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 8, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 2).flatten(1)
+
+
+def _study1_config(tmp_path, **changes) -> EmbVsImgConfig:
+    settings = dict(
+        releases=str(tmp_path / "no-releases"), datasets=["nih-cxr14"], roots={"nih-cxr14": str(NIH)}, seeds=[0, 1],
+        labels=[*NIH_LABELS, "no_finding"], attributes=["sex", "age_group"], split={"fractions": (0.4, 0.2, 0.4), "seed": 0},
+        bootstrap=50, missing_embeddings="error",
+        arms={"emb": {"model": "mlp", "hidden": [16], "optim": {"lr": 3e-3}, "loop": {"epochs": 3, "patience": None}},
+              "img": {"model": "densenet121", "image_size": 32, "batch_size": 32, "loop": {"epochs": 1, "patience": None}}})
+    return EmbVsImgConfig(**{**settings, **changes})
+
+
+def test_study1_image_arm_alone_needs_no_embedding_store(tmp_path):
+    config = _study1_config(tmp_path, arms={"img": {"model": "densenet121", "image_size": 32}})
+    manifest = prepare_data(config, tmp_path / "s1", log=lambda m: None)
+    split = pd.read_parquet(manifest["splits"]["nih-cxr14"])
+    assert len(split) == 162 and manifest["dropped_without_embedding"] == {} and "embedding_width" not in manifest
+    assert [p.spec.config["input"] for p in plan_runs(config, manifest, 1)] == ["images", "images"]
+
+
+@pytest.mark.slow
+def test_study1_on_the_real_nih_images_with_an_embedding_arm_from_radfair_embed(tmp_path):
+    config = _study1_config(tmp_path)
+    with pytest.raises(RadfairInputError, match="162 of 162 nih-cxr14 images have no embedding.*radfair embed"):
+        run_study1(config, tmp_path / "s1", progress=False, log=lambda m: None)
+    cohort = tmp_path / "cohort.parquet"
+    assert runner.invoke(app, ["cohort", "--source", "nih-cxr14", "--root", str(NIH), "--out", str(cohort)]).exit_code == 0
+    torch.manual_seed(0)
+    torch.jit.script(TinyEncoder()).save(str(tmp_path / "enc.ts"))
+    result = runner.invoke(app, ["embed", "--encoder", str(tmp_path / "enc.ts"), "--cohort", str(cohort), "--out", str(tmp_path / "store"),
+                                 "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "s1"
+    tables = run_study1(config.model_copy(update={"embeddings": str(tmp_path / "store")}), out, progress=False, log=lambda m: None)
+    for name in ("auc.csv", "table3.md", "table4.md", "disparities.csv", "arm_comparison.csv", "cost.csv", "study.json",
+                 "fig1_nih-cxr14_emb_sex.png", "fig1_nih-cxr14_img_age_group.png"):
+        assert (out / name).is_file(), name
+    auc = pd.read_csv(out / "auc.csv")
+    assert set(auc["dataset"]) == {"nih-cxr14"} and {"emb", "img"} <= set(auc["model"])
+    study = json.loads((out / "study.json").read_text())
+    assert study["data"]["embedding_width"] == 32 and study["data"]["dropped_without_embedding"] == {"nih-cxr14": 0}
+    assert len(study["runs"]) == 4
+    tests = [set(pd.read_parquet(out / "runs" / r["run_id"] / "scored.parquet").query("split == 'test'")["image_id"]) for r in study["runs"]]
+    assert all(t == tests[0] for t in tests)  # both arms, every seed: the same real test images
+    cost = tables["cost"].set_index(["dataset", "arm"])
+    assert cost.loc[("nih-cxr14", "emb"), "forward_macs"] == 32 * 16 + 16 * (len(NIH_LABELS) + 1)  # the store's width, not 1376

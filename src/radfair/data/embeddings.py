@@ -214,7 +214,8 @@ def read_chexpert_store(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 def _find_below(root: Path, predicate, max_depth: int = 4) -> Path | None:
-    level = [Path(root)]
+    """The first folder at or below ``root`` (breadth first) satisfying ``predicate``; None if none (or no ``root``)."""
+    level = [Path(root)] if Path(root).is_dir() else []
     for _ in range(max_depth + 1):
         for folder in level:
             if predicate(folder):

@@ -13,6 +13,7 @@ from ...training.loop import LoopConfig
 from ...training.steps import OptimConfig
 
 DATASETS = ("mimic", "chexpert", "all")
+EMBEDDING_MODELS = ("mlp", "linear")  # arms that read the embedding store; the others read the images
 ATTRIBUTES = ("sex", "age_group", "race", "insurance")
 
 
@@ -39,6 +40,10 @@ class ArmConfig(StrictModel):
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig(epochs=100, patience=5)
 
+    @property
+    def on_embeddings(self) -> bool:
+        return self.model in EMBEDDING_MODELS
+
 
 class SplitConfig(StrictModel):
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -48,7 +53,8 @@ class SplitConfig(StrictModel):
 class EmbVsImgConfig(StrictModel):
     name: str = "emb-vs-img"
     releases: str
-    embeddings: str | None = Field(None, description="embedding store folder; default: the releases folder")
+    embeddings: str | None = Field(None, description="embedding store folder (CXR Foundation's, or one written by `radfair embed` "
+                                                      "for any other dataset); default: the releases folder")
     synthetic: SyntheticReleases | None = None
     datasets: list[str] = list(DATASETS)  # any registered X-ray dataset (a union such as "all" is split part by part)
     roots: dict[str, str] = {}  # a dataset's own --root (a release folder, or the manifest file); default: releases

@@ -4,7 +4,9 @@
   their union, so every patient sits in the same split in every dataset (anchor bug 1: both arms are
   trained, thresholded and tested on exactly the same rows).
 * Rows without an embedding are dropped from **both** arms (``missing_embeddings: drop``, counts
-  reported) or the study stops (``error``); never from one arm only.
+  reported) or the study stops (``error``); never from one arm only. A dataset without CXR-Foundation
+  embeddings (NIH ChestX-ray14, a manifest) gets its store from ``radfair embed`` (any frozen local encoder),
+  named in ``embeddings``; a study whose arms all read images needs no store.
 * ``OUT/data/manifest.json`` records the settings that made the files; a rerun with the same settings
   reuses them, a rerun with other settings rebuilds them (and so changes every run id downstream).
 """
@@ -31,7 +33,11 @@ def _data_settings(config: EmbVsImgConfig) -> dict:
     return {"releases": config.releases, **({"roots": config.roots} if config.roots else {}), "embeddings": config.embeddings, "datasets": config.datasets,
             "uncertain": config.uncertain, "missing_embeddings": config.missing_embeddings,
             "split": config.split.model_dump(mode="json"),
-            "synthetic": synthetic_settings(config)}
+            "synthetic": synthetic_settings(config), **({} if _needs_store(config) else {"embedding_arms": False})}
+
+
+def _needs_store(config: EmbVsImgConfig) -> bool:
+    return any(arm.on_embeddings for arm in config.arms.values())
 
 
 def synthetic_settings(config) -> dict | None:
@@ -69,6 +75,19 @@ def ensure_releases(config, log=print) -> None:
                                     + "; use another releases folder or delete this one")
 
 
+def _keep_embedded(cohort: pd.DataFrame, source: str, store: str, missing: str, log) -> tuple[pd.DataFrame, int, int]:
+    """The rows that have an embedding in ``store``, how many were dropped, and the store's vector width."""
+    vectors, found = load_cohort_embeddings(cohort, store)
+    dropped = int((~found).sum())
+    if dropped:
+        message = f"{store}: {dropped} of {len(cohort)} {source} images have no embedding (e.g. {preview(cohort['image_id'][~found], 2)})"
+        if missing == "error" or not found.any():
+            raise RadfairInputError(message + "; expected one per image (without a CXR-Foundation store: `radfair embed "
+                                    "--cohort COHORT --out DIR` and `embeddings: DIR`), or missing_embeddings: drop")
+        log(message + "; dropped from both arms")
+    return cohort[found].reset_index(drop=True), dropped, int(vectors.shape[1])
+
+
 def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
     """Write ``out/data/split_<dataset>.parquet`` for every dataset; return the manifest."""
     folder = out / "data"
@@ -81,21 +100,17 @@ def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
     ensure_releases(config, log)
     store = config.embeddings or config.releases
     needed = sorted({s for d in config.datasets for s in (registry.get(d).parts or (d,))})
-    parts, dropped = {}, {}
+    parts, dropped, widths = {}, {}, set()
     for source in needed:
         cohort, _ = build_cohort(source, config.root_of(source), uncertain=config.uncertain)
-        _, found = load_cohort_embeddings(cohort, store)
-        dropped[source] = int((~found).sum())
-        if dropped[source]:
-            missing = cohort["image_id"][~found]
-            message = f"{store}: {dropped[source]} of {len(cohort)} {source} images have no embedding (e.g. {preview(missing, 2)})"
-            if config.missing_embeddings == "error":
-                raise RadfairInputError(message + "; expected one per image, or missing_embeddings: drop")
-            log(message + "; dropped from both arms")
-            cohort = cohort[found].reset_index(drop=True)
+        if _needs_store(config):
+            cohort, dropped[source], width = _keep_embedded(cohort, source, store, config.missing_embeddings, log)
+            widths.add(width)
         cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
         check_patient_level(cohort, source)
         parts[source] = cohort
+    if len(widths) > 1:
+        raise RadfairInputError(f"{store}: the datasets' embeddings differ in width {sorted(widths)}; expected one width")
     splits = {}
     for dataset in config.datasets:
         members = registry.get(dataset).parts or (dataset,)
@@ -106,6 +121,7 @@ def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
         splits[dataset] = str(path)
     counts = {d: pd.read_parquet(p).groupby("split").agg(images=("image_id", "size"), patients=("patient_id", "nunique")).to_dict()
               for d, p in splits.items()}
-    manifest = {"settings": settings, "splits": splits, "dropped_without_embedding": dropped, "counts": counts}
+    manifest = {"settings": settings, "splits": splits, "dropped_without_embedding": dropped, "counts": counts,
+                **({"embedding_width": widths.pop()} if widths else {})}
     write_json(manifest_path, manifest)
     return manifest

@@ -65,15 +65,16 @@ def plan_runs(config: EmbVsImgConfig, manifest: dict, cpus: int) -> list[Planned
     return planned
 
 
-def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path) -> pd.DataFrame:
-    """Counted FLOPs/MACs per arm and measured speed per (arm, dataset), with emb/img ratios."""
+def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width: int = EMBEDDING_DIM) -> pd.DataFrame:
+    """Counted FLOPs/MACs per arm (``width``: the embedding store's vector width) and measured speed per (arm, dataset),
+    with emb/img ratios."""
     counted = {}
     n_labels = len(planned[0].spec.config["labels"])
     for arm, arm_config in config.arms.items():
         torch.manual_seed(0)
-        model = build_classifier(arm_config.model, n_labels, hidden=arm_config.hidden, dropout=arm_config.dropout)
+        model = build_classifier(arm_config.model, n_labels, in_features=width, hidden=arm_config.hidden, dropout=arm_config.dropout)
         size = arm_config.image_size
-        example = torch.randn(2, EMBEDDING_DIM) if arm_config.model in ("mlp", "linear") else torch.randn(2, 1, size, size)
+        example = torch.randn(2, width) if arm_config.model in ("mlp", "linear") else torch.randn(2, 1, size, size)
         counted[arm] = count_flops(model, example)
         if arm_config.model == "densenet121" and size != 224:
             counted[f"{arm}@224"] = count_flops(model, torch.randn(2, 1, 224, 224))
@@ -127,7 +128,7 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     tables = evaluate_study(config, planned, out)
     timings["evaluation_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    tables["cost"] = _cost(config, planned, out / "runs")
+    tables["cost"] = _cost(config, planned, out / "runs", manifest.get("embedding_width", EMBEDDING_DIM))
     write_table(tables["cost"], out / "cost.csv")
     timings["cost_s"] = time.perf_counter() - start
     write_json(out / "study.json", {

@@ -1,5 +1,6 @@
-"""Both studies on a dataset other than the paper's: NIH ChestX-ray14, the real 64x64 fixture (tests/fixtures/NOTICE.md)
-for Study 2's X-ray part and the synthetic NIH-format release for Study 1. Nothing is downloaded."""
+"""Both studies on a dataset other than the paper's: NIH ChestX-ray14, the real 64x64 fixture (tests/fixtures/NOTICE.md;
+162 images of 93 patients) through Study 2's X-ray part (with its mitigation) and Study 1's two arms (the embedding arm
+from `radfair embed`). Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from radfair.studies.emb_vs_img.data import prepare_data
 from radfair.studies.emb_vs_img.run import plan_runs
 from radfair.studies.reconstruction import ReconstructionConfig
 from radfair.studies.reconstruction import run_study as run_study2
+from radfair.studies.reconstruction.config import MitigationStudy
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NIH = FIXTURES / "nih_cxr14_64px"
@@ -53,12 +55,16 @@ def test_study2_xray_part_takes_its_dataset_labels_and_mitigation_names_from_the
 @pytest.mark.slow
 def test_study2_one_level_xray_run_on_the_real_nih_images(tmp_path):
     out = tmp_path / "s2"
-    result = run_study2(_study2_config(), out, progress=False, log=lambda m: None)
+    config = _study2_config().model_copy(update={"mitigation": MitigationStudy(
+        datasets=["nih-cxr14"], strategies=["eodd"], weights=[1.0], epochs=1, patience=None, attributes=["sex"])})
+    result = run_study2(config, out, progress=False, log=lambda m: None)
     for name in ("bias_shift.csv", "performance.csv", "study.json", "table7_nih-cxr14.md", "fig4_bias_change_nih-cxr14_eodd_worst.png",
-                 "examples_nih-cxr14.png", "thresholds_clean_val_nih-cxr14.csv"):
+                 "examples_nih-cxr14.png", "thresholds_clean_val_nih-cxr14.csv", "mitigation_sweep.csv", "fig11_lambda_eodd_auroc.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     shift = pd.read_csv(out / "bias_shift.csv")
     assert set(shift["dataset"]) == {"nih-cxr14"} and set(shift["level"]) == {"xray_physical_3000"}
+    assert set(shift["mitigation"]) == {"standard", "standard-finetune", "eodd"}  # the X-ray mitigation keyed by the dataset
+    assert set(pd.read_csv(out / "mitigation_sweep.csv")["dataset"]) == {"nih-cxr14"}
     assert set(shift["attribute"]) <= {"sex", "age_binary"} and "sex" in set(shift["attribute"])
     assert set(shift["label"]) <= set(NIH_LABELS) and (shift["family"] == "confirmatory").any()
     perf = pd.read_csv(out / "performance.csv")
@@ -67,7 +73,8 @@ def test_study2_one_level_xray_run_on_the_real_nih_images(tmp_path):
     assert 10 < psnr["baseline"] < 60 and 10 < psnr["reconstructed"] < 60  # dB on real radiographs
     study = json.loads((out / "study.json").read_text())
     assert list(study["data"]) == ["nih-cxr14"] and study["config"]["xray"]["source"] == "nih-cxr14"
-    assert set(study["runs"]["nih-cxr14"]) == {"downstream/classifier", "unet/xray_physical_3000/standard"}
+    assert set(study["runs"]["nih-cxr14"]) == {"downstream/classifier", *(f"unet/xray_physical_3000/{m}" for m in
+                                                                          ("standard", "standard-finetune", "eodd"))}
     assert "nih-cxr14: xray_physical_3000" in study["multiple_testing"]["family"]
     split = pd.read_parquet(out / "data" / "xray_split.parquet")
     assert len(split) == 162 and split["patient_id"].nunique() == 93 and split["path"].str.contains("nih_cxr14_64px").all()

@@ -2,6 +2,7 @@
 fairness and the patient-level bootstrap. Pure, vectorised functions behind a curated namespace.
 """
 
+from ._api import AuditResult, audit
 from ._auc import AucPlan, weighted_auc
 from ._audit import (
     CONVENTIONS,
@@ -40,7 +41,7 @@ from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
 
 __all__ = [
-    "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
+    "AuditResult", "audit", "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
     "AVERAGING", "AucPlan", "AuditConfig", "AuditWarning", "COUNTING", "CONVENTIONS", "GroupCounts", "RULES",
     "SUMMARY_CONVENTIONS", "TEST_THRESHOLD_WARNING", "disparity_summary", "summary_conventions",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",

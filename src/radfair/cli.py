@@ -327,10 +327,12 @@ def train(
 def _print_run(outcome) -> None:
     import json as _json
 
+    from .execution import run_output
+
     run_dir = Path(outcome.run_dir)
-    metrics = _json.loads((run_dir / "metrics.json").read_text())
+    metrics = _json.loads(run_output(run_dir, "metrics").read_text())
     verb = "already done, skipped" if outcome.status == "skipped" else f"trained in {outcome.seconds:.1f}s"
-    console.print(f"run {outcome.run_id} {verb}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} -> {run_dir / 'scored.parquet'}")
+    console.print(f"run {outcome.run_id} {verb}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} -> {run_output(run_dir, 'scored')}")
     aucs = {k: v for k, v in metrics["auc"]["test"].items() if v is not None}
     if aucs:
         console.print("  test AUROC: " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()))

@@ -156,7 +156,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, split_all, synth_root):
     line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "cuda", "--out", str(tmp_path / "r")])
     assert "--device" in line and "no CUDA device" in line
     line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "tpu", "--out", str(tmp_path / "r")])
-    assert "expected cpu or cuda" in line
+    assert "expected cpu, cuda or cuda:N" in line
 
 
 def test_scoring_is_float32_on_every_device_path(monkeypatch):

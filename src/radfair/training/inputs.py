@@ -19,22 +19,22 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from rich.progress import Progress
 
 from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
+from ..images import decode_chunk, decode_image, resize_to_uint8  # noqa: F401 - re-exported
 from ..io import atomic_path, file_sha256
-from ..readers import read_gray
 
 #: Pixel values are scaled to [0, 1] and standardised with these constants before the network.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
@@ -90,23 +90,20 @@ def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | 
     return np.load(matrix_path, mmap_mode="r"), np.load(found_path)
 
 
-def resize_to_uint8(grey: np.ndarray, size: int) -> np.ndarray:
-    """A float image in [0, 1] resized bilinearly (antialiased, in float) to (size, size), then quantised to uint8."""
-    resized = Image.fromarray(np.asarray(grey, dtype=np.float32), mode="F").resize((size, size), Image.BILINEAR)
-    return (np.clip(np.asarray(resized), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+#: from this many images on, :func:`image_array` decodes in a process pool over every core (below, the pool's
+#: start-up costs more than it saves and two threads decode)
+PROCESS_POOL_FROM = 2048
 
 
-def decode_image(path: str, size: int) -> np.ndarray:
-    """A radiograph as a (size, size) uint8 array: read at its real depth (:func:`radfair.readers.read_gray`),
-    resized bilinearly with antialiasing in float, then quantised."""
-    return resize_to_uint8(read_gray(path), size)
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,
                 progress: bool = True) -> np.ndarray:
     """(n, size, size) uint8 memmap of the images named in ``cohort[column]``, decoded once and cached."""
     folder = cache_dir(cohort_path)
-    key = _key("images", file_sha256(cohort_path), size, "L-bilinear", column)
+    key = _key("images", file_sha256(cohort_path), size, "L-bilinear-jpeg-draft", column)
     final = folder / f"img{size}-{key}.npy"
     partial, done_marker = final.with_suffix(".partial.npy"), final.with_suffix(".done.txt")
     with _locked(final):
@@ -116,11 +113,14 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
             array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
             done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
             chunk = 256
-            with Progress(transient=True, disable=not progress) as bar, ThreadPoolExecutor(max(threads, 1)) as pool:
-                task = bar.add_task(f"decoding images to {size}x{size} (once)", total=len(paths), completed=done)
+            with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths) - done, threads) as (pool, workers):
+                task = bar.add_task(f"decoding images to {size}x{size} (once, {workers} workers)", total=len(paths), completed=done)
+                piece = max(1, chunk // (4 * workers))  # several pieces per worker per chunk; chunks stay the resumable unit
                 for lo in range(done, len(paths), chunk):
                     hi = min(lo + chunk, len(paths))
-                    array[lo:hi] = np.stack(list(pool.map(decode_image, paths[lo:hi], [size] * (hi - lo))))
+                    starts = range(lo, hi, piece)
+                    parts = pool.map(decode_chunk, [paths[a:min(a + piece, hi)] for a in starts], [size] * len(starts))
+                    array[lo:hi] = np.concatenate(list(parts))
                     array.flush()
                     done_marker.write_text(str(hi))
                     bar.update(task, completed=hi)
@@ -128,6 +128,21 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
             os.replace(partial, final)
             done_marker.unlink(missing_ok=True)
     return np.load(final, mmap_mode="r")
+
+
+@contextlib.contextmanager
+def _decoder_pool(n_images: int, threads: int):
+    """(pool, workers): processes over every usable core for large image sets (forkserver: no fork of a process
+    holding torch threads), else ``threads`` threads (PIL decodes and resizes without the GIL)."""
+    cores = usable_cores()
+    if n_images >= PROCESS_POOL_FROM and cores > 1:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([decode_chunk.__module__])  # workers fork with the decoder imported, no torch
+        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+            yield pool, cores
+    else:
+        with ThreadPoolExecutor(max(threads, 1)) as pool:
+            yield pool, max(threads, 1)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -22,8 +22,10 @@ import pandas as pd
 
 #: FPR grid on which every ROC curve is stored (the curve is a step function; np.interp of its points).
 ROC_GRID = np.linspace(0.0, 1.0, 101)
-#: At most this many findings per figure (the summary findings with the largest TPR gap first).
-MAX_PANELS = 12
+#: At most this many findings per figure (the findings with the largest TPR gap first): the forest plot shows 12,
+#: the panel figures (ROC, reliability) 6; every curve is in roc.csv / reliability.csv.
+MAX_PANELS = 6
+MAX_FOREST_LABELS = 12
 
 
 def safe_name(attribute: str) -> str:
@@ -69,12 +71,12 @@ def roc_table(y: np.ndarray, scores: np.ndarray, labels: list[str], groupings: d
     return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
 
 
-def _panels(group_metrics: pd.DataFrame, gaps: pd.DataFrame | None) -> list[str]:
+def _panels(group_metrics: pd.DataFrame, gaps: pd.DataFrame | None, limit: int = MAX_PANELS) -> list[str]:
     labels = list(dict.fromkeys(group_metrics["label"]))
-    if gaps is not None and len(gaps) and len(labels) > MAX_PANELS:
+    if gaps is not None and len(gaps) and len(labels) > limit:
         order = gaps.sort_values("gap", ascending=False)["label"].tolist()
-        labels = [label for label in order if label in labels][:MAX_PANELS]
-    return labels[:MAX_PANELS]
+        labels = [label for label in order if label in labels][:limit]
+    return labels[:limit]
 
 
 def _grid(n: int, width: float = 3.0, height: float = 2.6):
@@ -98,7 +100,7 @@ def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = _panels(group_metrics, gaps)
+    labels = _panels(group_metrics, gaps, MAX_FOREST_LABELS)
     groups = list(dict.fromkeys(group_metrics["group"]))
     n_rows = len(labels) * (len(groups) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.9 + 0.17 * n_rows), sharey=True)
@@ -106,28 +108,35 @@ def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, 
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ticks, names = [], []
     overall = performance.set_index("label") if performance is not None and len(performance) else None
+    # one row per (label, group), a blank row between labels; one errorbar call per group and panel (fast)
+    index = group_metrics.set_index(["label", "group"])
+    positions: dict[str, list] = {g: [] for g in groups}
     y = 0.0
     for label in labels:
-        rows = group_metrics[group_metrics["label"] == label].set_index("group")
         top = y
-        for k, group in enumerate(groups):
-            if group not in rows.index:
-                y += 1
-                continue
-            r = rows.loc[group]
-            for ax, rate in zip(axes, ("tpr", "fpr"), strict=True):
-                value, low, high = r[rate], r[f"{rate}_ci_low"], r[f"{rate}_ci_high"]
-                if np.isfinite(value):
-                    err = [[max(value - low, 0)], [max(high - value, 0)]] if np.isfinite(low) and np.isfinite(high) else None
-                    ax.errorbar([value], [y], xerr=err, fmt="o", ms=3.5, lw=1.2, color=colours[k % len(colours)], capsize=2)
-            ticks.append(y)
-            names.append(f"{label} · {group} (n+={int(r['n_pos'])})")
+        for group in groups:
+            if (label, group) in index.index:
+                positions[group].append((y, label))
+                ticks.append(y)
+                names.append(f"{label} · {group} (n+={int(index.loc[(label, group), 'n_pos'])})")
             y += 1
         if overall is not None and label in overall.index:
             for ax, rate in zip(axes, ("tpr", "fpr"), strict=True):
                 if rate in overall.columns and np.isfinite(overall.loc[label, rate]):
                     ax.plot([overall.loc[label, rate]] * 2, [top - 0.4, y - 0.6], ls="--", lw=0.8, color="grey")
         y += 1
+    for k, group in enumerate(groups):
+        if not positions[group]:
+            continue
+        ys = np.array([p for p, _ in positions[group]])
+        rows = index.loc[[(label, group) for _, label in positions[group]]]
+        for ax, rate in zip(axes, ("tpr", "fpr"), strict=True):
+            value = rows[rate].to_numpy(float)
+            low = np.nan_to_num(value - rows[f"{rate}_ci_low"].to_numpy(float), nan=0.0).clip(0)
+            high = np.nan_to_num(rows[f"{rate}_ci_high"].to_numpy(float) - value, nan=0.0).clip(0)
+            ok = np.isfinite(value)
+            ax.errorbar(value[ok], ys[ok], xerr=[low[ok], high[ok]], fmt="o", ms=3.5, lw=1.2, color=colours[k % len(colours)],
+                        capsize=2)
     for ax, rate in zip(axes, ("TPR (sensitivity)", "FPR (1 - specificity)"), strict=True):
         ax.set_xlim(0, 1)
         ax.set_xlabel(rate, fontsize=8)
@@ -172,12 +181,16 @@ def roc_figure(roc: pd.DataFrame, group_metrics: pd.DataFrame, path, title: str,
     plt.close(fig)
 
 
-def reliability_figure(curves: pd.DataFrame, path, title: str = "") -> None:
+def reliability_figure(curves: pd.DataFrame, path, title: str = "", gaps: pd.DataFrame | None = None) -> None:
     """Reliability diagram PNG: one panel per label, one line per group (observed vs mean predicted).
 
     ``curves`` is a DataFrame with label, group, mean_predicted, observed_rate, n (the reliability table).
     """
-    labels = list(dict.fromkeys(curves["label"]))[:MAX_PANELS]
+    labels = list(dict.fromkeys(curves["label"]))
+    if gaps is not None and len(gaps) and len(labels) > MAX_PANELS:
+        order = gaps.sort_values("gap", ascending=False)["label"].tolist()
+        labels = [label for label in order if label in labels]
+    labels = labels[:MAX_PANELS]
     plt, fig, axes = _grid(len(labels))
     for ax, label in zip(axes.ravel(), labels, strict=False):
         sub = curves[(curves["label"] == label) & (curves["n"] > 0)]
@@ -221,8 +234,9 @@ def figure_jobs(tables: dict, folder: Path, level: float = 0.95) -> list[tuple[s
         from ._calibration import N_BINS
 
         for attribute, part in reliability.groupby("attribute", sort=False):
+            gap_part = gaps[gaps["attribute"] == attribute] if gaps is not None and len(gaps) else None
             jobs.append(("reliability", (part, folder / f"reliability_{safe_name(attribute)}.png",
-                                         f"Reliability by {attribute} (test split, {N_BINS} uniform bins)")))
+                                         f"Reliability by {attribute} (test split, {N_BINS} uniform bins)", gap_part)))
     return jobs
 
 

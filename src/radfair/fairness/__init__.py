@@ -19,12 +19,16 @@ from ._equalized_odds import equalized_odds
 from ._rates import confusion_indicators, rates
 from ._seed_summary import AVERAGING, COUNTING, SUMMARY_CONVENTIONS, disparity_summary, summary_conventions
 from ._segmentation import (
+    EMPTY_CONVENTIONS,
     SEGMENTATION_METRICS,
     dice,
     group_dice,
+    group_means,
     paired_segmentation_comparison,
+    per_class_dice,
     segmentation_audit,
     segmentation_fairness,
+    surface_distances,
 )
 from ._stats import (
     P_VALUE_METHODS,
@@ -46,7 +50,7 @@ __all__ = [
     "SUMMARY_CONVENTIONS", "TEST_THRESHOLD_WARNING", "disparity_summary", "summary_conventions",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",
     "equalized_odds", "extreme_groups", "gap", "group_dice", "holm", "label_winners", "mean_ci_over_seeds", "patient_multiplicities",
-    "SEGMENTATION_METRICS", "paired_segmentation_comparison", "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds",
+    "EMPTY_CONVENTIONS", "SEGMENTATION_METRICS", "group_means", "per_class_dice", "surface_distances", "paired_segmentation_comparison", "percentile_ci", "rates", "replicate_chunks", "resolve_thresholds",
     "run_audit", "SharedReplicates", "shared_replicates", "segmentation_audit", "segmentation_fairness",
     "tpr_disparity", "weighted_auc",
 ]

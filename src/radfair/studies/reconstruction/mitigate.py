@@ -124,6 +124,21 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
         index = group.index[group["weight"] == weight][0]
         sweep.loc[index, ["chosen", "chosen_by", "reason"]] = [True, how, reason]
         chosen[(kind, level, strategy)] = specs[(kind, level, strategy, weight)]
+    reference_kind = getattr(study, "lambda_from", None)
+    if reference_kind:  # the paper: λ chosen once, on the U-Net, and used for every reconstructor
+        for kind, level, strategy in list(chosen):
+            if strategy == FINETUNE or kind == reference_kind or (reference_kind, level, strategy) not in chosen:
+                continue
+            ref_weight = float(sweep.loc[(sweep["reconstructor"] == reference_kind) & (sweep["level"] == level)
+                                         & (sweep["strategy"] == strategy) & sweep["chosen"], "weight"].iloc[0])
+            if (kind, level, strategy, ref_weight) not in specs:
+                continue
+            own = sweep.index[(sweep["reconstructor"] == kind) & (sweep["level"] == level) & (sweep["strategy"] == strategy)]
+            sweep.loc[own, ["chosen", "chosen_by", "reason"]] = [False, "", ""]
+            target = own[sweep.loc[own, "weight"] == ref_weight][0]
+            sweep.loc[target, ["chosen", "chosen_by", "reason"]] = [True, f"from {reference_kind}",
+                                                                    f"λ chosen once on the {reference_kind} (the paper's protocol)"]
+            chosen[(kind, level, strategy)] = specs[(kind, level, strategy, ref_weight)]
     return chosen, sweep
 
 

@@ -53,8 +53,9 @@ def test_image_densenet_trains_from_the_decoded_cache_and_scores(tmp_path, split
                     image_size=32, labels=["edema", "cardiomegaly"], batch_size=16, cpus=1, progress=False,
                     loop={"epochs": 1, "patience": None})
     assert outcome.status == "done"
-    cache = list((tmp_path / "small.cache").glob("img32-*.npy"))
+    cache = list((tmp_path / "image-cache").glob("32px-*/shard-*.npy"))
     assert len(cache) == 1 and np.load(cache[0], mmap_mode="r").shape == (len(small), 32, 32)
+    assert not list((tmp_path / "run").rglob("*.npy"))  # no image cache inside the run folder
     scored = pd.read_parquet(tmp_path / "run" / "scored.parquet")
     assert len(scored) == 48 and {"p_edema", "p_cardiomegaly"} <= set(scored.columns)
 

@@ -57,6 +57,6 @@ def test_process_pool_builds_the_same_cache_as_threads(tmp_path, monkeypatch):
     threads = np.array(image_array(cohort, tmp_path / "a.parquet", 64, progress=False))
     monkeypatch.setattr(inputs, "PROCESS_POOL_FROM", 1)
     monkeypatch.setattr(inputs, "usable_cores", lambda: 2)
-    cohort.assign(other=1).to_parquet(tmp_path / "b.parquet")  # another cohort file: another cache
-    processes = np.array(image_array(cohort, tmp_path / "b.parquet", 64, progress=False))
+    monkeypatch.setenv("RADFAIR_CACHE", str(tmp_path / "other-cache"))  # another cache folder: decoded again
+    processes = np.array(image_array(cohort, tmp_path / "a.parquet", 64, progress=False))
     np.testing.assert_array_equal(processes, threads)

@@ -327,10 +327,12 @@ def train(
 def _print_run(outcome) -> None:
     import json as _json
 
+    from .execution import run_output
+
     run_dir = Path(outcome.run_dir)
-    metrics = _json.loads((run_dir / "metrics.json").read_text())
+    metrics = _json.loads(run_output(run_dir, "metrics").read_text())
     verb = "already done, skipped" if outcome.status == "skipped" else f"trained in {outcome.seconds:.1f}s"
-    console.print(f"run {outcome.run_id} {verb}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} -> {run_dir / 'scored.parquet'}")
+    console.print(f"run {outcome.run_id} {verb}: best epoch {metrics['best_epoch']} of {metrics['epochs_run']} -> {run_output(run_dir, 'scored')}")
     aucs = {k: v for k, v in metrics["auc"]["test"].items() if v is not None}
     if aucs:
         console.print("  test AUROC: " + ", ".join(f"{k} {v:.3f}" for k, v in aucs.items()))
@@ -461,12 +463,20 @@ def runs_clean(
     store: Annotated[Path, typer.Argument(help="Run store folder.")],
     keep_failed: Annotated[bool, typer.Option(help="Keep failed runs (their logs) and remove only unfinished ones.")] = False,
     dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
+    caches: Annotated[bool, typer.Option(help="Also remove the study's image cache (image-cache/ beside the store; rebuilt on demand).")] = False,
 ):
-    """Remove runs that are not done and not running now (done runs are never touched)."""
+    """Remove runs that are not done and not running now (done runs are never touched), unfinished image-cache
+    shards, and with --caches the whole image cache."""
     from .execution.store import RunStore
+    from .training.inputs import clean_image_cache
 
     removed = RunStore(store).clean(include_failed=not keep_failed, dry_run=dry_run)
     console.print(("would remove" if dry_run else "removed") + f" {len(removed)} run(s)" + "".join(f"\n  {p}" for p in removed))
+    cache_root = Path(store).resolve().parent / "image-cache" if Path(store).name == "runs" else Path(store) / "image-cache"
+    files, size = clean_image_cache(cache_root, everything=caches, dry_run=dry_run)
+    if files:
+        console.print(("would remove" if dry_run else "removed") + f" {len(files)} image-cache file(s), {size / 1e6:.1f} MB "
+                      f"({'the whole cache' if caches else 'unfinished shards'}) in {cache_root}")
 
 
 @app.command()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 
 from radfair.errors import RadfairInputError
-from radfair.execution import RUN_KINDS, RunSpec, RunStore, RunStoreWarning, execute, read_record
+from radfair.execution import RunSpec, RunStore, RunStoreWarning, declare, execute, read_record
+from radfair.execution.kinds import undeclare
 from radfair.execution.store import run_lock
 
 CALLS: list[dict] = []
@@ -23,10 +25,17 @@ def toy_run(config: dict, ctx) -> dict[str, str]:
     return {"result": "result.txt"}
 
 
+class ToySettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    value: int
+
+
 @pytest.fixture(autouse=True)
-def toy_kind(monkeypatch):
-    monkeypatch.setitem(RUN_KINDS, "toy", f"{__name__}:toy_run")
+def toy_kind():
+    declare("toy", settings=ToySettings, function=toy_run, outputs={"result": "result.txt"}, gpu=0.25)
     CALLS.clear()
+    yield
+    undeclare("toy")
 
 
 def spec(value=1, **extra):
@@ -108,3 +117,54 @@ def test_failure_is_recorded_and_clean_removes_only_unfinished_runs(tmp_path):
     assert store.clean(dry_run=True) == [store.path(spec(2, fail=True))]
     store.clean()
     assert [r["status"] for _, r in store.records()] == ["done"]
+
+
+def test_outputs_resolve_by_run_and_name_before_and_after_the_run(tmp_path):
+    store = RunStore(tmp_path)
+    toy = spec(3)
+    assert toy.declaration is not None and toy.declaration.name == "toy"
+    assert store.output(toy, "result") == store.path(toy) / "result.txt"  # declared: usable as a later run's input
+    execute(toy, store.path(toy), progress=False)
+    assert store.output(toy.run_id, "result").read_text() == "value=6\n"
+    assert store.output(store.path(toy), "result") == store.path(toy) / "result.txt"
+    with pytest.raises(RadfairInputError, match="wrote no output 'scored'"):
+        store.output(toy, "scored")
+    with pytest.raises(RadfairInputError, match="no run.json"):
+        store.output(tmp_path / "elsewhere", "result")
+
+
+def test_a_run_returning_undeclared_outputs_fails_as_a_bug_of_its_kind(tmp_path):
+    declare("toy-liar", settings=ToySettings, function=toy_run, outputs={"other": "other.txt"})
+    try:
+        with pytest.raises(RuntimeError, match=r"missing \['other'\], undeclared \['result'\]"):
+            execute(RunSpec("toy-liar", {"value": 1}), tmp_path / "r", progress=False)
+    finally:
+        undeclare("toy-liar")
+
+
+def test_an_undeclared_kind_is_a_one_line_error(tmp_path):
+    with pytest.raises(RadfairInputError, match="run kind 'nope' is not declared"):
+        execute(RunSpec("nope", {}), tmp_path / "r", progress=False)
+
+
+def test_gpu_share_comes_from_the_declaration_on_cuda_only():
+    assert spec(1).gpus == 0.0
+    on_cuda = RunSpec("toy", {"value": 1}, device="cuda")
+    assert on_cuda.gpus == 0.25 and RunSpec("toy", {"value": 1}, device="cuda", gpus=1.0).gpus == 1.0
+    built = on_cuda.declaration.spec({"value": 1}, device="cuda:1", label="x")
+    assert built.gpus == 0.25 and built.config == {"value": 1} and built.run_id == spec(1).run_id
+
+
+def test_the_device_is_checked_where_the_run_executes(tmp_path, monkeypatch):
+    import radfair.execution.devices as devices
+
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 0)
+    with pytest.raises(RadfairInputError, match=r"--device.*cuda.*no CUDA device is available on"):
+        execute(RunSpec("toy", {"value": 1}, device="cuda"), tmp_path / "r", progress=False)
+    assert read_record(tmp_path / "r")["status"] == "failed" and not CALLS
+    monkeypatch.setattr(devices, "visible_gpus", lambda: 2)
+    with pytest.raises(RadfairInputError, match=r"cuda:0 to cuda:1"):
+        devices.check_device("cuda:2")
+    assert devices.check_device("cuda:1") == "cuda:1"
+    with pytest.raises(RadfairInputError, match="cpu, cuda or cuda:N"):
+        devices.check_device("tpu")

@@ -93,4 +93,7 @@ def test_audit_files_writes_new_tables_and_reliability_png(tmp_path):
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.parquet").is_file()
     png = out / "reliability_site.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert tables["audit"]["figures"] == ["reliability_site.png"]
+    assert tables["audit"]["figures"] == ["forest_site.png", "roc_site.png", "reliability_site.png"]
+    for name in ("forest_site.png", "roc_site.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"label", "attribute", "group", "fpr", "tpr"} <= set(pd.read_csv(out / "roc.csv").columns)

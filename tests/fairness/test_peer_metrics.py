@@ -100,3 +100,21 @@ def test_overall_row_equals_sklearn(audited, label):
     assert perf["threshold"] == tables["thresholds"].set_index("label").loc[label, "threshold"]
     for name in ("tpr", "fpr", "selection_rate", "ece", "brier"):
         assert perf[f"{name}_ci_low"] <= perf[name] <= perf[f"{name}_ci_high"]
+
+
+def test_roc_points_equal_sklearn_and_roc_table_is_the_upper_envelope():
+    from sklearn.metrics import roc_curve
+
+    from radfair.fairness._figures import ROC_GRID, roc_curve_points, roc_table
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300).astype(float)
+    s = np.round(rng.random(300) + 0.3 * y, 2)  # ties
+    fpr, tpr = roc_curve_points(y, s)
+    ref_fpr, ref_tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, ref_fpr)
+    np.testing.assert_allclose(tpr, ref_tpr)
+    table = roc_table(y[:, None], s[:, None], ["a"], {"g": (np.zeros(300, np.int64), ["all"])})
+    assert len(table) == len(ROC_GRID) and table["tpr"].is_monotonic_increasing
+    for f, t in zip(table["fpr"], table["tpr"], strict=True):
+        assert t == pytest.approx(ref_tpr[ref_fpr <= f + 1e-12].max())

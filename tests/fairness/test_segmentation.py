@@ -78,3 +78,52 @@ def test_paired_segmentation_p_values_are_roughly_uniform_under_the_null():
                   for s in range(100)])
     assert 0.01 <= np.mean(p < 0.05) <= 0.11
     assert 0.35 < np.mean(p) < 0.65
+
+
+def test_dice_empty_truth_conventions_match_monai_by_name():
+    import torch
+    from monai.metrics import DiceMetric
+
+    from radfair.fairness import EMPTY_CONVENTIONS, per_class_dice
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 3, (6, 12, 12))
+    pred = np.where(rng.random((6, 12, 12)) < 0.8, target, rng.integers(0, 3, (6, 12, 12)))
+    target[0] = 0  # no class 1 or 2 in the truth of sample 0
+    pred[1][pred[1] == 2] = 0
+    target[1][target[1] == 2] = 0  # class 2 empty in both for sample 1
+    classes = [1, 2]
+    for convention, ignore_empty in (("ignore_empty", True), ("empty_is_one", False)):
+        ours = per_class_dice(pred, target, classes, empty=convention)
+        onehot = lambda a: torch.nn.functional.one_hot(torch.as_tensor(a), 3).permute(0, 3, 1, 2).float()  # noqa: E731
+        metric = DiceMetric(include_background=False, reduction="none", ignore_empty=ignore_empty)
+        theirs = metric(onehot(pred), onehot(target)).numpy()
+        np.testing.assert_allclose(ours, theirs, equal_nan=True)
+    both = per_class_dice(pred, target, classes)  # radfair's default: NaN only when both are empty
+    assert np.isnan(both[1, 1]) and both[0, 0] == 0.0  # sample 0 predicts class 1 on an empty truth: 0, not NaN
+    assert set(EMPTY_CONVENTIONS) == {"both_empty_nan", "ignore_empty", "empty_is_one"}
+    with pytest.raises(ValueError, match="empty-truth convention"):
+        per_class_dice(pred, target, classes, empty="skip")
+
+
+def test_surface_distances_and_group_means_with_intervals():
+    from monai.metrics import compute_hausdorff_distance
+
+    from radfair.fairness import group_means, surface_distances
+
+    pred = np.zeros((4, 20, 20), bool)
+    target = np.zeros((4, 20, 20), bool)
+    for i in range(4):
+        target[i, 5:12, 5:12] = True
+        pred[i, 5 + i:12 + i, 5:12] = True  # shifted by i pixels
+    out = surface_distances(pred, target)
+    import torch
+    ref = compute_hausdorff_distance(torch.as_tensor(pred)[:, None].float(), torch.as_tensor(target)[:, None].float(),
+                                     include_background=True, percentile=95)[:, 0].numpy()
+    np.testing.assert_allclose(out["hd95"], ref)
+    assert out["hd95"][0] == 0 and np.all(np.diff(out["hd95"]) >= 0) and np.all(out["asd"] >= 0)
+    empty = surface_distances(np.zeros((1, 8, 8), bool), np.ones((1, 8, 8), bool))
+    assert np.isnan(empty["hd95"][0])
+    table = group_means(out["hd95"], np.array([0, 0, 1, 1]), ["a", "b"], bootstrap=50)
+    row = table.set_index("group").loc["b"]
+    assert row["mean"] == pytest.approx(out["hd95"][2:].mean()) and row["ci_low"] <= row["mean"] <= row["ci_high"]

@@ -114,3 +114,33 @@ def test_page_renders_with_visible_tables_and_images_and_no_request_leaves(kind,
 
     _screenshot(driver, tmp_path / f"report-{kind}.png")
     assert (tmp_path / f"report-{kind}.png").stat().st_size > 10_000
+
+
+def test_audit_story_comes_first_and_wide_tables_read_at_1400_px(pages, driver, tmp_path):
+    """The forest plot and the ROC figure sit above the tables; at 1,400 px no table scrolls sideways until the
+    user asks for every column, and the button brings the hidden columns back."""
+    out = tmp_path / "report-audit-1400.html"
+    result = CliRunner().invoke(app, ["report", str(pages["audit"]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    driver.set_window_size(1400, 1000)
+    try:
+        driver.get(out.as_uri())
+        top = driver.execute_script("""const y = s => document.querySelector(s).getBoundingClientRect().top + window.scrollY;
+            return {overview: y('#overview'), tables: y('#tables'),
+                    images: Array.from(document.querySelectorAll('#overview img')).map(i => i.alt)};""")
+        assert top["overview"] < top["tables"]
+        assert any(a.startswith("forest_") for a in top["images"]) and any(a.startswith("roc_") for a in top["images"])
+        widths = driver.execute_script("""return Array.from(document.querySelectorAll('div.scroll')).map(d =>
+            ({over: d.scrollWidth - d.clientWidth, id: d.previousElementSibling ? d.previousElementSibling.innerText : ''}));""")
+        sideways = [w for w in widths if w["over"] > 2]
+        assert not sideways, sideways
+        button = driver.find_element("css selector", "button.columns")
+        hidden = driver.execute_script("return document.querySelectorAll('table.compact th.extra').length")
+        button.click()
+        shown = driver.execute_script("return Array.from(document.querySelectorAll('th.extra')).filter(t => t.offsetWidth > 0).length")
+        assert hidden > 0 and shown > 0 and button.text == "show key columns only"
+        button.click()
+        driver.set_window_size(1400, 1000)
+        _screenshot(driver, tmp_path / "report-audit-1400.png")
+    finally:
+        driver.set_window_size(1280, 1000)

@@ -140,7 +140,8 @@ def test_html_is_self_contained(pages, tmp_path):
         html = out.read_text()
         assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
         assert "http://" not in html and "https://" not in html
-        assert html.count("<img ") == len(build_page(folder).figures) > 0
+        page = build_page(folder)
+        assert html.count("<img ") == len(page.figures) + len(page.top_figures) > 0
         assert all(src.startswith("data:image/png;base64,") for src in re.findall(r'<img src="([^"]+)"', html))
         assert "@media print" in html and "<script>" in html
 

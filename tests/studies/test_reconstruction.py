@@ -94,7 +94,10 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
     assert {"eodd_worst", "eodd_mean", "eop"} <= set(xray["metric"]) and set(xray["attribute"]) == {"sex", "age_binary", "race"}
     seg = shift[shift["label"] == "tumour_segmentation"]
     assert set(seg["metric"]) == {"delta_dice", "ser"} and "race" not in set(seg["attribute"])  # UCSF-PDGM records no race
-    assert shift["p_holm"].dropna().ge(shift["p_value"].dropna()).all()
+    confirmatory = shift[shift["family"] == "confirmatory"]
+    assert len(confirmatory) and set(confirmatory["metric"]) <= {"eodd_worst", "ser"}
+    assert (confirmatory["p_holm"] >= confirmatory["p_value"]).all()
+    assert shift.loc[shift["family"] == "exploratory", "p_holm"].isna().all()  # exploratory rows: BH only
     perf = pd.read_csv(out / "performance.csv")
     assert {"auc", "psnr", "ssim", "dice"} <= set(perf["metric"])
     thresholds = pd.read_csv(out / "thresholds_clean_val_chexpert.csv")
@@ -164,3 +167,33 @@ def test_mitigation_scope_names_parts_and_levels_and_rejects_unknown_keys(tmp_pa
         check_scope(config.mitigation.model_copy(update={"levels": ["mri_golden_angle_R99"]}), parts)
     with pytest.raises(ValidationError, match="dataset"):
         _config(tmp_path, mitigation={"dataset": ["ucsf-pdgm"]})
+
+
+def test_lambda_chosen_once_on_the_unet_is_reused_for_every_reconstructor(tmp_path, monkeypatch):
+    """mitigation.lambda_from: unet (the paper): every reconstructor gets the U-Net's λ; without it, each its own."""
+    import json as _json
+    from types import SimpleNamespace
+
+    from radfair.studies.reconstruction import mitigate
+    from radfair.studies.reconstruction.config import MitigationStudy
+
+    # validation sweeps: the U-Net is fairest at λ=0.1, Pix2Pix at λ=1
+    eodd = {("unet", 0.01): 0.20, ("unet", 0.1): 0.10, ("unet", 1.0): 0.15,
+            ("pix2pix", 0.01): 0.20, ("pix2pix", 0.1): 0.18, ("pix2pix", 1.0): 0.12}
+    specs, files = {}, {}
+    for kind in ("unet", "pix2pix"):
+        entries = [("standard-finetune", 0.0, 0.25)] + [("eodd", w, eodd[(kind, w)]) for w in (0.01, 0.1, 1.0)]
+        for strategy, weight, value in entries:
+            run_id = f"{kind}-{strategy}-{weight}"
+            path = tmp_path / f"{run_id}.json"
+            path.write_text(_json.dumps({"val_psnr": 30.0, "val_auroc": 0.8, "val_eodd": value}))
+            specs[(kind, "lvl", strategy, weight)] = SimpleNamespace(run_id=run_id)
+            files[run_id] = path
+    monkeypatch.setattr(mitigate, "RunStore", lambda store: SimpleNamespace(output=lambda spec, name: files[spec.run_id]))
+    own, _ = mitigate.choose_runs(specs, tmp_path, MitigationStudy(), "chexpert")
+    assert own[("pix2pix", "lvl", "eodd")].run_id == "pix2pix-eodd-1.0" and own[("unet", "lvl", "eodd")].run_id == "unet-eodd-0.1"
+    once, sweep = mitigate.choose_runs(specs, tmp_path, MitigationStudy(lambda_from="unet"), "chexpert")
+    assert once[("pix2pix", "lvl", "eodd")].run_id == "pix2pix-eodd-0.1"
+    chosen = sweep[sweep["chosen"] & (sweep["reconstructor"] == "pix2pix")]
+    assert len(chosen) == 1 and chosen["chosen_by"].item() == "from unet"
+    assert once[("unet", "lvl", "standard-finetune")].run_id == "unet-standard-finetune-0.0"

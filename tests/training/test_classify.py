@@ -53,8 +53,9 @@ def test_image_densenet_trains_from_the_decoded_cache_and_scores(tmp_path, split
                     image_size=32, labels=["edema", "cardiomegaly"], batch_size=16, cpus=1, progress=False,
                     loop={"epochs": 1, "patience": None})
     assert outcome.status == "done"
-    cache = list((tmp_path / "small.cache").glob("img32-*.npy"))
+    cache = list((tmp_path / "image-cache").glob("32px-*/shard-*.npy"))
     assert len(cache) == 1 and np.load(cache[0], mmap_mode="r").shape == (len(small), 32, 32)
+    assert not list((tmp_path / "run").rglob("*.npy"))  # no image cache inside the run folder
     scored = pd.read_parquet(tmp_path / "run" / "scored.parquet")
     assert len(scored) == 48 and {"p_edema", "p_cardiomegaly"} <= set(scored.columns)
 
@@ -156,7 +157,7 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, split_all, synth_root):
     line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "cuda", "--out", str(tmp_path / "r")])
     assert "--device" in line and "no CUDA device" in line
     line = _cli_error(["train", "--cohort", str(split_all), "--root", str(synth_root[0]), "--device", "tpu", "--out", str(tmp_path / "r")])
-    assert "expected cpu or cuda" in line
+    assert "expected cpu, cuda or cuda:N" in line
 
 
 def test_scoring_is_float32_on_every_device_path(monkeypatch):

@@ -10,7 +10,7 @@ import torch
 
 from radfair.degradation.run import degrade_mri
 from radfair.errors import RadfairInputError
-from radfair.execution import RUN_KINDS, execute
+from radfair.execution import KINDS, execute, read_record
 from radfair.fairness import AuditConfig, run_audit
 from radfair.readers import read_nifti
 from radfair.training.checkpoint import load_checkpoint
@@ -114,9 +114,16 @@ def segmenter_run(ucsf, tmp_path_factory):
     return spec, run_dir, execute(spec, run_dir, progress=False)
 
 
-def test_run_kinds_are_registered():
-    assert RUN_KINDS["train-slice-classifier"].endswith(":run_slice_classifier")
-    assert RUN_KINDS["train-segmenter"].endswith(":run_segmenter")
+def test_run_kinds_are_declared_next_to_their_code():
+    assert KINDS["train-slice-classifier"].module == "radfair.training.slice_classifier"
+    assert KINDS["train-segmenter"].module == "radfair.training.segmenter"
+
+
+def test_each_mri_run_records_exactly_its_declared_outputs(classifier_run, segmenter_run):
+    for spec, run_dir, _ in (classifier_run, segmenter_run):
+        outputs = read_record(run_dir)["outputs"]
+        assert {n: e["path"] for n, e in outputs.items()} == dict(KINDS[spec.kind].outputs)
+        assert all((run_dir / e["path"]).is_file() for e in outputs.values())
 
 
 def test_slice_classifier_run_scores_val_and_test_patients_by_median(classifier_run, ucsf):

@@ -5,7 +5,8 @@ the same files whichever runs it, and any of them can finish a grid another one 
 numbers across executors need the same intra-op thread count per run (``RunSpec.cpus``; set explicitly,
 since Ray would otherwise set it from the task's CPUs).
 
-* ``local``: sequential (``jobs=1``, progress bars per run) or ``jobs`` spawned processes.
+* ``local``: sequential (``jobs=1``, progress bars per run) or ``jobs`` spawned processes; worker ``i`` runs
+  ``cuda`` runs on ``cuda:(i mod G)`` over the G visible GPUs (:mod:`radfair.execution.devices`).
 * ``ray``: each run is a Ray task asking for ``num_cpus=spec.cpus`` and ``num_gpus=spec.gpus``, on the
   cluster at ``address`` (``auto`` = the running cluster; none = a local one started for the grid).
   On a multi-node cluster the store folder must be on a shared file system and radfair installed on
@@ -14,6 +15,7 @@ since Ray would otherwise set it from the task's CPUs).
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import warnings
 from collections.abc import Sequence
@@ -23,14 +25,27 @@ from pathlib import Path
 from rich.progress import Progress
 
 from ..errors import BAD_OPTION, RadfairInputError
+from .devices import visible_gpus, worker_device
 from .store import RunBusy, RunOutcome, RunSpec, execute, plan
 
 EXECUTORS = ("local", "ray")
 
 
+#: (worker index, visible GPUs) of a local worker process, set by :func:`_init_worker`
+_WORKER: tuple[int | None, int] = (None, 0)
+
+
+def _init_worker(slots, n_gpus: int) -> None:
+    global _WORKER
+    _WORKER = (slots.get(), n_gpus)
+
+
 def _execute_quietly(spec: RunSpec, run_dir: str, progress: bool = False) -> RunOutcome:
     """Run one spec and never raise, so one failed run does not stop the grid (failures are reported at the end;
-    the traceback is in the run's ``run.log``)."""
+    the traceback is in the run's ``run.log``). In a local worker, ``cuda`` becomes the worker's GPU."""
+    device = worker_device(spec.device, *_WORKER)
+    if device != spec.device:
+        spec = dataclasses.replace(spec, device=device)
     try:
         return execute(spec, run_dir, progress=progress)
     except RadfairInputError as exc:
@@ -72,10 +87,16 @@ def run_grid(specs: Sequence[RunSpec], store_root: str | Path, *, executor: str 
     return outcomes
 
 
-def _run_processes(specs, dirs, jobs: int, progress: bool) -> list[RunOutcome]:
+def _run_processes(specs, dirs, jobs: int, progress: bool, n_gpus: int | None = None) -> list[RunOutcome]:
+    """``jobs`` spawned workers, worker ``i`` on GPU ``i mod n_gpus`` (default: the GPUs visible here) for ``cuda`` runs."""
     outcomes: list[RunOutcome | None] = [None] * len(specs)
     context = multiprocessing.get_context("spawn")  # never fork a process that holds torch threads
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool, Progress(transient=True, disable=not progress) as bar:
+    slots = context.Queue()
+    for worker in range(jobs):
+        slots.put(worker)
+    n_gpus = visible_gpus() if n_gpus is None and any(s.device == "cuda" for s in specs) else (n_gpus or 0)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(slots, n_gpus)) as pool, \
+            Progress(transient=True, disable=not progress) as bar:
         task = bar.add_task(f"runs ({jobs} processes)", total=len(specs))
         futures = {pool.submit(_execute_quietly, spec, run_dir): i for i, (spec, run_dir) in enumerate(zip(specs, dirs, strict=True))}
         for future in as_completed(futures):

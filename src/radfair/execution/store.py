@@ -22,7 +22,6 @@ import datetime as dt
 import fcntl
 import functools
 import hashlib
-import importlib
 import json
 import os
 import platform
@@ -38,17 +37,9 @@ from pathlib import Path
 from .. import __version__
 from ..errors import RadfairInputError
 from ..io import file_sha256, write_json
+from .devices import check_device
+from .kinds import KINDS, RunKind, lookup
 
-#: run kind -> "module:function" called as function(config: dict, ctx: RunContext) -> {name: relative path}
-RUN_KINDS: dict[str, str] = {
-    "train-classifier": "radfair.training.classify:run_training",
-    "train-reconstructor": "radfair.training.reconstruct_run:run_reconstructor_training",
-    "train-mitigated-reconstructor": "radfair.mitigation:run_mitigated_training",
-    "predict-classifier": "radfair.studies.reconstruction.scoring:run_predict",
-    "score-volumes": "radfair.studies.reconstruction.scoring:run_score_volumes",
-    "train-slice-classifier": "radfair.training.mri_downstream:run_slice_classifier",
-    "train-segmenter": "radfair.training.mri_downstream:run_segmenter",
-}
 STATUSES = ("pending", "running", "done", "failed")
 
 
@@ -63,15 +54,28 @@ class RunStoreWarning(UserWarning):
 @dataclass(frozen=True)
 class RunSpec:
     """What to run. Only ``kind``, ``config`` and the inputs' checksums enter the run id;
-    ``cpus``, ``gpus`` and ``device`` are resources (recorded, not hashed)."""
+    ``cpus``, ``gpus`` and ``device`` are resources (recorded, not hashed).
+
+    ``declaration`` is the kind's :class:`radfair.execution.kinds.RunKind` (taken from the registry when the spec
+    is made, if its module is imported); it travels with the spec to worker processes. ``gpus=None`` asks the
+    declaration: its GPU share on a CUDA device, none on CPU. Prefer ``RunKind.spec(...)`` to build specs.
+    """
 
     kind: str
     config: dict
     inputs: dict[str, str] = field(default_factory=dict)
     cpus: int = 0
-    gpus: float = 0.0
+    gpus: float | None = None
     device: str = "cpu"
     label: str = ""
+    declaration: RunKind | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.declaration is None and self.kind in KINDS:
+            object.__setattr__(self, "declaration", KINDS[self.kind])
+        if self.gpus is None:
+            share = self.declaration.gpu_share(self.config, self.device) if self.declaration else 0.0
+            object.__setattr__(self, "gpus", share)
 
     @functools.cached_property
     def fingerprint(self) -> dict:
@@ -143,6 +147,25 @@ def corrupted_outputs(record: dict, run_dir: Path) -> list[str]:
     return bad
 
 
+def run_output(run_dir: str | Path, name: str, declaration: RunKind | None = None) -> Path:
+    """Output ``name`` of the run in ``run_dir`` (see :meth:`RunStore.output`)."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    if record is not None:
+        if name in record.get("outputs", {}):
+            return run_dir / record["outputs"][name]["path"]
+        if record.get("status") == "done":
+            raise RadfairInputError(f"{run_dir}: the {record.get('kind')} run wrote no output {name!r}; "
+                                    f"expected one of {sorted(record.get('outputs', {}))}")
+        declaration = declaration or KINDS.get(record.get("kind"))
+    if declaration is None:
+        raise RadfairInputError(f"{run_dir}: not a run folder of a declared kind (no run.json); cannot find output {name!r}")
+    if name not in declaration.outputs:
+        raise RadfairInputError(f"{run_dir}: run kind {declaration.name} has no output {name!r}; "
+                                f"expected one of {sorted(declaration.outputs)}")
+    return run_dir / declaration.outputs[name]
+
+
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     keys = sorted(set(old) | set(new))
     out = []
@@ -172,13 +195,6 @@ def run_lock(run_dir: Path):
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _resolve(kind: str) -> Callable:
-    if kind not in RUN_KINDS:
-        raise RadfairInputError(f"run kind {kind!r} is not registered; expected one of {sorted(RUN_KINDS)}")
-    module, function = RUN_KINDS[kind].split(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def _now() -> str:
@@ -241,8 +257,11 @@ def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwr
         _logger(run_dir, echo=False)(f"run {run_id} ({spec.kind}) attempt {len(record['attempts'])} on {attempt['host']} pid {attempt['pid']}")
         start = time.perf_counter()
         try:
+            kind = spec.declaration or lookup(spec.kind)
+            check_device(spec.device)  # where the run executes, not only on the driver
             with _threads(spec.cpus):
-                outputs = _resolve(spec.kind)(spec.config, RunContext(run_dir, spec.device, spec.cpus, progress, log))
+                outputs = kind.function(spec.config, RunContext(run_dir, spec.device, spec.cpus, progress, log))
+            kind.check_outputs(outputs)
         except BaseException as exc:
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             attempt.update(seconds=time.perf_counter() - start, status="failed")
@@ -282,6 +301,19 @@ class RunStore:
 
     def path(self, spec: RunSpec) -> Path:
         return self.root / spec.run_id
+
+    def run_dir(self, run: RunSpec | str | Path) -> Path:
+        """The folder of a run: a spec (by its run id), a run id, or a run folder."""
+        if isinstance(run, RunSpec):
+            return self.root / run.run_id
+        path = Path(run)
+        return path if path.is_absolute() or len(path.parts) > 1 else self.root / path
+
+    def output(self, run: RunSpec | str | Path, name: str) -> Path:
+        """The file of output ``name`` of a run: as recorded in its ``run.json`` once done, else where its kind's
+        declaration says it will be (so later runs can name it as an input before it exists). Raises
+        ``RadfairInputError`` for a name the run neither recorded nor declares."""
+        return run_output(self.run_dir(run), name, run.declaration if isinstance(run, RunSpec) else None)
 
     def records(self) -> list[tuple[Path, dict]]:
         if not self.root.is_dir():

@@ -33,9 +33,10 @@ from ..errors import (
 )
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
 from ._bootstrap import GroupCounts, replicate_chunks
-from ._calibration import N_BINS, calibration_metrics, reliability_figure, residual_metrics, selection_rate
+from ._calibration import N_BINS, calibration_metrics, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds, equalized_odds_ratios, min_max_ratio
+from ._figures import draw_all, figure_jobs, roc_table
 from ._groups import attribute_values, encode_groups
 from ._inputs import normalise_table
 from ._intervals import bias_corrected, max_t_band, min_max_ratio_interval, spread_interval
@@ -326,6 +327,7 @@ class Evaluation:
                                 [1] + [len(self.groups[a]) for a in attributes], N_BINS)
         self._y, self._scores, self._codes = y, scores, all_codes
         self._brier: list | None = None
+        self._ap: list | None = None
 
     def brier(self, multiplicities: np.ndarray) -> list[np.ndarray]:
         """Brier score (mean (p - y)^2 over images with a known label) per grouping: overall (B, 1, L), then each
@@ -345,22 +347,32 @@ class Evaluation:
         return out
 
     def average_precision(self) -> list[np.ndarray]:
-        """Average precision per grouping (scikit-learn ``average_precision_score``): overall (1, L), then each
-        attribute (G, L); NaN where a group has no positive or no negative. Point estimates only."""
-        from sklearn.metrics import average_precision_score
-
+        """Average precision per grouping: overall (1, L), then each attribute (G, L); NaN where a group has no
+        positive or no negative. Point estimates only. AP = sum_k (R_k - R_(k-1)) P_k over the distinct thresholds,
+        scikit-learn's ``average_precision_score`` (no interpolation; the tests compare the two)."""
+        if self._ap is not None:
+            return self._ap
         groupings = [np.zeros(len(self._y), np.int64)] + self._codes
         sizes = [1] + [len(self.groups[a]) for a in self.attributes]
         out = []
         for codes, size in zip(groupings, sizes, strict=True):
             values = np.full((size, self._y.shape[1]), np.nan)
-            for g in range(size):
-                for j in range(self._y.shape[1]):
-                    rows = (codes == g) & ~np.isnan(self._y[:, j])
-                    y = self._y[rows, j]
-                    if (y == 1).any() and (y == 0).any():
-                        values[g, j] = average_precision_score(y, self._scores[rows, j])
+            for j in range(self._y.shape[1]):
+                known = ~np.isnan(self._y[:, j])
+                order = np.flatnonzero(known)[np.argsort(-self._scores[known, j], kind="mergesort")]
+                for g in range(size):
+                    rows = order[codes[order] == g]
+                    y, s = self._y[rows, j], self._scores[rows, j]
+                    n_pos = (y == 1).sum()
+                    if n_pos == 0 or n_pos == len(y):
+                        continue
+                    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last row of each distinct score
+                    tp = np.cumsum(y)[last]
+                    precision = tp / (last + 1)
+                    recall = tp / n_pos
+                    values[g, j] = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
             out.append(values)
+        self._ap = out
         return out
 
     def counts_at(self, thresholds: np.ndarray, multiplicities: np.ndarray) -> list[np.ndarray]:
@@ -546,6 +558,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         tables = _tables(ev, point, reps_all, labels, summary_mask, config)
         tables["thresholds"] = thresholds
         tables["performance"]["threshold"] = thresholds["threshold"].to_numpy(float)
+        tables["roc"] = roc_table(ev._y, ev._scores, labels, {a: (c, ev.groups[a]) for a, c in zip(ev.attributes, ev._codes, strict=True)})
         if ev_b is not None:
             tables["comparison"] = _comparison(ev, point, point_b, delta_all, labels, config)
             tables["thresholds_compare"] = thresholds_b
@@ -866,7 +879,7 @@ def _comparison(ev: Evaluation, point_a: dict, point_b: dict, deltas: dict, labe
     return table
 
 
-OUTPUTS = ("thresholds", "group_metrics", "disparities", "gaps", "summary", "equalized_odds", "performance",
+OUTPUTS = ("roc", "thresholds", "group_metrics", "disparities", "gaps", "summary", "equalized_odds", "performance",
            "selection_rates", "demographic_parity", "calibration", "calibration_gap", "reliability",
            "comparison", "thresholds_compare")
 
@@ -892,16 +905,12 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
             if name in tables:
                 write_table(tables[name], staging / f"{name}.csv")
                 write_table(tables[name], staging / f"{name}.parquet")
-        figures = []
-        for attribute, part in tables["reliability"].groupby("attribute", sort=False) if len(tables["reliability"]) else ():
-            name = "reliability_" + "".join(c if c.isalnum() or c in "-_" else "_" for c in attribute) + ".png"
-            reliability_figure(part, staging / name, f"Reliability by {attribute} (test split, {N_BINS} uniform bins)")
-            figures.append(name)
+        figures = draw_all(figure_jobs(tables, staging, config.level), workers=config.workers)
         tables["audit"]["figures"] = figures
         write_json(staging / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
         written = {p.name for p in staging.iterdir()}
         known = [f"{n}.{ext}" for n in OUTPUTS for ext in ("csv", "parquet")] + ["audit.json"]
-        for name in known + [p.name for p in out.glob("reliability_*.png")]:
+        for name in known + [p.name for pattern in ("reliability_*.png", "forest_*.png", "roc_*.png") for p in out.glob(pattern)]:
             if name not in written:
                 (out / name).unlink(missing_ok=True)
         for name in sorted(written - {"audit.json"}) + ["audit.json"]:

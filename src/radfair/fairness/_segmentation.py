@@ -1,7 +1,13 @@
 """Segmentation fairness: per-patient Dice, group Dice, delta-Dice and skewed error ratio.
 
-* Dice per sample: ``2|P & T| / (|P| + |T|)``; both masks empty -> NaN (as MONAI's DiceMetric with
-  ``ignore_empty=True``), so empty slices do not count as perfect.
+* Dice per sample: ``2|P & T| / (|P| + |T|)``. What an empty ground truth gives is a named convention
+  (:data:`EMPTY_CONVENTIONS`): ``both_empty_nan`` (radfair's default: NaN only when both masks are empty, so an
+  empty slice never counts as perfect, while a false positive on it scores 0), ``ignore_empty`` (MONAI's
+  ``DiceMetric(ignore_empty=True)``: NaN whenever the truth is empty, whatever the prediction) or
+  ``empty_is_one`` (MONAI's ``ignore_empty=False``: 1 if the prediction is empty too, else 0).
+* Per-class Dice of label maps (:func:`per_class_dice`) and boundary distances (Hausdorff 95, average surface
+  distance; :func:`surface_distances`, computed by MONAI) per sample, then group means with patient-bootstrap
+  percentile intervals (:func:`group_means`).
 * Group Dice: mean of per-patient Dice within the group.
 * ``delta_dice = max_g Dice_g - min_g Dice_g``.
 * ``SER = max_g (1 - Dice_g) / min_g (1 - Dice_g)`` (Siddiqui et al. 2024, adapted to Dice in the
@@ -13,16 +19,79 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
+
+EMPTY_CONVENTIONS = ("both_empty_nan", "ignore_empty", "empty_is_one")
 
 
-def dice(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Dice per sample for boolean masks of shape (N, ...)."""
+def dice(pred: np.ndarray, target: np.ndarray, empty: str = "both_empty_nan") -> np.ndarray:
+    """Dice per sample for boolean masks of shape (N, ...) -> (N,).
+
+    ``empty`` (:data:`EMPTY_CONVENTIONS`) decides samples whose truth is empty: ``both_empty_nan`` gives NaN
+    when both masks are empty and 0 when only the prediction has pixels; ``ignore_empty`` (MONAI ``DiceMetric``
+    ``ignore_empty=True``) gives NaN whenever the truth is empty; ``empty_is_one`` (MONAI ``ignore_empty=False``)
+    gives 1 when both are empty and 0 otherwise. Raises ValueError for another name.
+    """
+    if empty not in EMPTY_CONVENTIONS:
+        raise ValueError(f"unknown empty-truth convention {empty!r}; expected one of {EMPTY_CONVENTIONS}")
     p = np.asarray(pred, dtype=bool).reshape(len(pred), -1)
     t = np.asarray(target, dtype=bool).reshape(len(target), -1)
     inter = np.sum(p & t, axis=1)
     total = p.sum(axis=1) + t.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, 2 * inter / np.where(total > 0, total, 1), np.nan)
+        value = np.where(total > 0, 2 * inter / np.where(total > 0, total, 1), np.nan)
+    truth_empty = t.sum(axis=1) == 0
+    if empty == "ignore_empty":
+        value = np.where(truth_empty, np.nan, value)
+    elif empty == "empty_is_one":
+        value = np.where(truth_empty, np.where(p.sum(axis=1) == 0, 1.0, 0.0), value)
+    return value
+
+
+def per_class_dice(pred: np.ndarray, target: np.ndarray, classes, empty: str = "both_empty_nan") -> np.ndarray:
+    """Dice per sample and class of integer label maps (N, ...) -> (N, C), classes in the order given."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    return np.stack([dice(pred == c, target == c, empty) for c in classes], axis=1)
+
+
+def surface_distances(pred: np.ndarray, target: np.ndarray, spacing=None, percentile: float = 95.0) -> dict[str, np.ndarray]:
+    """Hausdorff distance at ``percentile`` (HD95) and symmetric average surface distance per sample (N,), in the
+    units of ``spacing`` (voxels without it), for boolean masks (N, ...), computed by MONAI
+    (``compute_hausdorff_distance``, ``compute_average_surface_distance``); NaN where either mask is empty."""
+    import torch
+    from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance
+
+    p = torch.as_tensor(np.asarray(pred, dtype=bool))[:, None].float()
+    t = torch.as_tensor(np.asarray(target, dtype=bool))[:, None].float()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MONAI warns for empty masks; they are NaN here
+        hd = compute_hausdorff_distance(p, t, include_background=True, percentile=percentile, spacing=spacing)
+        asd = compute_average_surface_distance(p, t, include_background=True, symmetric=True, spacing=spacing)
+    hd, asd = hd[:, 0].double().numpy(), asd[:, 0].double().numpy()
+    either_empty = (p.flatten(1).sum(1) == 0).numpy() | (t.flatten(1).sum(1) == 0).numpy()
+    return {f"hd{percentile:g}": np.where(either_empty | ~np.isfinite(hd), np.nan, hd),
+            "asd": np.where(either_empty | ~np.isfinite(asd), np.nan, asd)}
+
+
+def group_means(values: np.ndarray, group: np.ndarray, groups: list[str], bootstrap: int = 1000, seed: int = 0,
+                level: float = 0.95) -> pd.DataFrame:
+    """Mean per group of per-patient values (N,) or (N, K) (e.g. per-class Dice, HD95) with patient-bootstrap
+    percentile intervals: columns group, column (0..K-1), n, mean, ci_low, ci_high. NaN values are left out."""
+    from ._bootstrap import replicate_chunks
+    from ._stats import percentile_ci
+
+    v = np.asarray(values, dtype=float)
+    v = v[:, None] if v.ndim == 1 else v
+    rows = []
+    for k in range(v.shape[1]):
+        point = group_dice(v[:, k], group, len(groups))[0]
+        reps = [group_dice(v[:, k], group, len(groups), w) for w in replicate_chunks(len(v), bootstrap, seed)]
+        low, high = percentile_ci(np.concatenate(reps), level) if reps else (np.full(len(groups), np.nan),) * 2
+        for g, name in enumerate(groups):
+            n = int(np.sum((group == g) & ~np.isnan(v[:, k])))
+            rows.append({"group": name, "column": k, "n": n, "mean": float(point[g]), "ci_low": float(low[g]),
+                         "ci_high": float(high[g])})
+    return pd.DataFrame(rows)
 
 
 def group_dice(dice_per_patient: np.ndarray, group: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:

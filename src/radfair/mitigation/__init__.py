@@ -17,7 +17,7 @@ from ._attach import VALIDATION_KEY, FrozenDownstream, MitigatedStep, attach_mit
 from ._config import MitigationConfig
 from ._eodd import RunningThreshold, soft_dice, soft_dice_gap, soft_eodd, soft_predictions
 from ._reweighting import MitigationBatches, subgroup_weights
-from ._run import MitigatedReconstructorRunConfig, run_mitigated_training
+from ._run import TRAIN_MITIGATED_RECONSTRUCTOR, MitigatedReconstructorRunConfig, run_mitigated_training
 from ._select import choose_weight, fallback_weight
 from ._validation import hard_eodd
 
@@ -25,4 +25,5 @@ __all__ = [
     "Adversary", "FrozenDownstream", "MitigatedReconstructorRunConfig", "MitigatedStep", "MitigationBatches", "MitigationConfig", "RunningThreshold",
     "VALIDATION_KEY", "attach_mitigation", "attribute_targets", "choose_weight", "fallback_weight", "soft_dice", "soft_dice_gap",
     "soft_eodd", "soft_predictions", "squared_correlation", "subgroup_weights", "hard_eodd", "run_mitigated_training",
+    "TRAIN_MITIGATED_RECONSTRUCTOR",
 ]

@@ -33,7 +33,9 @@ def load_downstream(config, device: torch.device) -> Downstream:
     """
     from ..execution.store import require_record
     from ..training.classify import load_classifier
-    from ..training.mri_downstream import load_frozen
+    from ..training.frozen_mri import load_frozen
+    from ..training.segmenter import TRAIN_SEGMENTER
+    from ..training.slice_classifier import TRAIN_SLICE_CLASSIFIER
 
     task, volumes = config.mitigation.task, config.volumes is not None
     if task == "segmentation":
@@ -42,13 +44,13 @@ def load_downstream(config, device: torch.device) -> Downstream:
         if not volumes:
             raise RadfairInputError("mitigation.task: 'segmentation' needs NIfTI volume pairs (`volumes`); expected 'classification' "
                                     "for image pairs")
-        require_record(config.segmenter_run, {"train-segmenter"})
+        require_record(config.segmenter_run, {TRAIN_SEGMENTER.name})
         _, seg_config, model, _ = load_frozen(config.segmenter_run, str(device))
         return Downstream(model, [], seg_config.slices.size, standardise=False)
     if config.classifier_run is None:
         raise RadfairInputError("classifier_run: missing; mitigation.task 'classification' needs a finished classifier run")
     if volumes:
-        require_record(config.classifier_run, {"train-slice-classifier"})
+        require_record(config.classifier_run, {TRAIN_SLICE_CLASSIFIER.name})
         _, clf_config, model, _ = load_frozen(config.classifier_run, str(device))
         return Downstream(model, list(clf_config.labels), clf_config.slices.size, standardise=True)
     model, clf_config = load_classifier(config.classifier_run, device)

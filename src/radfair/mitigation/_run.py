@@ -30,12 +30,14 @@ import torch
 from pydantic import field_validator
 
 from ..errors import RadfairInputError
-from ..execution.store import require_record
+from ..execution.kinds import declare
+from ..execution.store import require_record, run_output
 from ..io import write_json, write_table
 from ..training.checkpoint import load_checkpoint
 from ..training.inputs import RowView, image_array
 from ..training.loop import LoopConfig, fit
 from ..training.reconstruct_run import (
+    TRAIN_RECONSTRUCTOR,
     ReconstructorRunConfig,
     paired_rows,
     reconstruct_volumes_with_best,
@@ -83,7 +85,7 @@ def group_codes(table: pd.DataFrame, attributes: list[str]) -> tuple[np.ndarray,
 
 
 def _base_weights(config: MitigatedReconstructorRunConfig) -> dict:
-    base_record = require_record(config.base_run, {"train-reconstructor"})
+    base_record = require_record(config.base_run, {TRAIN_RECONSTRUCTOR.name})
     base_config = ReconstructorRunConfig.model_validate(base_record["config"])
     if base_config.reconstructor != config.reconstructor:
         raise RadfairInputError(f"{config.base_run}: its reconstructor settings differ from this run's; expected the same "
@@ -91,7 +93,7 @@ def _base_weights(config: MitigatedReconstructorRunConfig) -> dict:
     if base_config.volumes != config.volumes:
         raise RadfairInputError(f"{config.base_run}: its volumes settings ({base_config.volumes}) differ from this run's "
                                 f"({config.volumes}); expected the slices the base reconstructor trained on")
-    base_best = load_checkpoint(Path(config.base_run) / "checkpoints" / "best.pt")
+    base_best = load_checkpoint(run_output(config.base_run, "best_checkpoint"))
     if base_best is None:
         raise RadfairInputError(f"{config.base_run}: no best checkpoint; train the base reconstructor first")
     return base_best
@@ -107,6 +109,7 @@ def _training_pairs(config, pairs: pd.DataFrame, pairs_path: Path, columns: list
 
 
 def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``train-mitigated-reconstructor`` run: fine-tune a finished reconstructor with a fairness strategy."""
     config = MitigatedReconstructorRunConfig.model_validate(config_dict)
     base_best = _base_weights(config)
     device = torch.device(ctx.device)
@@ -166,11 +169,16 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
         **summary, "performance_key": performance_key, "fairness_key": fairness_key, "categories": categories,
         "best_epoch": best["epoch"], "monitor": f"val_{VALIDATION_KEY}", "strategy": config.mitigation.strategy,
         "weight": config.mitigation.weight, "task": config.mitigation.task})
-    outputs = {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet",
-               "validation": "validation.json"}
-    if config.volumes is not None:
-        outputs["validation_scores"] = "validation_scores.parquet"
+    outputs = dict(TRAIN_MITIGATED_RECONSTRUCTOR.outputs)
+    if config.volumes is None:
+        del outputs["validation_scores"]
     return outputs
 
 
-__all__ = ["MitigatedReconstructorRunConfig", "group_codes", "run_mitigated_training"]
+TRAIN_MITIGATED_RECONSTRUCTOR = declare(
+    "train-mitigated-reconstructor", settings=MitigatedReconstructorRunConfig, function=run_mitigated_training,
+    outputs={**TRAIN_RECONSTRUCTOR.outputs, "validation": "validation.json", "validation_scores": "validation_scores.parquet"},
+    optional={"validation_scores"})  # volumes only
+
+
+__all__ = ["MitigatedReconstructorRunConfig", "TRAIN_MITIGATED_RECONSTRUCTOR", "group_codes", "run_mitigated_training"]

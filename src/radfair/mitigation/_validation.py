@@ -131,7 +131,8 @@ def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: di
                       progress: bool) -> dict:
     """Validation summary of NIfTI pairs: the frozen MRI model scores the mitigated validation volumes as
     ``score-volumes`` does (``validation_scores.parquet``); the clean reference is the model run's own val rows."""
-    from ..training.mri_downstream import score_volumes
+    from ..execution.store import run_output
+    from ..training.frozen_mri import score_volumes
 
     recon_path = run_dir / "reconstructed.parquet"
     table = read_table(recon_path, "reconstructed table")
@@ -140,10 +141,10 @@ def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: di
     info = pairs[["image_id", *attributes]].drop_duplicates("image_id")
     if config.mitigation.task == "segmentation":
         model_run = Path(config.segmenter_run)
-        clean = pd.read_parquet(model_run / "segmentation.parquet").query("split == 'val'")
+        clean = pd.read_parquet(run_output(model_run, "segmentation")).query("split == 'val'")
     else:
         model_run = Path(config.classifier_run)
-        clean = pd.read_parquet(model_run / "scored.parquet").query("split == 'val'")
+        clean = pd.read_parquet(run_output(model_run, "scored")).query("split == 'val'")
     scored = score_volumes(model_run, recon_path, run_dir / "validation_scores.parquet", splits=("val",), device=str(device),
                            progress=progress)
     scored = scored[["image_id", *[c for c in scored.columns if c == "dice" or c.startswith("p_")]]]

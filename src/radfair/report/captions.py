@@ -18,13 +18,22 @@ RELIABILITY = ("Reliability diagram by {rest}: one panel per finding; x axis = m
 CAPTIONS: dict[str, list[tuple[str, str]]] = {
     "audit": [
         ("reliability_*.png", RELIABILITY),
+        ("forest_*.png", "Forest plot by {rest}: per finding (rows, up to 12, largest gap first), each group's TPR (left) and "
+                         "FPR (right) at the shared threshold with its 95% patient-bootstrap interval; the dashed line is the "
+                         "overall rate; n+ = positives in test. A group left of the others on TPR is under-served; right of "
+                         "them on FPR, over-called."),
+        ("roc_*.png", "ROC curves by {rest}: per finding, each group's ROC curve and its operating point (X) at the shared "
+                      "threshold. Points apart on overlapping curves: the threshold falls differently for the groups "
+                      "(a per-group calibration or threshold issue); curves apart: the model ranks one group worse."),
     ],
     "emb-vs-img": [
         ("table3*.md", "Table 3 layout: mean test AUROC over seeds per finding (rows) and dataset x arm (columns), with "
-                       "Student-t 95% intervals over seeds; bold = the arm with the higher mean."),
-        ("table4*.md", "Table 4 layout: average TPR-disparity gap per attribute, dataset and arm with Student-t 95% intervals "
-                       "over seeds, the findings with the lowest and highest gap, and the groups most often (un)favoured; "
-                       "bold model = the lower average gap."),
+                       "95% intervals over seeds and test patients; bold = the higher arm where the paired difference is "
+                       "significant after Holm."),
+        ("table4*.md", "Table 4 layout: average TPR-disparity gap per attribute, dataset and arm with a 95% max-t interval "
+                       "over seeds and test patients and the bias-corrected estimate, the findings with the lowest and highest "
+                       "gap, and the groups most often (un)favoured (counting convention in study.json); bold = the lower "
+                       "average gap where the paired emb − img difference is significant after Holm."),
         ("fig1_*.png", "Figure 1 ({parts[1]}, arm {parts[2]}, attribute {rest3}): TPR disparity (y axis; 0 = the group's TPR "
                        "equals the reference) per finding (x axis, sorted by increasing gap) and group (colour). Marker = "
                        "seed-mean disparity, marker area proportional to the group's share of positives; vertical bars = "

@@ -52,8 +52,39 @@ def disparity_findings(disparities: pd.DataFrame, value: str = "tpr_disparity", 
     return out
 
 
-def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = None, comparison: pd.DataFrame | None = None) -> list[str]:
-    out = disparity_findings(disparities)
+def underdiagnosis_findings(group_metrics: pd.DataFrame | None) -> list[str]:
+    """The under-diagnosis view (Seyyed-Kalantari et al., Nat Med 2021): FPR of No Finding per group (patients with a
+    finding called healthy), else each attribute's largest FNR difference over findings; only where the highest
+    and lowest groups' intervals do not overlap."""
+    if group_metrics is None or group_metrics.empty or "fnr" not in group_metrics.columns:
+        return []
+    out = []
+    nf = group_metrics[group_metrics["label"] == "no_finding"]
+    source, rate, what = (nf, "fpr", "under-diagnosis (FPR of No Finding: patients with a finding called healthy)") if len(nf) else \
+        (group_metrics, "fnr", "missed findings (FNR)")
+    for attribute, part in source.groupby("attribute", sort=False):
+        part = part.dropna(subset=[rate])
+        if len(part) < 2:
+            continue
+        best = None
+        for label, rows in part.groupby("label", sort=False):
+            if len(rows) < 2:
+                continue
+            hi, lo = rows.loc[rows[rate].idxmax()], rows.loc[rows[rate].idxmin()]
+            separated = hi[f"{rate}_ci_low"] > lo[f"{rate}_ci_high"]
+            if separated and (best is None or hi[rate] - lo[rate] > best[0]):
+                best = (hi[rate] - lo[rate], label, hi, lo)
+        if best is not None:
+            _, label, hi, lo = best
+            out.append(f"{attribute}: {what} on {pretty(label)} highest for {hi['group']} "
+                       f"{interval(hi[rate], hi[f'{rate}_ci_low'], hi[f'{rate}_ci_high'])} vs {lo['group']} "
+                       f"{interval(lo[rate], lo[f'{rate}_ci_low'], lo[f'{rate}_ci_high'])}")
+    return out
+
+
+def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = None, comparison: pd.DataFrame | None = None,
+                   group_metrics: pd.DataFrame | None = None) -> list[str]:
+    out = underdiagnosis_findings(group_metrics) + disparity_findings(disparities)
     if summary is not None and not summary.empty:
         for row in _significant(summary).itertuples():
             out.append(f"{row.attribute}: average TPR-disparity gap over findings {interval(row.average_gap, row.ci_low, row.ci_high)} "

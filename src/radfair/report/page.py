@@ -68,6 +68,8 @@ class Page:
     checksums: list[tuple[str, str]]
     runs: list[dict] = field(default_factory=list)
     generated: str = ""
+    top_figures: list[Figure] = field(default_factory=list)  # shown above the tables (the audit's story)
+    top_note: str = ""
 
     @property
     def warning_kinds(self) -> list[tuple[str, int]]:
@@ -217,6 +219,14 @@ def _small_groups(df: pd.DataFrame | None, count: str, threshold: int, extra: tu
 
 # ---------------------------------------------------------------------------------------------- audit
 
+#: The columns a wide audit table shows first (the rest behind "show all columns").
+AUDIT_KEY_COLUMNS = {
+    "group_metrics": ("label", "attribute", "group", "n", "n_pos", "tpr", "fpr", "auc", "small_group"),
+    "equalized_odds": ("label", "attribute", "eodd_worst", "eop", "eo_ratio", "eo_ratio_parity", "eop_ratio"),
+    "performance": ("label", "auc", "tpr", "fpr", "selection_rate", "ece", "threshold"),
+    "calibration": ("label", "attribute", "group", "n", "ece", "citl"),
+    "demographic_parity": ("label", "attribute", "dp_difference", "dp_ratio", "dp_ratio_parity"),
+}
 AUDIT_TABLES = (
     ("summary", "Summary per attribute", "Average TPR-disparity gap over findings (No Finding excluded) with its max-t 95% interval "
      "and bias-corrected estimate; lowest/highest gap findings; groups most often (un)favoured."),
@@ -225,12 +235,14 @@ AUDIT_TABLES = (
     ("disparities", "TPR disparities per group", "TPR of the group minus the reference (binary: the other group; otherwise the "
      "median over groups), percentile bootstrap interval; small_group = fewer positives than the minimum group size."),
     ("equalized_odds", "Equalized odds", "EODD worst case = max(dTPR, dFPR), EODD mean = their mean, EOP = dTPR (max - min over "
-     "groups), max-t projection intervals."),
-    ("group_metrics", "Group metrics", "Per finding, attribute and group: counts, TPR, FPR, TNR, PPV and AUROC with percentile "
-     "bootstrap intervals."),
-    ("performance", "Overall performance", "AUROC per finding on the test split, percentile bootstrap interval."),
-    ("demographic_parity", "Demographic parity", "Difference between the highest and lowest selection rate over groups, max-t "
-     "projection interval."),
+     "groups), and the ratio forms eo_ratio = min(TPR ratio, FPR ratio), eop_ratio = TPR ratio (min/max; 1 = parity), max-t "
+     "projection intervals."),
+    ("group_metrics", "Group metrics", "Per finding, attribute and group: counts (tp, fn, fp, tn), TPR, FPR, TNR, PPV, FNR, NPV, "
+     "FDR, FOR, AUROC and Brier score with percentile bootstrap intervals, average precision (point estimate)."),
+    ("performance", "Overall performance", "The overall row per finding on the test split: AUROC, TPR, FPR, selection rate, ECE, "
+     "Brier (percentile bootstrap intervals), average precision and the threshold."),
+    ("demographic_parity", "Demographic parity", "Difference between the highest and lowest selection rate over groups and their "
+     "ratio (min/max; parity when >= the parity ratio, 0.8 by default), max-t projection intervals."),
     ("selection_rates", "Selection rates", "P(score >= threshold) per group, percentile interval."),
     ("calibration_gap", "Calibration gap", "max - min expected calibration error over groups, max-t projection interval."),
     ("calibration", "Calibration per group", "Expected calibration error and calibration-in-the-large (mean p - mean y) per group."),
@@ -247,8 +259,8 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     disparities = frames["disparities"]
     if disparities is None:
         raise RadfairInputError(f"{folder}: audit.json but no disparities.csv; expected every table `radfair audit` writes")
-    findings = audit_findings(disparities, frames["summary"], frames["comparison"])
-    tables = [frame_table(df, title, text, f"{stem}.csv") for (stem, title, text), df in
+    findings = audit_findings(disparities, frames["summary"], frames["comparison"], frames["group_metrics"])
+    tables = [frame_table(df, title, text, f"{stem}.csv", key_columns=AUDIT_KEY_COLUMNS.get(stem)) for (stem, title, text), df in
               zip(AUDIT_TABLES, frames.values(), strict=True) if df is not None]
     on_test = bool(config.get("threshold_on_test"))
     warnings += list(record.get("warnings", []))
@@ -262,8 +274,16 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                  f"test images of {record.get('test_patients', 'n/a')} patients; findings {', '.join(record.get('labels', []))}"),
         ("Split", "metrics on the test split (split == 'test'); train rows are not used"),
         ("Attributes", ", ".join(config.get("attributes", []))),
-        ("Thresholds", f"rule {config.get('threshold', 'n/a')!s}, chosen per finding on {split_rule}; "
+        ("Thresholds", f"{record.get('threshold_source') or ('rule ' + str(config.get('threshold', 'n/a')) + ', chosen per finding on ' + split_rule)}; "
                        f"{record.get('conventions', {}).get('prediction', 'score >= threshold')}"),
+        ("Input rules applied", "; ".join(record.get("input_rules") or []) or "none (the table was in the scored-table layout)"),
+        ("Rows left out", "; ".join(f"{a}: {c['test_images']} of {c['test_images_total']} test images have no value"
+                                    for a, c in (record.get("missing_attribute") or {}).items()) or "none"),
+        ("Measures", "TPR disparity: binary attribute TPR_g - TPR_other, otherwise TPR_g - median TPR; gap = max - min "
+                     "disparity. For a binary attribute the gap is 2 |dTPR| = 2 EOP (each group's disparity is measured "
+                     "against the other, so the two disparities are +d and -d): the same difference shows as 0.071 gap and "
+                     "0.036 EOP. For three or more groups the median cancels and gap = EOP. Under-diagnosis: FPR of No "
+                     "Finding (sick patients called healthy; Seyyed-Kalantari et al. 2021) and FNR per finding."),
         ("Bootstrap", f"{config.get('bootstrap', 'n/a')} replicates, unit: patient (all of a patient's images follow), seed "
                       f"{config.get('seed', 'n/a')}, {100 * float(config.get('level', 0.95)):g}% intervals"),
         ("Summary", f"average gap excludes {', '.join(config.get('summary_exclude', [])) or 'nothing'}; groups with fewer than "
@@ -454,6 +474,8 @@ def build_page(folder: str | Path) -> Page:
     builder = {"audit": _audit_page, "emb-vs-img": _study1_page, "reconstruction": _study2_page}[kind]
     parts = builder(folder, record, warnings)
     figures = _figures(folder, kind, warnings)
+    top = [f for f in figures if Path(f.path).name.startswith(("forest_", "roc_"))] if kind == "audit" else []
+    figures = [f for f in figures if f not in top]
     runs = _runs(folder, record) if kind != "audit" else []
     recorded = next((r["versions"] for r in runs if r["versions"]), {})
     provenance = parts["provenance"] + [(f"recorded {k} (run store)", str(v)) for k, v in recorded.items()]
@@ -465,7 +487,12 @@ def build_page(folder: str | Path) -> Page:
                 tables=parts["tables"], figures=figures, methods=parts["methods"], conventions=conventions,
                 config=_flatten(record.get("config", {})), warnings=list(dict.fromkeys(warnings)), provenance=provenance,
                 checksums=parts["checksums"], runs=runs,
-                generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+                generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), top_figures=top,
+                top_note=("Per finding and attribute: who is under-served and how sure that is (forest plots of TPR and FPR "
+                          "by group with 95% patient-bootstrap intervals), and whether a gap comes from the threshold or "
+                          "from the ranking (per-group ROC curves; X marks each group's operating point at the shared "
+                          "threshold: points apart on one curve = threshold effect; curves apart = ranking effect)."
+                          if top else ""))
 
 
 __all__ = ["KINDS", "Page", "build_page", "detect_kind", "interval"]

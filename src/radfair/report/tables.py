@@ -70,6 +70,7 @@ class Table:
     rows: list[list[Cell]]
     notes: list[str] = field(default_factory=list)
     truncated: int = 0
+    extra: list[int] = field(default_factory=list)  # column indices hidden until "show all columns" (wide tables)
 
     @property
     def anchor(self) -> str:
@@ -83,8 +84,18 @@ def _sort_key(text: str) -> float | str:
     return text.lower()
 
 
-def frame_table(df: pd.DataFrame, title: str, caption: str, source: str, max_rows: int = 2000, digits: int = 3) -> Table:
-    """A data frame as a page table: interval columns merged, effects and p-values marked."""
+#: A table wider than this many column units (an interval cell counts 2) opens with its key columns only (a button
+#: shows the rest), so that it reads at 1,400 px without scrolling sideways.
+MAX_DEFAULT_COLUMNS = 12
+
+
+def frame_table(df: pd.DataFrame, title: str, caption: str, source: str, max_rows: int = 2000, digits: int = 3,
+                key_columns: tuple[str, ...] | None = None) -> Table:
+    """A data frame as a page table: interval columns merged, effects and p-values marked.
+
+    ``key_columns``: the columns a wide table shows first (default: the first :data:`MAX_DEFAULT_COLUMNS`); the
+    others are in the table, behind a "show all columns" button.
+    """
     columns = list(df.columns)
     merged: dict[str, tuple[str, str]] = {}
     for c in columns:
@@ -124,7 +135,16 @@ def frame_table(df: pd.DataFrame, title: str, caption: str, source: str, max_row
                 row.append(Cell(text, _sort_key(text)))
         rows.append(row)
     header = [f"{c} [95% CI]" if c in merged else c for c in shown]
-    return Table(title, caption, source, header, rows, truncated=max(0, len(df) - max_rows))
+    extra = []
+    weight = {c: 2 if c in merged else 1 for c in shown}  # an interval cell is about twice as wide
+    if sum(weight.values()) > MAX_DEFAULT_COLUMNS:
+        keys, used = [], 0
+        for c in [c for c in (key_columns or shown) if c in shown]:
+            if used + weight[c] <= MAX_DEFAULT_COLUMNS or not keys:
+                keys.append(c)
+                used += weight[c]
+        extra = [i for i, c in enumerate(shown) if c not in keys]
+    return Table(title, caption, source, header, rows, truncated=max(0, len(df) - max_rows), extra=extra)
 
 
 def parse_markdown_tables(text: str, source: str) -> list[Table]:

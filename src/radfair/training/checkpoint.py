@@ -12,21 +12,10 @@ from pathlib import Path
 
 import torch
 
+from ..execution.devices import check_device  # noqa: F401 - re-exported for the training modules
 from ..io import atomic_path
 
 FORMAT = 1
-
-
-def check_device(device: str) -> str:
-    """``cpu`` or ``cuda[:N]`` that exists here; anything else is a one-line input error."""
-    from ..errors import BAD_OPTION, RadfairInputError
-
-    kind = str(device).split(":")[0]
-    if kind not in ("cpu", "cuda"):
-        raise RadfairInputError(BAD_OPTION.format(option="--device", value=device, expected="cpu or cuda"))
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise RadfairInputError(BAD_OPTION.format(option="--device", value=device, expected="cpu (no CUDA device is available here)"))
-    return str(device)
 
 
 def rng_state() -> dict:

@@ -17,6 +17,8 @@ import torch
 
 from ..config import StrictModel, parse_config
 from ..errors import BAD_OPTION, BAD_VALUES, MISSING_COLUMNS, RadfairInputError, preview
+from ..execution.kinds import declare
+from ..execution.store import require_record, run_output
 from ..io import read_table, write_json, write_table
 from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, build_classifier, load_weights
 from .checkpoint import check_device, load_checkpoint
@@ -193,7 +195,13 @@ def run_training(config_dict: dict, ctx) -> dict[str, str]:
                                                                 "best_epoch": best["epoch"], "labels": labels}})
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
     write_json(ctx.run_dir / "metrics.json", _metrics(table, labels, result, best["epoch"]))
-    return {"scored": "scored.parquet", "history": "history.csv", "metrics": "metrics.json", "best_checkpoint": "checkpoints/best.pt"}
+    return dict(TRAIN_CLASSIFIER.outputs)
+
+
+TRAIN_CLASSIFIER = declare(
+    "train-classifier", settings=ClassifierRunConfig, function=run_training,
+    outputs={"scored": "scored.parquet", "history": "history.csv", "metrics": "metrics.json", "best_checkpoint": "checkpoints/best.pt"},
+    gpu=lambda config: 1.0 if config["input"] == "images" else 0.25)  # the MLP/probe on embeddings: a quarter of a GPU
 
 
 def _metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) -> dict:
@@ -216,10 +224,8 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
                    device: str = "cpu", progress: bool = True) -> pd.DataFrame:
     """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``)."""
     check_device(device)
-    from ..execution.store import require_record
-
     run_dir = Path(run_dir)
-    record = require_record(run_dir, {"train-classifier"})
+    record = require_record(run_dir, {TRAIN_CLASSIFIER.name})
     config = ClassifierRunConfig.model_validate(record["config"])
     best = _best_checkpoint(run_dir, record)
     labels = config.labels
@@ -238,7 +244,7 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
 
 
 def _best_checkpoint(run_dir: Path, record: dict) -> dict:
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    best = load_checkpoint(run_output(run_dir, "best_checkpoint"))
     if best is None:
         raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
     return best
@@ -246,10 +252,8 @@ def _best_checkpoint(run_dir: Path, record: dict) -> dict:
 
 def load_classifier(run_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
     """A finished image/embedding classifier run's best model, in eval mode, with its run config."""
-    from ..execution.store import require_record
-
     run_dir = Path(run_dir)
-    record = require_record(run_dir, {"train-classifier"})
+    record = require_record(run_dir, {TRAIN_CLASSIFIER.name})
     config = ClassifierRunConfig.model_validate(record["config"])
     best = _best_checkpoint(run_dir, record)
     state = best["modules"]["model"]
@@ -265,11 +269,11 @@ def train(out: str | Path, *, cohort: str | Path, labels: list[str] | None = Non
 
     A finished run with the same settings and inputs is skipped; a killed one resumes.
     """
-    from ..execution import RunSpec, execute
+    from ..execution import execute
 
     check_device(device)
     _, chosen = read_split_cohort(cohort, labels)
     config = resolve_config(cohort=str(cohort), labels=chosen, **settings)
-    spec = RunSpec("train-classifier", config.model_dump(mode="json"), inputs={"cohort": config.cohort},
-                   cpus=cpus, device=device, label=f"{config.model}-{config.input}-seed{config.seed}")
+    spec = TRAIN_CLASSIFIER.spec(config, {"cohort": config.cohort}, cpus=cpus, device=device,
+                                 label=f"{config.model}-{config.input}-seed{config.seed}")
     return execute(spec, out, progress=progress, overwrite=overwrite)

@@ -2,15 +2,16 @@
 
 * Embeddings are read once from the release (the landed loaders) into one float32 matrix, cached as a
   memory-mapped ``.npy`` next to the cohort, then held in memory as one tensor.
-* Images are decoded and resized once per (cohort, size) into a uint8 ``.npy`` array (memory-mapped),
-  so that no epoch decodes a JPEG again. Building it is resumable and guarded by a file lock, so parallel
-  runs of a grid build it once.
+* Images are decoded and resized once per (image, size, preprocessing) into shared uint8 shards (memory-mapped,
+  :func:`image_array`), so that no epoch, run or study decodes a JPEG again. Building is resumable and guarded by a
+  file lock, so parallel runs of a grid build each image once.
 * Batches are built by indexing (``index_select`` on the tensor, fancy indexing on the memmap): no
   per-sample Python. Each epoch's order is a permutation drawn from a generator seeded by (seed, epoch),
   which a resumed run replays exactly.
 
-Caches live in ``<cohort folder>/<cohort stem>.cache/`` (or ``$RADFAIR_CACHE``), keyed by the cohort
-file's sha256 and the settings that shaped them, so a changed cohort never reads a stale cache.
+Embedding caches live in ``<cohort folder>/<cohort stem>.cache/`` (or ``$RADFAIR_CACHE``), keyed by the cohort
+file's sha256 and the settings that shaped them; image caches in one ``image-cache/`` per study folder (or
+``$RADFAIR_CACHE/image-cache``), keyed by each image's path, size and mtime, so a rewritten image is decoded again.
 """
 
 from __future__ import annotations
@@ -19,22 +20,22 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from rich.progress import Progress
 
 from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
+from ..images import decode_chunk, decode_image, resize_to_uint8  # noqa: F401 - re-exported
 from ..io import atomic_path, file_sha256
-from ..readers import read_gray
 
 #: Pixel values are scaled to [0, 1] and standardised with these constants before the network.
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
@@ -90,44 +91,179 @@ def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | 
     return np.load(matrix_path, mmap_mode="r"), np.load(found_path)
 
 
-def resize_to_uint8(grey: np.ndarray, size: int) -> np.ndarray:
-    """A float image in [0, 1] resized bilinearly (antialiased, in float) to (size, size), then quantised to uint8."""
-    resized = Image.fromarray(np.asarray(grey, dtype=np.float32), mode="F").resize((size, size), Image.BILINEAR)
-    return (np.clip(np.asarray(resized), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+#: from this many images on, :func:`image_array` decodes in a process pool over every core (below, the pool's
+#: start-up costs more than it saves and two threads decode)
+PROCESS_POOL_FROM = 2048
 
 
-def decode_image(path: str, size: int) -> np.ndarray:
-    """A radiograph as a (size, size) uint8 array: read at its real depth (:func:`radfair.readers.read_gray`),
-    resized bilinearly with antialiasing in float, then quantised."""
-    return resize_to_uint8(read_gray(path), size)
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+#: The preprocessing of the image cache (grey, bilinear resize, JPEG draft decoding): part of every cache key.
+IMAGE_PREPROCESSING = "L-bilinear-jpeg-draft"
+IMAGE_CACHE = "image-cache"
+
+
+def image_cache_root(cohort_path: str | Path) -> Path:
+    """The folder of the shared image caches: ``$RADFAIR_CACHE/image-cache``, else ``image-cache/`` in the nearest
+    folder above the cohort file that holds a run store (``runs/``; a study's output folder), else beside the
+    cohort. Never inside a run folder: the runs of a study (arms, seeds, levels) share it."""
+    base = os.environ.get("RADFAIR_CACHE")
+    if base:
+        return Path(base) / IMAGE_CACHE
+    cohort_path = Path(cohort_path).resolve()
+    for parent in cohort_path.parents:
+        if parent.name == "runs":  # a file inside a run folder: the study folder holding the store
+            return parent.parent / IMAGE_CACHE
+        if (parent / "runs").is_dir():
+            return parent / IMAGE_CACHE
+    return cohort_path.parent / IMAGE_CACHE
+
+
+def _image_key(path: str) -> str:
+    """An image's identity: its resolved path, size and modification time (a rewritten file is a new image)."""
+    resolved = Path(path).resolve()
+    try:
+        stat = resolved.stat()
+    except OSError as exc:
+        from ..errors import MISSING_FILE, RadfairInputError
+
+        raise RadfairInputError(MISSING_FILE.format(path=path, what=f"an image named in the cohort ({exc.strerror})")) from None
+    return f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+class CachedImages:
+    """A read-only (n, size, size) uint8 view of cached images (rows of shared shard memmaps), in cohort order.
+
+    Supports what the batch builders use: ``len``, ``shape``, ``dtype``, integer, slice and integer-array indexing
+    (each returns an ndarray). No copy of the shards is made.
+    """
+
+    def __init__(self, shards: list[np.ndarray], shard: np.ndarray, row: np.ndarray, size: int):
+        self.shards, self.shard, self.row = shards, shard, row
+        self.shape = (len(row), size, size)
+        self.dtype = np.dtype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[np.arange(len(self))]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __getitem__(self, index):
+        if isinstance(index, int | np.integer):
+            return np.asarray(self.shards[self.shard[index]][self.row[index]])
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        out = np.empty((len(rows),) + self.shape[1:], np.uint8)
+        shard, row = self.shard[rows], self.row[rows]
+        for s in np.unique(shard):
+            take = np.flatnonzero(shard == s)
+            order = np.argsort(row[take], kind="stable")  # ascending rows: sequential reads of the memmap
+            out[take[order]] = self.shards[s][row[take[order]]]
+        return out
 
 
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,
-                progress: bool = True) -> np.ndarray:
-    """(n, size, size) uint8 memmap of the images named in ``cohort[column]``, decoded once and cached."""
-    folder = cache_dir(cohort_path)
-    key = _key("images", file_sha256(cohort_path), size, "L-bilinear", column)
-    final = folder / f"img{size}-{key}.npy"
+                progress: bool = True) -> CachedImages:
+    """(n, size, size) uint8 images named in ``cohort[column]``, decoded once per (image, size, preprocessing).
+
+    The cache (:func:`image_cache_root`) holds one folder per (size, preprocessing) with shards of decoded images
+    and an index from each image's identity (:func:`_image_key`) to its shard row. Every run, arm, seed and study
+    that names the same image file reads the same row (Study 1's ALL reuses the MIMIC and CheXpert rows; Study 2's
+    classifier and reconstructors share the clean images); only images not cached yet are decoded, in one new shard.
+    Building is resumable (chunks) and guarded by a file lock, so parallel runs of a grid build each image once.
+    """
+    folder = image_cache_root(cohort_path) / f"{size}px-{IMAGE_PREPROCESSING}"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = cohort[column].astype(str).tolist()
+    keys = [_image_key(p) for p in paths]
+    index_path = folder / "index.parquet"
+    with _locked(folder / "store"):
+        index = pd.read_parquet(index_path) if index_path.is_file() else pd.DataFrame({"key": [], "shard": [], "row": []})
+        known = dict(zip(index["key"], zip(index["shard"].astype(int), index["row"].astype(int), strict=True), strict=True))
+        missing = list(dict.fromkeys(k for k in keys if k not in known))
+        if missing:
+            shard_name = f"shard-{_key(missing)}.npy"
+            to_decode = [k.split("|")[0] for k in missing]
+            _decode_into(folder / shard_name, to_decode, size, threads, progress)
+            number = int(index["shard"].max()) + 1 if len(index) else 0
+            (folder / f"shard-{number:05d}.npy").unlink(missing_ok=True)
+            os.replace(folder / shard_name, folder / f"shard-{number:05d}.npy")
+            added = pd.DataFrame({"key": missing, "shard": number, "row": np.arange(len(missing))})
+            index = pd.concat([index, added], ignore_index=True)
+            with atomic_path(index_path) as tmp:
+                index.to_parquet(tmp, index=False)
+            known.update(zip(added["key"], zip(added["shard"], added["row"], strict=True), strict=True))
+        numbers = sorted({known[k][0] for k in keys})
+        shards = {n: np.load(folder / f"shard-{n:05d}.npy", mmap_mode="r") for n in numbers}
+    local = {n: i for i, n in enumerate(numbers)}
+    shard = np.array([local[known[k][0]] for k in keys], dtype=np.int64)
+    row = np.array([known[k][1] for k in keys], dtype=np.int64)
+    return CachedImages([shards[n] for n in numbers], shard, row, size)
+
+
+def _decode_into(final: Path, paths: list[str], size: int, threads: int, progress: bool) -> None:
+    """Decode ``paths`` into the uint8 memmap ``final`` (resumable in chunks of 256)."""
     partial, done_marker = final.with_suffix(".partial.npy"), final.with_suffix(".done.txt")
-    with _locked(final):
-        if not final.is_file():
-            paths = cohort[column].astype(str).tolist()
-            mode = "r+" if partial.is_file() else "w+"
-            array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
-            done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
-            chunk = 256
-            with Progress(transient=True, disable=not progress) as bar, ThreadPoolExecutor(max(threads, 1)) as pool:
-                task = bar.add_task(f"decoding images to {size}x{size} (once)", total=len(paths), completed=done)
-                for lo in range(done, len(paths), chunk):
-                    hi = min(lo + chunk, len(paths))
-                    array[lo:hi] = np.stack(list(pool.map(decode_image, paths[lo:hi], [size] * (hi - lo))))
-                    array.flush()
-                    done_marker.write_text(str(hi))
-                    bar.update(task, completed=hi)
-            del array
-            os.replace(partial, final)
-            done_marker.unlink(missing_ok=True)
-    return np.load(final, mmap_mode="r")
+    mode = "r+" if partial.is_file() else "w+"
+    array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
+    done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
+    chunk = 256
+    with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths) - done, threads) as (pool, workers):
+        task = bar.add_task(f"decoding images to {size}x{size} (once, {workers} workers)", total=len(paths), completed=done)
+        piece = max(1, chunk // (4 * workers))  # several pieces per worker per chunk; chunks stay the resumable unit
+        for lo in range(done, len(paths), chunk):
+            hi = min(lo + chunk, len(paths))
+            starts = range(lo, hi, piece)
+            parts = pool.map(decode_chunk, [paths[a:min(a + piece, hi)] for a in starts], [size] * len(starts))
+            array[lo:hi] = np.concatenate(list(parts))
+            array.flush()
+            done_marker.write_text(str(hi))
+            bar.update(task, completed=hi)
+    del array
+    os.replace(partial, final)
+    done_marker.unlink(missing_ok=True)
+
+
+def clean_image_cache(root: str | Path, *, everything: bool = False, dry_run: bool = False) -> tuple[list[Path], int]:
+    """Remove unfinished shards (``*.partial.npy`` and their markers), or with ``everything`` the whole image cache;
+    returns the files and their bytes. Nothing else is touched; a missing folder is nothing to clean."""
+    root = Path(root)
+    if not root.is_dir():
+        return [], 0
+    files = sorted(p for p in root.rglob("*") if p.is_file() and (everything or p.name.endswith((".partial.npy", ".done.txt"))))
+    size = int(sum(p.stat().st_size for p in files))
+    if not dry_run:
+        if everything:
+            import shutil
+
+            shutil.rmtree(root)
+        else:
+            for path in files:
+                path.unlink(missing_ok=True)
+    return files, size
+
+
+def cache_bytes(root: str | Path) -> int:
+    """Bytes held by the image caches under ``root`` (the shards; their index files are small)."""
+    return int(sum(p.stat().st_size for p in Path(root).rglob("shard-*.npy")))
+
+
+@contextlib.contextmanager
+def _decoder_pool(n_images: int, threads: int):
+    """(pool, workers): processes over every usable core for large image sets (forkserver: no fork of a process
+    holding torch threads), else ``threads`` threads (PIL decodes and resizes without the GIL)."""
+    cores = usable_cores()
+    if n_images >= PROCESS_POOL_FROM and cores > 1:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([decode_chunk.__module__])  # workers fork with the decoder imported, no torch
+        with ProcessPoolExecutor(cores, mp_context=context) as pool:
+            yield pool, cores
+    else:
+        with ThreadPoolExecutor(max(threads, 1)) as pool:
+            yield pool, max(threads, 1)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -26,6 +26,7 @@ from ..config import StrictModel
 from ..degradation.quality import psnr, ssim
 from ..degradation.run import image_key, save_png
 from ..errors import EMPTY_AFTER_FILTER, MISSING_COLUMNS, RadfairInputError
+from ..execution.kinds import declare
 from ..io import read_table, write_table
 from .checkpoint import load_checkpoint
 from .inputs import PairedImageBatches, RowView, image_array
@@ -70,6 +71,7 @@ def paired_rows(config: ReconstructorRunConfig, columns: Sequence[str] = ()) -> 
 
 
 def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``train-reconstructor`` run: train on the reconstruction patients' pairs, reconstruct val and test."""
     config = ReconstructorRunConfig.model_validate(config_dict)
     pairs, _ = paired_rows(config)
     pairs_path = ctx.run_dir / "pairs.parquet"
@@ -105,7 +107,12 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
     else:
         reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress)
-    return {"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"}
+    return dict(TRAIN_RECONSTRUCTOR.outputs)
+
+
+TRAIN_RECONSTRUCTOR = declare(
+    "train-reconstructor", settings=ReconstructorRunConfig, function=run_reconstructor_training,
+    outputs={"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"})
 
 
 def training_masks(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -169,5 +176,5 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
 
 
 __all__ = ["ReconstructorRunConfig", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
-           "run_reconstructor_training",
+           "TRAIN_RECONSTRUCTOR", "run_reconstructor_training",
            "training_masks"]

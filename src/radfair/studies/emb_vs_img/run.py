@@ -19,12 +19,12 @@ import pandas as pd
 import torch
 
 from ...data.embeddings import EMBEDDING_DIM
-from ...execution import RunSpec, read_record, run_grid
+from ...execution import RunSpec, RunStore, read_record, run_grid
 from ...io import write_json, write_table, write_text
 from ...models import build_classifier
 from ...models.cost import count_flops
 from ...training.checkpoint import check_device
-from ...training.classify import resolve_config
+from ...training.classify import TRAIN_CLASSIFIER, resolve_config
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
 from .evaluate import adjust_comparison, conventions, evaluate_dataset
@@ -58,9 +58,8 @@ def plan_runs(config: EmbVsImgConfig, manifest: dict, cpus: int) -> list[Planned
                 settings = arm_config.model_dump(mode="json")
                 run_config = resolve_config(cohort=split, input="embeddings" if arm_config.model in ("mlp", "linear") else "images",
                                             root=store, labels=labels, seed=seed, missing_embeddings="error", **settings)
-                spec = RunSpec("train-classifier", run_config.model_dump(mode="json"), {"cohort": run_config.cohort}, cpus=cpus,
-                               gpus=1.0 if config.device == "cuda" else 0.0, device=config.device,
-                               label=f"{dataset}-{arm}-seed{seed}")
+                spec = TRAIN_CLASSIFIER.spec(run_config, {"cohort": run_config.cohort}, cpus=cpus, device=config.device,
+                                             label=f"{dataset}-{arm}-seed{seed}")
                 planned.append(PlannedRun(dataset, arm, seed, spec))
     return planned
 
@@ -80,7 +79,7 @@ def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width:
             counted[f"{arm}@224"] = count_flops(model, torch.randn(2, 1, 224, 224))
     rows = []
     for (dataset, arm), runs in pd.DataFrame([vars(p) for p in planned]).groupby(["dataset", "arm"], sort=False):
-        histories = [pd.read_csv(store / p.run_id / "history.csv") for p in runs["spec"]]
+        histories = [pd.read_csv(RunStore(store).output(p, "history")) for p in runs["spec"]]
         seconds = [read_record(store / p.run_id)["seconds"] for p in runs["spec"]]
         rows.append({"dataset": dataset, "arm": arm, "model": config.arms[arm].model, "image_size": config.arms[arm].image_size,
                      **counted[arm],
@@ -157,7 +156,7 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
     store = out / "runs"
     parts: dict[str, list] = {"auc": [], "disparities": [], "gaps": [], "summary": [], "comparison": [], "notes": []}
     for dataset, runs in pd.DataFrame([vars(p) for p in planned]).groupby("dataset", sort=False):
-        scored = {(r.arm, r.seed): pd.read_parquet(store / r.spec.run_id / "scored.parquet") for r in runs.itertuples()}
+        scored = {(r.arm, r.seed): pd.read_parquet(RunStore(store).output(r.spec, "scored")) for r in runs.itertuples()}
         paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} (runs/{r.spec.run_id}/scored.parquet)" for r in runs.itertuples()}
         result = evaluate_dataset(scored, dataset, config.attributes, threshold=config.threshold, summary_exclude=config.summary_exclude,
                                   bootstrap=config.bootstrap, seed=config.bootstrap_seed, level=config.level,

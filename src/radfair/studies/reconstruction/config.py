@@ -157,6 +157,7 @@ class MitigationStudy(StrictModel):
     patience: int | None = 3
     batch_size: int = 16
     settings: dict = {}  # further MitigationConfig fields (temperature, momentum, adversary_hidden, ...)
+    lambda_from: str | None = None  # "unet": λ chosen once on that reconstructor and reused (the paper); None: per reconstructor
     max_psnr_drop_db: float = 0.5
     max_auroc_drop: float = 0.01
     max_dice_drop: float = 0.01

@@ -2,7 +2,7 @@
 
 ``examples_<dataset>.png``: one test image (X-ray) or the axial slice with the most tumour of one test volume
 (MRI), one row per level: clean, degraded, then each standard reconstruction with its PSNR against clean.
-``gradcam_chexpert.png``: Grad-CAM (MONAI) of the frozen classifier for one finding on the clean image and on
+``gradcam_<dataset>.png`` (X-ray part): Grad-CAM (MONAI) of the frozen classifier for one finding on the clean image and on
 each reconstruction at the noisiest level, same image, same colour scale.
 """
 

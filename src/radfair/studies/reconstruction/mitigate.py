@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import RadfairInputError
-from ...execution import RunSpec
+from ...execution import RunSpec, RunStore
 from .parts import FINETUNE, STANDARD, Key
 
 SWEEP_METRICS = ("val_psnr", "val_auroc", "val_eodd", "val_eodd_clean", "val_dice", "val_dice_gap", "val_dice_gap_clean")
@@ -53,13 +53,18 @@ def mitigation_levels(part, study) -> list[str]:
 
 def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tuple, RunSpec]:
     """Run specs keyed by (reconstructor, level, strategy, λ); strategy ``standard-finetune`` is the reference."""
-    from ...mitigation import VALIDATION_KEY, MitigatedReconstructorRunConfig, MitigationConfig
+    from ...mitigation import (
+        TRAIN_MITIGATED_RECONSTRUCTOR,
+        VALIDATION_KEY,
+        MitigatedReconstructorRunConfig,
+        MitigationConfig,
+    )
     from ...training.loop import LoopConfig
 
     m = config.mitigation
     split = part.split
     attributes = [a for a in (m.attributes or config.analysis.attributes) if a in split.columns and split[a].notna().any()]
-    task, fields, model_dir = part.mitigation_downstream()
+    task, fields, model = part.mitigation_downstream()
     loop = LoopConfig(epochs=m.epochs, patience=m.patience, monitor=VALIDATION_KEY, mode="min")
     runs = [("standard", 0.0)] + [(s, 0.0) for s in m.strategies if s == "reweighting"]
     runs += [(s, w) for s in m.strategies if s != "reweighting" for w in m.weights_by_dataset.get(part.dataset, m.weights)]
@@ -67,7 +72,7 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
     for kind in [k for k in m.reconstructors or part.study.reconstructors if k in part.study.reconstructors]:
         for level in mitigation_levels(part, m):
             base = recon[(kind, level, STANDARD)]
-            base_dir = store / base.run_id
+            base_dir = part.runs.run_dir(base)
             settings = part.run_config(kind, level).model_dump(mode="json")
             settings.update(batch_size=m.batch_size, loop=loop.model_dump(mode="json"))
             for strategy, weight in runs:
@@ -79,10 +84,9 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
                 mitigation = MitigationConfig(strategy=strategy, weight=weight, attributes=attributes, task=task, **chosen_settings)
                 run_config = MitigatedReconstructorRunConfig(**settings, base_run=str(base_dir), mitigation=mitigation, **fields)
                 name = FINETUNE if strategy == "standard" else strategy
-                specs[(kind, level, name, weight)] = RunSpec(
-                    "train-mitigated-reconstructor", run_config.model_dump(mode="json"),
-                    {"degraded": run_config.degraded, "base": str(base_dir / "checkpoints" / "best.pt"),
-                     "downstream": str(model_dir / "checkpoints" / "best.pt")},
+                specs[(kind, level, name, weight)] = TRAIN_MITIGATED_RECONSTRUCTOR.spec(
+                    run_config, {"degraded": run_config.degraded, "base": str(part.runs.output(base, "best_checkpoint")),
+                                 "downstream": str(part.runs.output(model, "best_checkpoint"))},
                     device=config.device, label=f"{part.short}-{kind}-{level}-{name}-{weight:g}")
     return specs
 
@@ -93,7 +97,7 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
 
     rows, keys = [], set()
     for (kind, level, strategy, weight), spec in specs.items():
-        summary = json.loads((store / spec.run_id / "validation.json").read_text())
+        summary = json.loads(RunStore(store).output(spec, "validation").read_text())
         keys.add((summary.get("performance_key", "val_auroc"), summary.get("fairness_key", "val_eodd")))
         rows.append({"dataset": dataset, "reconstructor": kind, "level": level, "strategy": strategy, "weight": weight,
                      "run_id": spec.run_id, **{k: summary.get(k) for k in SWEEP_METRICS if k in summary},
@@ -120,6 +124,21 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
         index = group.index[group["weight"] == weight][0]
         sweep.loc[index, ["chosen", "chosen_by", "reason"]] = [True, how, reason]
         chosen[(kind, level, strategy)] = specs[(kind, level, strategy, weight)]
+    reference_kind = getattr(study, "lambda_from", None)
+    if reference_kind:  # the paper: λ chosen once, on the U-Net, and used for every reconstructor
+        for kind, level, strategy in list(chosen):
+            if strategy == FINETUNE or kind == reference_kind or (reference_kind, level, strategy) not in chosen:
+                continue
+            ref_weight = float(sweep.loc[(sweep["reconstructor"] == reference_kind) & (sweep["level"] == level)
+                                         & (sweep["strategy"] == strategy) & sweep["chosen"], "weight"].iloc[0])
+            if (kind, level, strategy, ref_weight) not in specs:
+                continue
+            own = sweep.index[(sweep["reconstructor"] == kind) & (sweep["level"] == level) & (sweep["strategy"] == strategy)]
+            sweep.loc[own, ["chosen", "chosen_by", "reason"]] = [False, "", ""]
+            target = own[sweep.loc[own, "weight"] == ref_weight][0]
+            sweep.loc[target, ["chosen", "chosen_by", "reason"]] = [True, f"from {reference_kind}",
+                                                                    f"λ chosen once on the {reference_kind} (the paper's protocol)"]
+            chosen[(kind, level, strategy)] = specs[(kind, level, strategy, ref_weight)]
     return chosen, sweep
 
 

@@ -33,6 +33,7 @@ from .parts import (
     quality_rows,
     with_study_attributes,
 )
+from .scoring import score_volumes_spec
 
 DATASET = "ucsf-pdgm"
 SEGMENTATION_TASK = "tumour_segmentation"
@@ -110,39 +111,33 @@ class MriPart(DatasetPart):
         return super().run_config(kind, level, image_size=self.volume_size,
                                   volumes=SliceSettings(size=self.volume_size, include_empty=True), **extra)
 
-    def mitigation_downstream(self) -> tuple[str, dict, Path]:
-        """(task, run-config fields, model run folder) of the frozen model mitigation fine-tunes against: the tumour
+    def mitigation_downstream(self) -> tuple[str, dict, RunSpec]:
+        """(task, run-config fields, model run) of the frozen model mitigation fine-tunes against: the tumour
         segmenter (Dice task loss, worst-case soft-Dice gap; the slice classifier then scores the result unchanged)."""
-        seg = self.store / self.segmenter.run_id
-        return "segmentation", {"segmenter_run": str(seg)}, seg
+        return "segmentation", {"segmenter_run": str(self.runs.run_dir(self.segmenter))}, self.segmenter
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
-        out = {}
-        for key, spec in recon.items():
-            volumes = str(self.store / spec.run_id / "reconstructed.parquet")
-            out[key] = {task: RunSpec("score-volumes", {"model_run": str(self.store / model.run_id), "reconstructed": volumes},
-                                      {"model": str(self.store / model.run_id / "checkpoints" / "best.pt"), "reconstructed": volumes},
-                                      device=self.config.device, label=f"score-{task}-{spec.label}")
-                        for task, model in (("classifier", self.classifier), ("segmenter", self.segmenter))}
-        return out
+        return {key: {task: score_volumes_spec(self.runs, model, spec, self.config.device, f"score-{task}-{spec.label}")
+                      for task, model in (("classifier", self.classifier), ("segmenter", self.segmenter))}
+                for key, spec in recon.items()}
 
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
         thresholds, labels = self.thresholds(clean, out)
         attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
-        segmented = pd.read_parquet(self.store / self.segmenter.run_id / "segmentation.parquet").query("split == 'test'")
+        segmented = pd.read_parquet(self.runs.output(self.segmenter, "segmentation")).query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)
         scores, segmentations = {}, {}
         for key, spec in recon.items():
-            scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scores.parquet")
+            scored = pd.read_parquet(self.runs.output(scoring[key]["classifier"], "scores"))
             scores[key] = with_study_attributes(scored, self.split)
             if labels:
                 classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
-            recon_seg = pd.read_parquet(self.store / scoring[key]["segmenter"].run_id / "scores.parquet").query("split == 'test'")
+            recon_seg = pd.read_parquet(self.runs.output(scoring[key]["segmenter"], "scores")).query("split == 'test'")
             segmentations[key] = with_study_attributes(recon_seg, self.split)
             segmentation_shift(key, segmented, recon_seg, attributes, a, out)
-            out.performance.append(quality_rows(DATASET, key, self.store / spec.run_id / "reconstructed.parquet"))
+            out.performance.append(quality_rows(DATASET, key, self.runs.output(spec, "reconstructed")))
         for key, reference, role in mitigation_references(recon):  # primary: the same-budget fine-tune; secondary: the original
             against = PartOutputs()
             if labels:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...execution import RunStore
 from ...io import write_text
 from ...training.classify import load_classifier
 from .examples import examples_figure, gradcam_figure
@@ -41,7 +42,7 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
                 figure_bias_change(bias_shift, part.dataset, metric, out / f"{prefix}_bias_change_{short}_{metric}.png")
             else:
                 notes.append(f"{prefix}_bias_change_{short}_{metric}.png not drawn: no {metric} rows for {part.dataset}")
-        tables = {(kind, level): out / "runs" / spec.run_id / "reconstructed.parquet"
+        tables = {(kind, level): RunStore(out / "runs").output(spec, "reconstructed")
                   for (kind, level, mitigation), spec in recon[part.dataset].items() if mitigation == "standard"}
         examples_figure(part.dataset, tables, part.split, out / f"examples_{short}.png")
     if xray is not None:
@@ -52,7 +53,7 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
 def _gradcam(out: Path, xray, recon: dict) -> list[str]:
     """Grad-CAM for the finding with the highest clean AUROC, on one positive test image, clean vs each reconstruction
     at the noisiest level."""
-    model, config = load_classifier(out / "runs" / xray.classifier.run_id)
+    model, config = load_classifier(xray.runs.run_dir(xray.classifier))
     clean = xray.clean_scores().query("split == 'test'")
     level = xray.levels()[-1]
     candidates = [k for k in config.labels if clean[f"y_{k}"].eq(1).any()]
@@ -64,7 +65,7 @@ def _gradcam(out: Path, xray, recon: dict) -> list[str]:
     for (kind, lv, mitigation), spec in recon.items():
         if lv != level or mitigation != "standard":
             continue
-        row = pd.read_parquet(out / "runs" / spec.run_id / "reconstructed.parquet").set_index("image_id").loc[image_id]
+        row = pd.read_parquet(RunStore(out / "runs").output(spec, "reconstructed")).set_index("image_id").loc[image_id]
         images.setdefault("clean", row["path_clean"])
         images.setdefault(f"degraded ({level})", row["path_degraded"])
         images[kind] = row["path"]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...execution import RunSpec
-from ...training.reconstruct_run import ReconstructorRunConfig
+from ...execution import RunSpec, RunStore
+from ...training.reconstruct_run import TRAIN_RECONSTRUCTOR, ReconstructorRunConfig
 from .analysis import FAIRNESS_METRICS, paired_shift
 
 Key = tuple[str, str, str]  # (reconstructor, level, mitigation)
@@ -51,7 +51,7 @@ class PartOutputs:
 
 
 def reconstructor_spec(config: ReconstructorRunConfig, device: str, label: str) -> RunSpec:
-    return RunSpec("train-reconstructor", config.model_dump(mode="json"), {"degraded": config.degraded}, device=device, label=label)
+    return TRAIN_RECONSTRUCTOR.spec(config, {"degraded": config.degraded}, device=device, label=label)
 
 
 class DatasetPart:
@@ -62,6 +62,7 @@ class DatasetPart:
 
     def __init__(self, config, out: Path, store: Path, log=print):
         self.config, self.study, self.out, self.store, self.log = config, getattr(config, self.study_key), out, store, log
+        self.runs = RunStore(store)
 
     def prepare_split(self) -> None:
         from .data import prepare_split
@@ -82,7 +83,7 @@ class DatasetPart:
                 for kind in self.study.reconstructors for level in self.levels()}
 
     def clean_scores(self) -> pd.DataFrame:
-        return with_study_attributes(pd.read_parquet(self.store / self.classifier.run_id / "scored.parquet"), self.split)
+        return with_study_attributes(pd.read_parquet(self.runs.output(self.classifier, "scored")), self.split)
 
     def thresholds(self, clean: pd.DataFrame, out: PartOutputs) -> tuple[Path, list[str]]:
         """Thresholds on the clean validation scores; labels without one are named in the notes."""

@@ -138,7 +138,15 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
                                             f"({multiple_testing['size']} rows: {multiple_testing['family']}); BH within the "
                                             f"exploratory rest; p-values: {multiple_testing['p_value_method']}",
                         "race": "small groups merged into Other" if a.race_merge_small else "race as recorded",
-                        "psnr_baseline": "the degraded input's PSNR/SSIM against the clean image"}})
+                        "psnr_baseline": "the degraded input's PSNR/SSIM against the clean image",
+                        **({"mitigation": "primary comparison: each strategy against the same-budget standard fine-tune "
+                                          "(mitigation_vs_standard.csv, comparison = primary); secondary: against the original "
+                                          "reconstructor; λ " + (f"chosen once on the {config.mitigation.lambda_from} and reused "
+                                                                 "for every reconstructor (the paper's protocol)"
+                                                                 if config.mitigation.lambda_from else
+                                                                 "chosen per reconstructor (a deviation: the paper chose it "
+                                                                 "once, on the CheXpert U-Net; set mitigation.lambda_from: unet)")}
+                           if config.mitigation is not None else {})}})
     gains = performance[performance["metric"] == "psnr"][["dataset", "reconstructor", "level", "baseline", "reconstructed", "delta"]]
     return {"bias_shift": bias_shift, "performance": performance, "timings": timings, "psnr_gain": gains.reset_index(drop=True)}
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ...degradation.run import degrade_xray
 from ...execution import RunSpec
 from ...io import read_table, write_table
-from ...training.classify import resolve_config
+from ...training.classify import TRAIN_CLASSIFIER, resolve_config
 from ...training.reconstruct_run import ReconstructorRunConfig
 from .parts import (
     DatasetPart,
@@ -29,6 +29,7 @@ from .parts import (
     quality_rows,
     with_study_attributes,
 )
+from .scoring import predict_spec
 
 
 def level_name(mode: str, photons: float) -> str:
@@ -70,25 +71,20 @@ class XrayPart(DatasetPart):
         c, d = self.study.classifier, self.study.degradation
         clf = resolve_config(cohort=str(self.cohort), input="images", model=c.model, labels=self.study.labels, image_size=d.size,
                              batch_size=c.batch_size, hidden=c.hidden, dropout=c.dropout, seed=c.seed, optim=c.optim, loop=c.loop)
-        self.classifier = RunSpec("train-classifier", clf.model_dump(mode="json"), {"cohort": clf.cohort}, device=self.config.device,
-                                  label=f"{self.short}-classifier")
+        self.classifier = TRAIN_CLASSIFIER.spec(clf, {"cohort": clf.cohort}, device=self.config.device, label=f"{self.short}-classifier")
         return {"classifier": self.classifier}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
         return super().run_config(kind, level, image_size=self.study.degradation.size, **extra)
 
-    def mitigation_downstream(self) -> tuple[str, dict, Path]:
-        """(task, run-config fields, model run folder) of the frozen model mitigation fine-tunes against: the classifier."""
-        clf = self.store / self.classifier.run_id
-        return "classification", {"classifier_run": str(clf), "labels": self.study.labels}, clf
+    def mitigation_downstream(self) -> tuple[str, dict, RunSpec]:
+        """(task, run-config fields, model run) of the frozen model mitigation fine-tunes against: the classifier."""
+        clf = self.runs.run_dir(self.classifier)
+        return "classification", {"classifier_run": str(clf), "labels": self.study.labels}, self.classifier
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
-        clf = self.store / self.classifier.run_id
-        return {key: {"classifier": RunSpec(
-            "predict-classifier", {"classifier_run": str(clf), "cohort": str(self.cohort),
-                                   "reconstructed": str(self.store / spec.run_id / "reconstructed.parquet")},
-            {"classifier": str(clf / "checkpoints" / "best.pt"), "reconstructed": str(self.store / spec.run_id / "reconstructed.parquet")},
-            device=self.config.device, label=f"score-{spec.label}")} for key, spec in recon.items()}
+        return {key: {"classifier": predict_spec(self.runs, self.classifier, str(self.cohort), spec, self.config.device,
+                                                 f"score-{spec.label}")} for key, spec in recon.items()}
 
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
         a, out = self.config.analysis, PartOutputs()
@@ -97,10 +93,10 @@ class XrayPart(DatasetPart):
         attributes = analysed_attributes(a.attributes, a.race_merge_small)
         scores = {}
         for key, spec in recon.items():
-            scored = pd.read_parquet(self.store / scoring[key]["classifier"].run_id / "scored.parquet")
+            scored = pd.read_parquet(self.runs.output(scoring[key]["classifier"], "scored"))
             scores[key] = with_study_attributes(scored, self.split)
             classifier_shift(self.dataset, key, clean, scores[key], labels, attributes, thresholds, a, out)
-            out.performance.append(quality_rows(self.dataset, key, self.store / spec.run_id / "reconstructed.parquet"))
+            out.performance.append(quality_rows(self.dataset, key, self.runs.output(spec, "reconstructed")))
         for key, reference, role in mitigation_references(scores):  # primary: the same-budget fine-tune; secondary: the original
             against = PartOutputs()
             classifier_shift(self.dataset, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)

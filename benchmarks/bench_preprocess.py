@@ -1,0 +1,87 @@
+"""Benchmark: decoding real-size chest X-ray JPEGs to the network's size, before and after reduced-size decoding.
+
+Generates ``--images`` JPEGs of 2,000-3,000 px (smooth anatomy-like fields plus mild acquisition noise, quality
+95 as MIMIC-CXR-JPG), then reports, side by side in the same run (medians over ``--repeats``):
+
+* images/s on one core: ``decode_image(path, size, reduced=False)`` (full decode, the code before issue 19)
+  and ``decode_image(path, size)`` (JPEG DCT scaling first), and their ratio;
+* scaling of :func:`radfair.training.inputs.image_array` (the cache build): one worker against the process pool
+  over every usable core, images/s and images/s per core.
+
+    python benchmarks/bench_preprocess.py [--images 24] [--size 224] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from radfair.training import inputs
+from radfair.training.inputs import decode_image, image_array, usable_cores
+
+
+def write_jpegs(folder: Path, n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        height, width = int(rng.integers(2000, 3001)), int(rng.integers(2000, 3001))
+        coarse = Image.fromarray(rng.random((48, 48)).astype(np.float32), mode="F").resize((width, height), Image.BICUBIC)
+        field = 0.3 + 0.4 * np.clip(np.asarray(coarse), 0, 1) + rng.normal(0, 0.01, (height, width))
+        path = folder / f"cxr{i:03d}.jpg"
+        Image.fromarray((np.clip(field, 0, 1) * 255).astype(np.uint8)).save(path, quality=95)
+        paths.append(str(path))
+    return paths
+
+
+def median_rate(work, n: int, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return n / statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = write_jpegs(folder, args.images)
+        mb = sum(Path(p).stat().st_size for p in paths) / len(paths) / 1e6
+        print(f"{len(paths)} JPEGs, 2,000-3,000 px, mean {mb:.2f} MB, to {args.size}x{args.size}; medians of {args.repeats}")
+        full = median_rate(lambda: [decode_image(p, args.size, reduced=False) for p in paths], len(paths), args.repeats)
+        reduced = median_rate(lambda: [decode_image(p, args.size) for p in paths], len(paths), args.repeats)
+        print("\n| decoding (one core) | images/s/core | ratio |\n| --- | --- | --- |")
+        print(f"| full decode + resize (before) | {full:.1f} | 1.00 |")
+        print(f"| reduced-size decode + resize (after) | {reduced:.1f} | {reduced / full:.2f} |")
+
+        cores = usable_cores()
+        cohort = pd.DataFrame({"path": paths})
+        rates = {}
+        for workers in sorted({1, cores}):
+            def build(workers=workers):
+                run = time.perf_counter_ns()
+                path = folder / f"cohort-{workers}-{run}.parquet"  # a new cohort file: a new cache each repeat
+                cohort.assign(run=run).to_parquet(path)
+                inputs.PROCESS_POOL_FROM = 1 if workers > 1 else 10**12
+                image_array(cohort, path, args.size, threads=1, progress=False)
+            rates[workers] = median_rate(build, len(paths), args.repeats)
+        print("\n| cache build (image_array) | workers | images/s | images/s/core | scaling |\n| --- | --- | --- | --- | --- |")
+        for workers, rate in rates.items():
+            print(f"| {'threads' if workers == 1 else 'process pool'} | {workers} | {rate:.1f} | {rate / workers:.1f} | "
+                  f"{rate / rates[1]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""One image cache per (image, size, preprocessing), shared by every cohort, run and study that names the image."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from radfair.errors import RadfairInputError
+from radfair.training import inputs
+from radfair.training.inputs import cache_bytes, decode_image, image_array, image_cache_root
+
+
+def _images(folder, n, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 36), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_overlapping_cohorts_share_rows_and_decode_each_image_once(tmp_path, monkeypatch):
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    (study / "data").mkdir()
+    paths = _images(tmp_path / "imgs", 10)
+    mimic, chexpert = pd.DataFrame({"path": paths[:6]}), pd.DataFrame({"path": paths[4:]})
+    union = pd.DataFrame({"path": paths[::-1]})  # "ALL": both, in another order
+    decoded = []
+    real = inputs.decode_chunk
+    monkeypatch.setattr(inputs, "decode_chunk", lambda p, size: decoded.extend(p) or real(p, size))
+    a = image_array(mimic, study / "data" / "mimic.parquet", 16, progress=False)
+    b = image_array(chexpert, study / "data" / "chexpert.parquet", 16, progress=False)
+    c = image_array(union, study / "data" / "all.parquet", 16, progress=False)
+    assert sorted(decoded) == sorted(paths)  # every image decoded exactly once over the three cohorts
+    assert image_cache_root(study / "data" / "all.parquet") == study / "image-cache"
+    assert image_cache_root(study / "runs" / "abc123" / "pairs.parquet") == study / "image-cache"  # never inside a run
+    expected = np.stack([decode_image(p, 16) for p in paths])
+    np.testing.assert_array_equal(np.asarray(c), expected[::-1])
+    np.testing.assert_array_equal(a[np.array([5, 0, 2])], expected[[5, 0, 2]])
+    np.testing.assert_array_equal(b[1:3], expected[5:7])
+    assert len(c) == 10 and c.shape == (10, 16, 16) and c[3].shape == (16, 16)
+    assert cache_bytes(study / "image-cache") < 10 * 16 * 16 + 3 * 256  # ten images' pixels, one copy (+ npy headers)
+
+
+def test_a_rewritten_image_is_decoded_again_and_a_missing_one_is_named(tmp_path):
+    paths = _images(tmp_path / "imgs", 3)
+    cohort = pd.DataFrame({"path": paths})
+    first = np.asarray(image_array(cohort, tmp_path / "c.parquet", 16, progress=False)).copy()
+    Image.fromarray(np.zeros((40, 36), np.uint8)).save(paths[1])
+    os.utime(paths[1], ns=(10**18, 10**18))
+    second = np.asarray(image_array(cohort, tmp_path / "c.parquet", 16, progress=False))
+    assert (second[1] == 0).all() and np.array_equal(second[[0, 2]], first[[0, 2]])
+    with pytest.raises(RadfairInputError, match="missing.png: file not found"):
+        image_array(pd.DataFrame({"path": [str(tmp_path / "missing.png")]}), tmp_path / "c.parquet", 16, progress=False)
+
+
+def test_runs_clean_knows_the_image_cache(tmp_path):
+    from typer.testing import CliRunner
+
+    from radfair.cli import app
+
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    paths = _images(tmp_path / "imgs", 4)
+    image_array(pd.DataFrame({"path": paths}), study / "data.parquet", 16, progress=False)
+    partial = study / "image-cache" / "16px-x" / "shard-abc.partial.npy"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * 100)
+    r = CliRunner().invoke(app, ["runs", "clean", str(study / "runs")])
+    assert r.exit_code == 0 and "unfinished shards" in r.output and not partial.exists()
+    assert cache_bytes(study / "image-cache") > 0
+    r = CliRunner().invoke(app, ["runs", "clean", str(study / "runs"), "--caches"])
+    assert r.exit_code == 0 and "the whole cache" in r.output and not (study / "image-cache").exists()

@@ -22,6 +22,7 @@ from radfair.studies.emb_vs_img.run import plan_runs
 from radfair.studies.reconstruction import ReconstructionConfig
 from radfair.studies.reconstruction import run_study as run_study2
 from radfair.studies.reconstruction.config import MitigationStudy
+from tests.training.test_embed import TinyEncoder  # a frozen local encoder of 32-wide vectors
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NIH = FIXTURES / "nih_cxr14_64px"
@@ -52,6 +53,22 @@ def test_study2_xray_part_takes_its_dataset_labels_and_mitigation_names_from_the
         ReconstructionConfig(releases=".", xray={"source": "manifest"})
 
 
+def test_nih_reconstruction_config_and_its_synthetic_nih_release_size(tmp_path):
+    from radfair.data.synthetic import generate
+    from radfair.studies.emb_vs_img.data import ensure_releases
+    from radfair.studies.reconstruction.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "nih-reconstruction.yaml")
+    assert config.xray.source == "nih-cxr14" and config.mri is None and config.synthetic.nih_patients == 500
+    generate(tmp_path / "rel", patients=20, seed=0, image_size=32, mri_patients=0, nih_patients=12)
+    same = ReconstructionConfig(releases=str(tmp_path / "rel"), mri=None, xray={"source": "nih-cxr14"},
+                                synthetic={"patients": 20, "seed": 0, "image_size": 32, "mri_patients": 0, "nih_patients": 12})
+    ensure_releases(same, log=lambda m: None)
+    other = same.model_copy(update={"synthetic": same.synthetic.model_copy(update={"nih_patients": 500})})
+    with pytest.raises(RadfairInputError, match="nih_patients=12.*nih_patients=500"):
+        ensure_releases(other, log=lambda m: None)
+
+
 @pytest.mark.slow
 def test_study2_one_level_xray_run_on_the_real_nih_images(tmp_path):
     out = tmp_path / "s2"
@@ -79,17 +96,6 @@ def test_study2_one_level_xray_run_on_the_real_nih_images(tmp_path):
     split = pd.read_parquet(out / "data" / "xray_split.parquet")
     assert len(split) == 162 and split["patient_id"].nunique() == 93 and split["path"].str.contains("nih_cxr14_64px").all()
     assert not result["bias_shift"].empty
-
-
-class TinyEncoder(torch.nn.Module):
-    """A frozen local encoder for `radfair embed` (32-wide vectors): the dataset has no CXR-Foundation store."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 8, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 2).flatten(1)
 
 
 def _study1_config(tmp_path, **changes) -> EmbVsImgConfig:

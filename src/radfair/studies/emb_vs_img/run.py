@@ -169,9 +169,11 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
         tables["arm_comparison"] = adjust_comparison(tables.pop("comparison"))
         write_table(tables["arm_comparison"], out / "arm_comparison.csv")
         write_table(tables["arm_comparison"], out / "arm_comparison.parquet")
-    else:
+    else:  # one arm: nothing to compare; never leave an earlier run's comparison beside these tables
         tables.pop("comparison")
         tables["arm_comparison"] = None
+        for suffix in ("csv", "parquet"):
+            (out / f"arm_comparison.{suffix}").unlink(missing_ok=True)
     arms = list(config.arms)
     for name, frame in (("auc", tables["auc"]), ("fairness_summary", tables["summary"]), ("disparities", tables["disparities"]),
                         ("gaps", tables["gaps"])):

@@ -18,8 +18,14 @@ NARROW = {"widths": [8, 16], "bottleneck": 32, "disc_widths": [8, 16, 32], "sde_
 
 
 def test_age_is_split_at_the_dataset_median():
-    df = add_age_binary(pd.DataFrame({"age": [30.0, 50.0, 60.0, 70.0, np.nan]}))
+    df = add_age_binary(pd.DataFrame({"age": [30.0, 50.0, 60.0, 70.0, np.nan]}), "image-median")
     assert df["age_binary"].tolist() == ["<55", "<55", ">=55", ">=55", None]
+
+
+def test_age_is_dichotomised_per_patient_at_the_patient_median():
+    # patient a has three images: the image median (60) would differ from the patient median (50)
+    df = pd.DataFrame({"patient_id": ["a", "a", "a", "b", "c", "d"], "age": [70.0, 70.0, 70.0, 30.0, 50.0, np.nan]})
+    assert add_age_binary(df)["age_binary"].tolist() == [">50", ">50", ">50", "<=50", "<=50", None]
 
 
 def test_grid_adjustment_covers_every_row_and_ignores_nan():

@@ -47,6 +47,7 @@ class SplitConfig(StrictModel):
 class EmbVsImgConfig(StrictModel):
     name: str = "emb-vs-img"
     releases: str
+    purpose: str | None = None  # why this config departs from the paper (e.g. a demo); each departure is a listed deviation
     embeddings: str | None = Field(None, description="embedding store folder; default: the releases folder")
     synthetic: SyntheticReleases | None = None
     datasets: list[str] = list(DATASETS)  # any registered X-ray dataset (a union such as "all" is split part by part)

@@ -25,6 +25,7 @@ from ...models import build_classifier
 from ...models.cost import count_flops
 from ...training.checkpoint import check_device
 from ...training.classify import TRAIN_CLASSIFIER, resolve_config
+from ..protocol import deviations
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
 from .evaluate import adjust_comparison, conventions, evaluate_dataset
@@ -131,6 +132,7 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     timings["cost_s"] = time.perf_counter() - start
     write_json(out / "study.json", {
         "study": "emb-vs-img", "config": config.model_dump(mode="json"),
+        "deviations": deviations("emb-vs-img", config.model_dump(mode="json")),
         "conventions": conventions(config.averaging, config.counting, config.bootstrap, config.level), "data": manifest,
         "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "status": o.status}
                  for p, o in zip(planned, outcomes, strict=True)],

@@ -110,6 +110,29 @@ def main() -> None:
         print(f"| {name} | {per_boot:.2f} | {total:.0f} s ({total / 3600:.2f} h) | {ratio_rates:,.0f}x | {ratio_full:,.0f}x "
               f"| {diff:.1e} over {n} |")
     print(f"\nradfair (medians of {args.repeats}): {t_rates:.2f} s without AUROC, {t_full:.2f} s full audit")
+    t_cli = time_cli(data, args.repeats)
+    print(f"`radfair audit` as a process (read, audit, every table as CSV + parquet, 12 figures, audit.json): median "
+          f"{t_cli:.2f} s over {args.repeats} runs, beside {t_full:.2f} s for run_audit in process")
+
+
+def time_cli(data, repeats: int) -> float:
+    """Wall time of ``radfair audit`` as a subprocess, what a user waits for (figures included)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scored.parquet"
+        data.to_parquet(path)
+        command = [sys.executable, "-c", "from radfair.cli import main; main()", "audit", str(path), "--out", str(Path(tmp) / "out"),
+                   "--attributes", ",".join(ATTRIBUTES), "--bootstrap", "1000"]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

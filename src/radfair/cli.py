@@ -376,6 +376,24 @@ def predict(
     console.print(f"scored {len(table)} rows -> {out}")
 
 
+def _plan(study: str, config: Path, out: Path, plan: bool, device: str | None) -> None:
+    from .errors import BAD_OPTION, RadfairInputError
+    from .studies.plan import summary, write_plan
+
+    if not plan:
+        raise RadfairInputError(BAD_OPTION.format(option="--device", value=device, expected="used with --plan only (the config sets the run's device)"))
+    if device not in (None, "cpu") and not str(device).startswith("cuda"):
+        raise RadfairInputError(BAD_OPTION.format(option="--device", value=device, expected="cpu or cuda"))
+    if study == "emb-vs-img":
+        from .studies.emb_vs_img.config import load_config
+    else:
+        from .studies.reconstruction.config import load_config
+    result = write_plan(study, load_config(config), out, device)
+    for line in summary(result):
+        console.print(line, markup=False, highlight=False)
+    console.print(f"-> {out / 'plan.json'}", markup=False, highlight=False)
+
+
 @study_app.command("emb-vs-img")
 @handles_input_errors
 def study_emb_vs_img(
@@ -385,9 +403,14 @@ def study_emb_vs_img(
     jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
     cpus_per_run: Annotated[int, typer.Option(help="CPU threads per run (0 = all for sequential runs, else cores / jobs).")] = 0,
+    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no data.")] = False,
+    device: Annotated[str | None, typer.Option(help="With --plan: plan for this device (cpu, cuda) instead of the config's; needs no GPU.")] = None,
 ):
     """Embeddings vs images (Study 1): datasets x {emb, img} x seeds, Tables 3-4, Figure 1, compute cost."""
     import warnings
+
+    if plan or device:
+        return _plan("emb-vs-img", config, out, plan, device)
 
     from .studies.emb_vs_img import run_study
 
@@ -412,9 +435,14 @@ def study_reconstruction(
     executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
     jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no data.")] = False,
+    device: Annotated[str | None, typer.Option(help="With --plan: plan for this device (cpu, cuda) instead of the config's; needs no GPU.")] = None,
 ):
     """Reconstruction -> downstream fairness (Study 2, X-ray part): reconstructors x dose levels, paired shift."""
     import warnings
+
+    if plan or device:
+        return _plan("reconstruction", config, out, plan, device)
 
     from .studies.reconstruction import run_study
 

@@ -153,6 +153,8 @@ def test_markdown_report_links_figures_relatively(study2_dir, tmp_path):
     link = re.search(r"!\[fig2_shift_by_level.png\]\(([^)]+)\)", md).group(1)
     assert (tmp_path / "sub" / link).resolve() == (study2_dir / "fig2_shift_by_level.png").resolve()
     assert "| Group | Patients |" in md and "## Findings" in md and "## Provenance" in md
+    assert "### Deviations from the paper" in md and "`xray.classifier.optim.lr`: paper 0.001; radfair 0.002 (user override)" in md
+    assert "LPIPS (Tables 7-8)" in render_html(page)
     r = runner.invoke(app, ["report", str(study2_dir), "--format", "md"])
     assert r.exit_code == 0 and (study2_dir / "report.md").is_file()
     assert "<html" in render_html(page)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -36,7 +37,7 @@ from ._bootstrap import GroupCounts, replicate_chunks
 from ._calibration import N_BINS, calibration_metrics, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds, equalized_odds_ratios, min_max_ratio
-from ._figures import draw_all, figure_jobs, roc_table
+from ._figures import FigurePainter, figure_jobs, roc_table
 from ._groups import attribute_values, encode_groups
 from ._inputs import normalise_table
 from ._intervals import bias_corrected, max_t_band, min_max_ratio_interval, spread_interval
@@ -503,8 +504,13 @@ def _prepare(df: pd.DataFrame, config: AuditConfig, path: str) -> Prepared:
 
 
 def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | None = None,
-              path: str = "scored table", compare_path: str = "compare table") -> dict:
-    """Compute every output table; returns {name: DataFrame} plus "audit" (a JSON-ready dict)."""
+              path: str = "scored table", compare_path: str = "compare table", on_point=None) -> dict:
+    """Compute every output table; returns {name: DataFrame} plus "audit" (a JSON-ready dict).
+
+    ``on_point``: called once the point estimates exist, before the bootstrap, with the tables that need no
+    interval (``roc``, ``reliability``, ``group_metrics`` with the operating points, ``gaps``), so that figures of
+    them can be drawn while the replicates run (:func:`audit_files` does).
+    """
     check_config(config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -525,6 +531,9 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         ones = np.ones((1, len(patients)))
         point = {k: v[0] for k, v in ev.statistics(ones, summary_mask).items()}
         point_b = {k: v[0] for k, v in ev_b.statistics(ones, summary_mask).items()} if ev_b else None
+        roc = roc_table(ev._y, ev._scores, labels, {a: (c, ev.groups[a]) for a, c in zip(ev.attributes, ev._codes, strict=True)})
+        if on_point is not None:
+            on_point(_point_tables(ev, point, labels) | {"roc": roc})
         reps: dict[str, list] = {}
         reps_delta: dict[str, list] = {}
 
@@ -558,7 +567,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         tables = _tables(ev, point, reps_all, labels, summary_mask, config)
         tables["thresholds"] = thresholds
         tables["performance"]["threshold"] = thresholds["threshold"].to_numpy(float)
-        tables["roc"] = roc_table(ev._y, ev._scores, labels, {a: (c, ev.groups[a]) for a, c in zip(ev.attributes, ev._codes, strict=True)})
+        tables["roc"] = roc
         if ev_b is not None:
             tables["comparison"] = _comparison(ev, point, point_b, delta_all, labels, config)
             tables["thresholds_compare"] = thresholds_b
@@ -669,6 +678,24 @@ def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConf
                              for j, label in enumerate(labels)]
         done += size
     return out
+
+
+def _point_tables(ev: Evaluation, point: dict, labels: list[str]) -> dict[str, pd.DataFrame]:
+    """The tables the point estimates alone give: operating points, gaps and reliability curves (for early figures)."""
+    ops, gaps, rel = [], [], []
+    edges = np.linspace(0, 1, N_BINS + 1)
+    for attribute, groups in ev.groups.items():
+        for j, label in enumerate(labels):
+            gaps.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j])})
+            for g, group in enumerate(groups):
+                ops.append({"label": label, "attribute": attribute, "group": group, "n_pos": int(point[f"n_pos|{attribute}"][g, j]),
+                            "tpr": float(point[f"tpr|{attribute}"][g, j]), "fpr": float(point[f"fpr|{attribute}"][g, j])})
+                for k in range(N_BINS):
+                    rel.append({"label": label, "attribute": attribute, "group": group, "bin": k, "bin_low": float(edges[k]),
+                                "bin_high": float(edges[k + 1]), "n": int(point[f"bin_count|{attribute}"][g, j, k]),
+                                "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
+                                "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
+    return {"group_metrics": pd.DataFrame(ops), "gaps": pd.DataFrame(gaps), "reliability": pd.DataFrame(rel)}
 
 
 def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=()) -> None:
@@ -895,7 +922,18 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
     check_config(config)
     df = read_table(scored, "scored table")
     other = read_table(compare, "scored table to compare") if compare else None
-    tables = run_audit(df, config, other, str(scored), str(compare))
+    early_dir = Path(tempfile.mkdtemp(prefix=".radfair-figures-"))
+    painter = FigurePainter(config.workers)
+    try:
+        # ROC and reliability figures need no interval: drawn in a worker process while the bootstrap runs
+        tables = run_audit(df, config, other, str(scored), str(compare),
+                           on_point=lambda early: painter.submit(figure_jobs(early, early_dir, config.level, kinds=("roc", "reliability"))))
+        painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)))
+        figures = painter.result()
+    except BaseException:
+        painter.close()
+        shutil.rmtree(early_dir, ignore_errors=True)
+        raise
     tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
                                  "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
     out = output_folder(out)
@@ -905,7 +943,10 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
             if name in tables:
                 write_table(tables[name], staging / f"{name}.csv")
                 write_table(tables[name], staging / f"{name}.parquet")
-        figures = draw_all(figure_jobs(tables, staging, config.level), workers=config.workers)
+        order = {"forest": 0, "roc": 1, "reliability": 2}
+        figures = sorted(figures, key=lambda name: (order[name.split("_")[0]], name))
+        for name in figures:
+            shutil.move(early_dir / name, staging / name)
         tables["audit"]["figures"] = figures
         write_json(staging / "audit.json", json.loads(json.dumps(tables["audit"], default=str)))
         written = {p.name for p in staging.iterdir()}
@@ -917,4 +958,5 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
             os.replace(staging / name, out / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(early_dir, ignore_errors=True)
     return tables

@@ -215,8 +215,10 @@ def _draw(job):
     return next(Path(a).name for a in args if isinstance(a, Path))
 
 
-def figure_jobs(tables: dict, folder: Path, level: float = 0.95) -> list[tuple[str, tuple]]:
-    """The audit's figures as (kind, arguments) jobs: forest and ROC first (the report shows them at the top)."""
+def figure_jobs(tables: dict, folder: Path, level: float = 0.95,
+                kinds: tuple[str, ...] = ("forest", "roc", "reliability")) -> list[tuple[str, tuple]]:
+    """The audit's figures of ``kinds`` as (kind, arguments) jobs: forest and ROC first (the report shows them at
+    the top). The forest plot needs the intervals; ROC and reliability figures the point estimates only."""
     jobs = []
     roc = tables.get("roc")
     gm, perf, gaps = tables["group_metrics"], tables.get("performance"), tables.get("gaps")
@@ -224,13 +226,14 @@ def figure_jobs(tables: dict, folder: Path, level: float = 0.95) -> list[tuple[s
         name = safe_name(attribute)
         part = gm[gm["attribute"] == attribute]
         gap_part = gaps[gaps["attribute"] == attribute] if gaps is not None and len(gaps) else None
-        jobs.append(("forest", (part, perf, folder / f"forest_{name}.png",
-                                f"TPR and FPR by {attribute} ({level:.0%} patient-bootstrap intervals; dashed: overall)", gap_part)))
-        if roc is not None and len(roc):
+        if "forest" in kinds:
+            jobs.append(("forest", (part, perf, folder / f"forest_{name}.png",
+                                    f"TPR and FPR by {attribute} ({level:.0%} patient-bootstrap intervals; dashed: overall)", gap_part)))
+        if "roc" in kinds and roc is not None and len(roc):
             jobs.append(("roc", (roc[roc["attribute"] == attribute], part, folder / f"roc_{name}.png",
                                  f"ROC by {attribute}: curves per group, X = operating point at the shared threshold", gap_part)))
     reliability = tables.get("reliability")
-    if reliability is not None and len(reliability):
+    if "reliability" in kinds and reliability is not None and len(reliability):
         from ._calibration import N_BINS
 
         for attribute, part in reliability.groupby("attribute", sort=False):
@@ -238,6 +241,38 @@ def figure_jobs(tables: dict, folder: Path, level: float = 0.95) -> list[tuple[s
             jobs.append(("reliability", (part, folder / f"reliability_{safe_name(attribute)}.png",
                                          f"Reliability by {attribute} (test split, {N_BINS} uniform bins)", gap_part)))
     return jobs
+
+
+def _warm() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
+class FigurePainter:
+    """Draws figure jobs in worker processes as they are submitted (one worker on two cores: the bootstrap's threads
+    keep the others); matplotlib is imported in the worker while the caller computes."""
+
+    def __init__(self, workers: int = 2):
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        self.pool = ProcessPoolExecutor(max_workers=max(1, workers - 1), mp_context=context)
+        self.pool.submit(_warm)
+        self.futures: list = []
+
+    def submit(self, jobs: list[tuple[str, tuple]]) -> None:
+        self.futures += [self.pool.submit(_draw, job) for job in jobs]
+
+    def result(self) -> list[str]:
+        try:
+            return [f.result() for f in self.futures]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def draw_all(jobs: list[tuple[str, tuple]], workers: int | None = None) -> list[str]:

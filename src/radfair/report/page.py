@@ -70,6 +70,7 @@ class Page:
     generated: str = ""
     top_figures: list[Figure] = field(default_factory=list)  # shown above the tables (the audit's story)
     top_note: str = ""
+    deviations: list[dict] = field(default_factory=list)  # study.json / plan.json "deviations": setting, paper, radfair, why
 
     @property
     def warning_kinds(self) -> list[tuple[str, int]]:
@@ -466,6 +467,15 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                              "its Holm-adjusted p; groups with a Holm-significant shift first."}
 
 
+def _deviations(folder: Path, record: dict) -> list[dict]:
+    """The study's departures from the paper: study.json's ``deviations``, else a ``plan.json`` beside it."""
+    listed = record.get("deviations")
+    if listed is None and (folder / "plan.json").is_file():
+        listed = _read_json(folder / "plan.json").get("deviations")
+    return [{k: d.get(k) if isinstance(d.get(k), str) else json.dumps(d.get(k)) for k in ("setting", "paper", "radfair", "why")}
+            for d in listed or []]
+
+
 def build_page(folder: str | Path) -> Page:
     """Read a result folder into a :class:`Page` (one input error if it is not one)."""
     folder = Path(folder)
@@ -486,7 +496,7 @@ def build_page(folder: str | Path) -> Page:
     return Page(kind=kind, title=title, folder=str(folder.resolve()), findings=parts["findings"], findings_note=parts["findings_note"],
                 tables=parts["tables"], figures=figures, methods=parts["methods"], conventions=conventions,
                 config=_flatten(record.get("config", {})), warnings=list(dict.fromkeys(warnings)), provenance=provenance,
-                checksums=parts["checksums"], runs=runs,
+                checksums=parts["checksums"], runs=runs, deviations=_deviations(folder, record),
                 generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), top_figures=top,
                 top_note=("Per finding and attribute: who is under-served and how sure that is (forest plots of TPR and FPR "
                           "by group with 95% patient-bootstrap intervals), and whether a gap comes from the threshold or "

@@ -2,7 +2,7 @@
 
 Reads ``degraded.parquet`` (``image_id, level, path_clean, path_degraded``), keeps one degradation level and
 the images of the patients chosen for reconstructor training (``split_cohort`` rows with ``split == train``
-and, if the column exists, ``recon_split == "reconstruction"``; validation on ``split == val``), caches both
+and, if the column exists, ``recon_split`` in (reconstruction, both); validation on ``split == val``), caches both
 image sets once, and trains with the shared loop. Then the **best** checkpoint reconstructs every val and
 test image (IR-SDE: one seeded sampling chain per batch). Outputs: ``history.csv``, the best checkpoint,
 ``reconstructed/<key>.png`` and ``reconstructed.parquet`` (image_id, split, path = the reconstruction,
@@ -116,11 +116,11 @@ TRAIN_RECONSTRUCTOR = declare(
 
 
 def training_masks(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Rows that train the reconstructor (``split == train`` and, if present, ``recon_split == reconstruction``)
+    """Rows that train the reconstructor (``split == train`` and, if present, ``recon_split`` reconstruction or both)
     and its validation rows (``split == val``)."""
     train_mask = (items["split"] == "train").to_numpy().copy()
     if "recon_split" in items.columns:
-        train_mask &= (items["recon_split"] == "reconstruction").to_numpy()
+        train_mask &= items["recon_split"].isin(["reconstruction", "both"]).to_numpy()
     return train_mask, (items["split"] == "val").to_numpy()
 
 

@@ -53,6 +53,7 @@ class SplitConfig(StrictModel):
 class EmbVsImgConfig(StrictModel):
     name: str = "emb-vs-img"
     releases: str
+    purpose: str | None = None  # why this config departs from the paper (e.g. a demo); each departure is a listed deviation
     embeddings: str | None = Field(None, description="embedding store folder (CXR Foundation's, or one written by `radfair embed` "
                                                       "for any other dataset); default: the releases folder")
     synthetic: SyntheticReleases | None = None

@@ -25,6 +25,7 @@ from ...models import build_classifier
 from ...models.cost import count_flops
 from ...training.checkpoint import check_device
 from ...training.classify import TRAIN_CLASSIFIER, resolve_config
+from ..protocol import deviations
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
 from .evaluate import adjust_comparison, conventions, evaluate_dataset
@@ -132,6 +133,7 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     timings["cost_s"] = time.perf_counter() - start
     write_json(out / "study.json", {
         "study": "emb-vs-img", "config": config.model_dump(mode="json"),
+        "deviations": deviations("emb-vs-img", config.model_dump(mode="json")),
         "conventions": conventions(config.averaging, config.counting, config.bootstrap, config.level), "data": manifest,
         "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "status": o.status}
                  for p, o in zip(planned, outcomes, strict=True)],
@@ -170,9 +172,11 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
         tables["arm_comparison"] = adjust_comparison(tables.pop("comparison"))
         write_table(tables["arm_comparison"], out / "arm_comparison.csv")
         write_table(tables["arm_comparison"], out / "arm_comparison.parquet")
-    else:
+    else:  # one arm: nothing to compare; never leave an earlier run's comparison beside these tables
         tables.pop("comparison")
         tables["arm_comparison"] = None
+        for suffix in ("csv", "parquet"):
+            (out / f"arm_comparison.{suffix}").unlink(missing_ok=True)
     arms = list(config.arms)
     for name, frame in (("auc", tables["auc"]), ("fairness_summary", tables["summary"]), ("disparities", tables["disparities"]),
                         ("gaps", tables["gaps"])):

@@ -19,10 +19,14 @@ from ..emb_vs_img.config import SyntheticReleases
 
 
 class Study2Split(StrictModel):
-    """Patient-level 70/10/20, then the train patients 70/30 into reconstructor / classifier training (paper §3)."""
+    """Patient-level 70/10/20, then the train patients 70/30 into reconstructor / classifier training (paper §3.1).
+
+    ``shared_training`` names the parts (``xray``, ``mri``) whose train patients train both the reconstructors and
+    the downstream models (paper §3.1: "For UCSF-PDGM, the same training data is for both tasks")."""
 
     fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     reconstruction_share: float = 0.7
+    shared_training: list[Literal["xray", "mri"]] = []
     seed: int = 0
 
 
@@ -35,12 +39,30 @@ class XrayDegradation(StrictModel):
 
 class DownstreamClassifier(StrictModel):
     model: str = "densenet121"
+    image_size: int | None = None  # None: the degradation size (the paper: 224, TorchXRayVision's input)
+    weights: str | None = None  # a local state-dict file (e.g. ImageNet DenseNet-121); None: random initialisation
     batch_size: int = 48
     hidden: list[int] = [768, 256]
     dropout: float = 0.3
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig(epochs=100, patience=5)
     seed: int = 0
+
+
+class StudyReconstructor(ReconstructorConfig):
+    """A reconstructor of a study part: its network (:class:`ReconstructorConfig`) plus the training settings that
+    differ by model kind in the paper (appendix "Reconstruction Hyperparameters": batch 16/32/8, epochs 20/200/40
+    or 300); ``None`` falls back to the part's ``training`` block."""
+
+    batch_size: int | None = None
+    loop: LoopConfig | None = None
+
+    def network(self) -> ReconstructorConfig:
+        return ReconstructorConfig.model_validate(self.model_dump(exclude={"batch_size", "loop"}))
+
+
+def _reconstructors() -> dict[str, StudyReconstructor]:
+    return {k: StudyReconstructor(kind=k) for k in ("unet", "pix2pix", "irsde")}
 
 
 class ReconstructorTraining(StrictModel):
@@ -70,7 +92,7 @@ class XrayStudy(StrictModel):
     labels: list[str] = list(STUDY2_LABELS)
     degradation: XrayDegradation = XrayDegradation()
     classifier: DownstreamClassifier = DownstreamClassifier()
-    reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
+    reconstructors: dict[str, StudyReconstructor] = _reconstructors()
     training: ReconstructorTraining = ReconstructorTraining()
 
     @field_validator("source")
@@ -99,6 +121,7 @@ class SliceClassifierSettings(StrictModel):
     """UCSF-PDGM slice classifier (paper appendix: ResNet-50, batch 16, Adam 1e-4, 20 epochs)."""
 
     model: Literal["resnet50", "resnet18"] = "resnet50"
+    weights: str | None = None  # a local state-dict file (ImageNet ResNet-50 in the paper); None: random initialisation
     batch_size: int = 16
     optim: OptimConfig = OptimConfig(lr=1e-4, weight_decay=0.0)
     loop: LoopConfig = LoopConfig(epochs=20, patience=5)
@@ -106,10 +129,12 @@ class SliceClassifierSettings(StrictModel):
 
 
 class SegmenterSettings(StrictModel):
-    """Tumour U-Net (paper appendix: batch 8, Adam 1e-3, 20 epochs, Dice + pixel loss)."""
+    """Tumour U-Net (paper appendix: batch 8, Adam 1e-3, 20 epochs, 0.5 Dice + 0.5 L1)."""
 
     widths: list[int] = [64, 128, 256, 512]
     bottleneck: int = 1024
+    pixel_loss: Literal["bce", "l1"] = "l1"  # the paper: L1 on the sigmoid output
+    dice_weight: float = 0.5
     batch_size: int = 8
     optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.0)
     loop: LoopConfig = LoopConfig(epochs=20, patience=5)
@@ -125,7 +150,7 @@ class MriStudy(StrictModel):
     slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
     classifier: SliceClassifierSettings = SliceClassifierSettings()
     segmenter: SegmenterSettings = SegmenterSettings()
-    reconstructors: dict[str, ReconstructorConfig] = {k: ReconstructorConfig(kind=k) for k in ("unet", "pix2pix", "irsde")}
+    reconstructors: dict[str, StudyReconstructor] = _reconstructors()
     training: ReconstructorTraining = ReconstructorTraining()
 
     @field_validator("source")
@@ -193,6 +218,9 @@ class ConfirmatoryFamily(StrictModel):
 
 class Analysis(StrictModel):
     attributes: list[str] = ["sex", "age_binary", "race"]
+    # "patient-median": each patient's age against the median over patients, <= / > (the paper: <= 62 / > 62 on
+    # CheXpert); "image-median": the median over images, >= / < (radfair's earlier rule)
+    age_split: Literal["patient-median", "image-median"] = "patient-median"
     p_value: Literal["bootstrap-normal", "bootstrap-count"] = "bootstrap-normal"
     confirmatory: ConfirmatoryFamily = ConfirmatoryFamily()
     race_merge_small: bool = False
@@ -206,6 +234,7 @@ class Analysis(StrictModel):
 class ReconstructionConfig(StrictModel):
     name: str = "reconstruction"
     releases: str
+    purpose: str | None = None  # why this config departs from the paper (e.g. a demo); each departure is a listed deviation
     synthetic: SyntheticReleases | None = None
     split: Study2Split = Study2Split()
     xray: XrayStudy | None = XrayStudy()
@@ -219,6 +248,23 @@ class ReconstructionConfig(StrictModel):
         updates = {"releases": str(Path(self.releases).resolve())}
         if self.xray is not None and self.xray.root:
             updates["xray"] = self.xray.model_copy(update={"root": str(Path(self.xray.root).resolve())})
+        return self.model_copy(update=updates)
+
+    def effective(self) -> ReconstructionConfig:
+        """What runs: every reconstructor's batch size and loop filled in from its part's ``training`` fallback, the X-ray
+        classifier's image size from the degradation size."""
+        updates = {}
+        for name in ("xray", "mri"):
+            part = getattr(self, name)
+            if part is None:
+                continue
+            t = part.training
+            filled = {k: r.model_copy(update={"batch_size": r.batch_size or t.batch_size, "loop": r.loop or t.loop_for(k)})
+                      for k, r in part.reconstructors.items()}
+            updates[name] = part.model_copy(update={"reconstructors": filled})
+            if name == "xray" and part.classifier.image_size is None:
+                classifier = part.classifier.model_copy(update={"image_size": part.degradation.size})
+                updates[name] = updates[name].model_copy(update={"classifier": classifier})
         return self.model_copy(update=updates)
 
     def root_of(self, part: str) -> str:

@@ -3,8 +3,11 @@
 * patient-level train/val/test (70/10/20), then the train patients split again (70/30) into
   ``recon_split = reconstruction | classifier`` (paper §3): reconstructors never see the classifier's
   training patients and vice versa; val and test are shared;
-* ``age_binary``: age at or above the dataset's median vs below (the paper's dichotomy), named with the
-  median, e.g. ``>=63`` / ``<63``;
+* ``split.shared_training`` parts: every train patient trains both tasks (``recon_split = both``; the paper's
+  UCSF-PDGM);
+* ``age_binary``: the paper's dichotomy at the dataset median, named with it: ``analysis.age_split =
+  patient-median`` compares each patient's (first) age with the median over patients, ``<=62`` / ``>62``;
+  ``image-median`` the median over images, ``>=63`` / ``<63``;
 * ``race_merged``: race with groups of fewer than ``merge_below`` test patients merged into Other (the
   paper's appendix variant); kept beside ``race``.
 """
@@ -24,11 +27,19 @@ from ..emb_vs_img.data import ensure_releases, synthetic_settings
 from .config import ReconstructionConfig
 
 
-def add_age_binary(cohort: pd.DataFrame) -> pd.DataFrame:
-    median = float(np.nanmedian(cohort["age"].to_numpy(float)))
+def add_age_binary(cohort: pd.DataFrame, rule: str = "patient-median") -> pd.DataFrame:
+    if rule == "image-median":
+        median = float(np.nanmedian(cohort["age"].to_numpy(float)))
+        cut = f"{median:g}"
+        binary = pd.Series(np.where(cohort["age"] >= median, f">={cut}", f"<{cut}"), index=cohort.index, dtype=object)
+        cohort["age_binary"] = binary.where(cohort["age"].notna(), None)
+        return cohort
+    first = cohort.dropna(subset=["age"]).drop_duplicates("patient_id").set_index("patient_id")["age"].astype(float)
+    median = float(np.median(first)) if len(first) else np.nan
     cut = f"{median:g}"
-    binary = pd.Series(np.where(cohort["age"] >= median, f">={cut}", f"<{cut}"), index=cohort.index, dtype=object)
-    cohort["age_binary"] = binary.where(cohort["age"].notna(), None)
+    age = cohort["patient_id"].map(first)
+    binary = pd.Series(np.where(age <= median, f"<={cut}", f">{cut}"), index=cohort.index, dtype=object)
+    cohort["age_binary"] = binary.where(age.notna(), None)
     return cohort
 
 
@@ -47,7 +58,8 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
     manifest_path = folder / f"{dataset}_manifest.json"
     root = config.root_of(dataset)
     settings = {"releases": config.releases, **({"root": root} if root != config.releases else {}), "source": source, "split": config.split.model_dump(mode="json"),
-                "merge_below": config.analysis.merge_below, "synthetic": synthetic_settings(config)}
+                "merge_below": config.analysis.merge_below,
+                "age_split": config.analysis.age_split, "synthetic": synthetic_settings(config)}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest["settings"] == settings and Path(manifest["split"]).is_file():
@@ -60,8 +72,11 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
     train = cohort["split"] == "train"
     train_patients = cohort.loc[train].drop_duplicates("patient_id").assign(key=key[train]).sort_values("key")["patient_id"]
     recon_patients = set(train_patients.iloc[: int(round(config.split.reconstruction_share * len(train_patients)))])
-    cohort["recon_split"] = np.where(~train, "shared", np.where(cohort["patient_id"].isin(recon_patients), "reconstruction", "classifier"))
-    cohort = add_race_merged(add_age_binary(cohort), config.analysis.merge_below)
+    if dataset in config.split.shared_training:
+        cohort["recon_split"] = np.where(train, "both", "shared")
+    else:
+        cohort["recon_split"] = np.where(~train, "shared", np.where(cohort["patient_id"].isin(recon_patients), "reconstruction", "classifier"))
+    cohort = add_race_merged(add_age_binary(cohort, config.analysis.age_split), config.analysis.merge_below)
     path = folder / f"{dataset}_split.parquet"
     write_table(cohort, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient"}})
     counts = cohort.groupby(["split", "recon_split"])["patient_id"].nunique().reset_index().to_dict("records")

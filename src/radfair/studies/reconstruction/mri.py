@@ -100,10 +100,10 @@ class MriPart(DatasetPart):
         c, s, device = self.study.classifier, self.study.segmenter, self.config.device
         self.classifier = mri_downstream.run_spec(
             "train-slice-classifier", device=device, label="ucsf-slice-classifier", cohort=str(self.cohort), labels=self.study.labels,
-            model=c.model, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
+            model=c.model, weights=c.weights, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
         self.segmenter = mri_downstream.run_spec(
             "train-segmenter", device=device, label="ucsf-segmenter", cohort=str(self.cohort), widths=s.widths, bottleneck=s.bottleneck,
-            slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
+            pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
         return {"classifier": self.classifier, "segmenter": self.segmenter}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:

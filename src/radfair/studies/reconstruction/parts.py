@@ -72,10 +72,10 @@ class DatasetPart:
         self.degraded_table = self.out / f"degraded_{self.name}" / "degraded.parquet"
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
-        t = self.study.training
+        t, r = self.study.training, self.study.reconstructors[kind]  # kind-specific settings first (the paper's appendix)
         return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
-                                      reconstructor=self.study.reconstructors[kind], batch_size=t.batch_size, seed=t.seed,
-                                      loop=t.loop_for(kind), **extra)
+                                      reconstructor=r.network(), batch_size=r.batch_size or t.batch_size, seed=t.seed,
+                                      loop=r.loop or t.loop_for(kind), **extra)
 
     def reconstructor_specs(self) -> dict[Key, RunSpec]:
         return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device,

@@ -20,6 +20,7 @@ import pandas as pd
 from ...execution import run_grid
 from ...io import write_json, write_table
 from ...training.checkpoint import check_device
+from ..protocol import deviations
 from .analysis import adjust_families, adjust_grid
 from .config import ReconstructionConfig, load_config
 from .mitigate import check_scope, choose_runs, sweep_specs
@@ -124,6 +125,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     a = config.analysis
     write_json(out / "study.json", {
         "study": "reconstruction", "config": config.model_dump(mode="json"),
+        "deviations": deviations("reconstruction", config.effective().model_dump(mode="json")),
         "data": {part.dataset: part.manifest for part in parts},
         "runs": {part.dataset: {**{f"downstream/{k}": s.run_id for k, s in downstream[part.dataset].items()},
                                 **{"/".join(k): s.run_id for k, s in recon[part.dataset].items()}} for part in parts},

@@ -1,0 +1,153 @@
+"""``radfair study emb-vs-img|reconstruction --plan``: what a config would run, before anything runs, without data.
+
+One entry per run (kind, dataset, model, level, seed, its resolved settings and the resources its declared kind asks
+for on the chosen device), the deviations from the paper (:mod:`radfair.studies.protocol`), and an estimate:
+images per stage (the papers' counts: no data is read), GPU hours from the throughputs measured in
+``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
+kind of file (uint8 image caches, float32 embeddings).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ..execution.kinds import lookup
+from ..io import write_json
+from .protocol import deviations
+
+#: docs/benchmarks.md, "Training throughput on a GPU" (H200, batch 48): training samples/s.
+MEASURED_SAMPLES_PER_S = {"cuda": {("train-classifier", "densenet121"): 838.0, ("train-classifier", "mlp"): 19_808.0},
+                          "cpu": {("train-classifier", "densenet121"): 4.0, ("train-classifier", "mlp"): 6_823.0}}
+#: Study 1 Table 2 (train/val/test images); Study 2 §3.1 (CheXpert 224,316 images; UCSF-PDGM 501 volumes, 155 slices).
+PAPER_IMAGES = {"mimic": (182_896, 22_855, 22_855), "chexpert": (178_402, 22_085, 22_073), "all": (361_298, 41_063, 41_063)}
+CHEXPERT_STUDY2, UCSF_VOLUMES, UCSF_SLICES = 224_316, 501, 155
+_MODULES = ("radfair.training.classify", "radfair.training.reconstruct_run", "radfair.training.segmenter",
+            "radfair.training.slice_classifier", "radfair.studies.reconstruction.scoring", "radfair.mitigation._run")
+
+
+def _entry(kind: str, device: str, settings: dict, images: int, epochs: int, **where) -> dict:
+    declared = lookup(kind)
+    model = where.get("model")
+    rate = MEASURED_SAMPLES_PER_S["cuda" if device.startswith("cuda") else "cpu"].get((kind, model))
+    hours = images * epochs / rate / 3600 if rate else None
+    return {"kind": kind, **where, "settings": settings,
+            "resources": {"cpus": declared.cpus, "gpus": declared.gpu_share({**settings, "model": model, "input": "embeddings" if model in ("mlp", "linear") else "images"}, device)},
+            "estimate": {"training_images": images, "epochs": epochs,
+                         "gpu_hours" if device.startswith("cuda") else "hours": None if hours is None else round(hours, 2),
+                         **({} if rate else {"throughput": "not measured (docs/benchmarks.md)"})}}
+
+
+def plan_study1(config) -> dict:
+    runs, disk = [], {"embeddings_gb": 0.0, "image_cache_gb": 0.0}
+    for dataset in config.datasets:
+        train, val, test = PAPER_IMAGES.get(dataset, (0, 0, 0))
+        for arm, a in config.arms.items():
+            for seed in config.seeds:
+                runs.append(_entry("train-classifier", config.device, a.model_dump(mode="json"), train, a.loop.epochs,
+                                   dataset=dataset, model=a.model, arm=arm, level=None, seed=seed))
+            total = train + val + test
+            if a.model in ("mlp", "linear"):
+                disk["embeddings_gb"] += total * 1376 * 4 / 1e9 if dataset != "all" else 0.0
+            else:
+                disk["image_cache_gb"] += total * a.image_size ** 2 / 1e9
+    stages = {"train images per run": {d: PAPER_IMAGES.get(d, (0,))[0] for d in config.datasets}}
+    return {"runs": runs, "images": stages, "disk": disk}
+
+
+def plan_study2(config) -> dict:
+    config = config.effective()
+    runs, disk, stages = [], {}, {}
+    share = config.split.reconstruction_share
+    if config.xray is not None:
+        x, train = config.xray, int(CHEXPERT_STUDY2 * config.split.fractions[0])
+        recon_train = train if "xray" in config.split.shared_training else int(train * share)
+        clf_train = train if "xray" in config.split.shared_training else train - recon_train
+        levels = [f"xray_{x.degradation.mode}_{int(p)}" for p in x.degradation.photons]
+        stages["chexpert"] = {"classifier training": clf_train, "reconstructor training": recon_train,
+                              "degraded (all images x levels)": CHEXPERT_STUDY2 * len(levels)}
+        c = x.classifier
+        runs.append(_entry("train-classifier", config.device, c.model_dump(mode="json"), clf_train, c.loop.epochs,
+                           dataset="chexpert", model=c.model, level=None, seed=c.seed))
+        for name, r in x.reconstructors.items():
+            for level in levels:
+                runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon_train, r.loop.epochs,
+                                   dataset="chexpert", model=name, level=level, seed=x.training.seed))
+                runs.append(_entry("predict-classifier", config.device, {}, 0, 0, dataset="chexpert", model=c.model, level=level,
+                                   seed=c.seed))
+        size = x.degradation.size
+        disk["xray_degraded_and_reconstructed_gb"] = CHEXPERT_STUDY2 * size ** 2 * len(levels) * (1 + len(x.reconstructors)) / 1e9
+        disk["xray_image_cache_gb"] = CHEXPERT_STUDY2 * (size ** 2 + (c.image_size or size) ** 2) / 1e9
+    if config.mri is not None:
+        m = config.mri
+        patients = int(UCSF_VOLUMES * config.split.fractions[0])
+        recon = patients if "mri" in config.split.shared_training else int(patients * share)
+        down = patients if "mri" in config.split.shared_training else patients - recon
+        levels = [f"mri_{m.degradation.mask}_R{a:g}" for a in m.degradation.accelerations]
+        stages["ucsf-pdgm"] = {"downstream training volumes": down, "reconstructor training volumes": recon,
+                               "slices per volume": UCSF_SLICES}
+        for kind, model, s in (("train-slice-classifier", m.classifier.model, m.classifier), ("train-segmenter", "unet", m.segmenter)):
+            runs.append(_entry(kind, config.device, s.model_dump(mode="json"), down * UCSF_SLICES, s.loop.epochs,
+                               dataset="ucsf-pdgm", model=model, level=None, seed=s.seed))
+        for name, r in m.reconstructors.items():
+            for level in levels:
+                runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
+                                   dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
+                runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
+        disk["mri_volumes_gb"] = UCSF_VOLUMES * UCSF_SLICES * m.slices.size ** 2 * 4 * len(levels) * (1 + len(m.reconstructors)) / 1e9
+    if config.mitigation is not None:
+        mit = config.mitigation
+        for dataset in mit.datasets:
+            part = config.xray if dataset == "chexpert" else config.mri
+            if part is None:
+                continue
+            for name in mit.reconstructors or list(part.reconstructors):
+                for strategy in ["standard", *mit.strategies]:
+                    for weight in ([None] if strategy in ("standard", "reweighting") else mit.weights_by_dataset.get(dataset, mit.weights)):
+                        runs.append(_entry("train-mitigated-reconstructor", config.device, {"strategy": strategy, "weight": weight,
+                                                                                   "epochs": mit.epochs, **mit.settings},
+                                           0, mit.epochs, dataset=dataset, model=name, level="middle", seed=0))
+    return {"runs": runs, "images": stages, "disk": disk}
+
+
+def write_plan(study: str, config, out: str | Path, device: str | None = None) -> dict:
+    """Write ``out/plan.json`` and return it; runs nothing and reads no data."""
+    for module in _MODULES:
+        importlib.import_module(module)
+    if device:
+        config = config.model_copy(update={"device": device})
+    body = plan_study1(config) if study == "emb-vs-img" else plan_study2(config)
+    dump = (config.effective() if study == "reconstruction" else config).model_dump(mode="json")
+    hours_key = "gpu_hours" if config.device.startswith("cuda") else "hours"
+    known = [r["estimate"][hours_key] for r in body["runs"] if r["estimate"].get(hours_key) is not None]
+    plan = {"study": study, "config": dump, "device": config.device, "runs": body["runs"],
+            "deviations": deviations(study, dump),
+            "estimate": {"images": body["images"], hours_key: round(sum(known), 1),
+                         "runs_without_measured_throughput": sum(r["estimate"].get(hours_key) is None for r in body["runs"]),
+                         "disk_gb": {k: round(v, 1) for k, v in body["disk"].items()},
+                         "source": "images: the papers' counts (no data read); throughputs: docs/benchmarks.md"}}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "plan.json", plan)
+    return plan
+
+
+def summary(plan: dict) -> list[str]:
+    from collections import Counter
+
+    e = plan["estimate"]
+    hours_key = "gpu_hours" if "gpu_hours" in e else "hours"
+    kinds = Counter(r["kind"] for r in plan["runs"])
+    own = sum(d.get("source") != "known" for d in plan["deviations"])
+    return [f"plan {plan['study']} on {plan['device']}: {len(plan['runs'])} runs ("
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")",
+            f"  {hours_key} (measured throughputs only): {e[hours_key]}; {e['runs_without_measured_throughput']} runs "
+            "without a measured throughput",
+            "  disk GB: " + ", ".join(f"{k} {v}" for k, v in e["disk_gb"].items()),
+            "  images: " + "; ".join(f"{k}: {v}" for k, v in e["images"].items()),
+            f"  deviations from the paper: {len(plan['deviations'])} ({own} settings of this config, "
+            f"{len(plan['deviations']) - own} known)",
+            *[f"    - {d['setting']}: paper {d['paper']}; radfair {d['radfair']} ({d['why']})" for d in plan["deviations"]]]
+
+
+__all__ = ["summary", "write_plan"]

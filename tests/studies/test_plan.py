@@ -1,0 +1,34 @@
+"""`radfair study ... --plan`: writes plan.json (runs, deviations, estimate) from the config alone, no data, no GPU."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from radfair.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("study", ["emb-vs-img", "reconstruction"])
+def test_plan_needs_no_data_and_lists_runs_deviations_and_estimate(study, tmp_path):
+    r = runner.invoke(app, ["study", study, "--config", f"configs/paper-{study}.yaml", "--out", str(tmp_path), "--plan", "--device", "cuda"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["device"] == "cuda" and plan["runs"] and plan["deviations"]
+    run = plan["runs"][0]
+    assert {"kind", "dataset", "model", "level", "seed", "settings", "resources"} <= set(run) and run["resources"]["gpus"] > 0
+    assert {"images", "gpu_hours", "disk_gb"} <= set(plan["estimate"])
+    assert "deviations from the paper" in r.output and not (tmp_path / "runs").exists()
+
+
+def test_plan_of_study2_uses_each_reconstructors_own_settings(tmp_path):
+    runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--plan"])
+    runs = json.loads((tmp_path / "plan.json").read_text())["runs"]
+    epochs = {(r["dataset"], r["model"]): r["settings"]["loop"]["epochs"] for r in runs if r["kind"] == "train-reconstructor"}
+    assert epochs[("chexpert", "irsde")] == 40 and epochs[("ucsf-pdgm", "irsde")] == 300 and epochs[("chexpert", "pix2pix")] == 200
+
+
+def test_device_without_plan_is_one_line_error(tmp_path):
+    r = runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--device", "cuda"])
+    assert r.exit_code == 2 and "error: --device" in r.output

@@ -58,8 +58,13 @@ def test_nih_reconstruction_config_and_its_synthetic_nih_release_size(tmp_path):
     from radfair.studies.emb_vs_img.data import ensure_releases
     from radfair.studies.reconstruction.config import load_config
 
-    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "nih-reconstruction.yaml")
+    path = Path(__file__).resolve().parents[2] / "configs" / "nih-reconstruction.yaml"
+    config = load_config(path)
     assert config.xray.source == "nih-cxr14" and config.mri is None and config.synthetic.nih_patients == 500
+    result = runner.invoke(app, ["study", "reconstruction", "--config", str(path), "--out", str(tmp_path / "plan"), "--plan"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads((tmp_path / "plan" / "plan.json").read_text())["runs"]
+    assert {r["dataset"] for r in runs} == {"nih-cxr14"} and len(runs) == 1 + 2 * 3 * 2  # classifier, (train, score) x 3 x 2 levels
     generate(tmp_path / "rel", patients=20, seed=0, image_size=32, mri_patients=0, nih_patients=12)
     same = ReconstructionConfig(releases=str(tmp_path / "rel"), mri=None, xray={"source": "nih-cxr14"},
                                 synthetic={"patients": 20, "seed": 0, "image_size": 32, "mri_patients": 0, "nih_patients": 12})

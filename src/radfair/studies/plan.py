@@ -60,24 +60,27 @@ def plan_study2(config) -> dict:
     runs, disk, stages = [], {}, {}
     share = config.split.reconstruction_share
     if config.xray is not None:
-        x, train = config.xray, int(CHEXPERT_STUDY2 * config.split.fractions[0])
+        # the paper's image count is CheXpert's; another X-ray dataset's is unknown before its data is read (0, as Study 1)
+        x = config.xray
+        images = CHEXPERT_STUDY2 if x.source == "chexpert" else 0
+        train = int(images * config.split.fractions[0])
         recon_train = train if "xray" in config.split.shared_training else int(train * share)
         clf_train = train if "xray" in config.split.shared_training else train - recon_train
         levels = [f"xray_{x.degradation.mode}_{int(p)}" for p in x.degradation.photons]
-        stages["chexpert"] = {"classifier training": clf_train, "reconstructor training": recon_train,
-                              "degraded (all images x levels)": CHEXPERT_STUDY2 * len(levels)}
+        stages[x.source] = {"classifier training": clf_train, "reconstructor training": recon_train,
+                            "degraded (all images x levels)": images * len(levels)}
         c = x.classifier
         runs.append(_entry("train-classifier", config.device, c.model_dump(mode="json"), clf_train, c.loop.epochs,
-                           dataset="chexpert", model=c.model, level=None, seed=c.seed))
+                           dataset=x.source, model=c.model, level=None, seed=c.seed))
         for name, r in x.reconstructors.items():
             for level in levels:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon_train, r.loop.epochs,
-                                   dataset="chexpert", model=name, level=level, seed=x.training.seed))
-                runs.append(_entry("predict-classifier", config.device, {}, 0, 0, dataset="chexpert", model=c.model, level=level,
+                                   dataset=x.source, model=name, level=level, seed=x.training.seed))
+                runs.append(_entry("predict-classifier", config.device, {}, 0, 0, dataset=x.source, model=c.model, level=level,
                                    seed=c.seed))
         size = x.degradation.size
-        disk["xray_degraded_and_reconstructed_gb"] = CHEXPERT_STUDY2 * size ** 2 * len(levels) * (1 + len(x.reconstructors)) / 1e9
-        disk["xray_image_cache_gb"] = CHEXPERT_STUDY2 * (size ** 2 + (c.image_size or size) ** 2) / 1e9
+        disk["xray_degraded_and_reconstructed_gb"] = images * size ** 2 * len(levels) * (1 + len(x.reconstructors)) / 1e9
+        disk["xray_image_cache_gb"] = images * (size ** 2 + (c.image_size or size) ** 2) / 1e9
     if config.mri is not None:
         m = config.mri
         patients = int(UCSF_VOLUMES * config.split.fractions[0])
@@ -98,7 +101,7 @@ def plan_study2(config) -> dict:
     if config.mitigation is not None:
         mit = config.mitigation
         for dataset in mit.datasets:
-            part = config.xray if dataset == "chexpert" else config.mri
+            part = config.xray if config.xray is not None and dataset == config.xray.source else config.mri
             if part is None:
                 continue
             for name in mit.reconstructors or list(part.reconstructors):

@@ -163,6 +163,11 @@ def _part(name: str) -> Callable[[dict], bool]:
     return lambda c: c.get(name) is not None
 
 
+def _reconstructor(kind: str) -> Callable[[dict], bool]:
+    """A part that is on (a part switched off, ``xray: null`` or ``mri: null``, has no reconstructors) trains ``kind``."""
+    return lambda c: any(isinstance(r := resolve(c, f"{part}.reconstructors"), dict) and kind in r for part in ("xray", "mri"))
+
+
 def _unweighted(path: str) -> Callable[[dict], bool]:
     """The network's part is on and names no weights file."""
     head = path.split(".")[0]
@@ -207,8 +212,7 @@ KNOWN: dict[str, list[Known]] = {
         Known("eodd mitigation loss", "λ·EMA(BCE + EODD²)", "task BCE + λ·EODD² without EMA normalisation",
               "bug fixed (REFERENCE bug 11: normalising by the EMA cancels λ)", lambda c: c.get("mitigation") is not None),
         Known("pix2pix learning-rate schedule", "original Pix2Pix: constant, then linear decay to 0 over the second half",
-              "constant", "not implemented", lambda c: "pix2pix" in (resolve(c, "xray.reconstructors") or {}) or
-              "pix2pix" in (resolve(c, "mri.reconstructors") or {})),
+              "constant", "not implemented", _reconstructor("pix2pix")),
         Known("Table 2 / Fig 3 scope", "the middle level (10,000 photons, R = 8)", "every level pooled", "not implemented"),
         Known("Fig 2 / Fig 10", "separate panels for UCSF Dice, CheXpert AUROC; Fig 10 UCSF classification",
               "one averaged task line; no Fig 10", "not implemented"),

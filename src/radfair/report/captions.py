@@ -18,7 +18,7 @@ RELIABILITY = ("Reliability diagram by {rest}: one panel per finding; x axis = m
 CAPTIONS: dict[str, list[tuple[str, str]]] = {
     "audit": [
         ("reliability_*.png", RELIABILITY),
-        ("forest_*.png", "Forest plot by {rest}: per finding (rows, up to 12, largest gap first), each group's TPR (left) and "
+        ("forest_*.png", "Forest plot by {rest}: per finding (rows, up to 8, largest gap first), each group's TPR (left) and "
                          "FPR (right) at the shared threshold with its 95% patient-bootstrap interval; the dashed line is the "
                          "overall rate; n+ = positives in test. A group left of the others on TPR is under-served; right of "
                          "them on FPR, over-called."),

@@ -33,9 +33,9 @@ from rich.progress import Progress
 
 from ..config import StrictModel
 from ..errors import BAD_OPTION, MISSING_COLUMNS, NULL_VALUES, RadfairInputError
-from ..io import file_sha256, write_table
+from ..io import write_table
 from ..readers import read_nifti
-from .inputs import IndexBatches, _key, _locked, cache_dir, resize_to_uint8
+from .inputs import IndexBatches, _key, _locked, image_cache_root, resize_to_uint8
 
 
 class SliceSettings(StrictModel):
@@ -112,18 +112,32 @@ def check_volume_table(table: pd.DataFrame, path, column: str, mask_column: str 
         raise RadfairInputError(f"{path}: duplicate image_id value(s) {list(duplicated.unique()[:5])}; each volume must appear once")
 
 
+def _file_identity(path: str, table_path) -> tuple[int, int]:
+    try:
+        stat = Path(path).stat()
+    except OSError as exc:
+        from ..errors import MISSING_FILE
+
+        raise RadfairInputError(MISSING_FILE.format(path=path, what=f"a volume named in {table_path} ({exc.strerror})")) from None
+    return stat.st_size, stat.st_mtime_ns
+
+
 def slice_arrays(table: pd.DataFrame, table_path: str | Path, settings: SliceSettings, *, column: str = "path",
                  mask_column: str = "mask_path", threads: int = 2, progress: bool = True) -> SliceData:
     """The kept axial slices of every volume in ``table[column]`` with their tumour masks, decoded once and cached.
 
-    ``table_path`` is the file the rows come from (its sha256 keys the cache, its folder holds it).
+    The cache is keyed by what it holds (the rows' ids and volume files, each file's size and modification time, the
+    slice settings) and lives in the study's shared image cache (:func:`radfair.training.inputs.image_cache_root`,
+    never inside a run folder), so every run that slices the same volumes the same way reads one copy.
     """
     settings.check()
     check_volume_table(table, table_path, column, mask_column)
     rows = table[["image_id", "patient_id", column, mask_column]].astype(str).reset_index(drop=True)
     digest = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
-    key = _key("slices", file_sha256(table_path), digest, column, mask_column, settings.model_dump(mode="json"), "F-bilinear/nearest")
-    folder = cache_dir(table_path)
+    files = [[_file_identity(a, table_path), _file_identity(b, table_path)] for a, b in zip(rows[column], rows[mask_column], strict=True)]
+    key = _key("slices", digest, files, column, mask_column, settings.model_dump(mode="json"), "F-bilinear/nearest")
+    folder = image_cache_root(table_path) / "volume-slices"
+    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"slices{settings.size}-{key}.npy"
     mask_final, index_path = final.with_suffix(".mask.npy"), final.with_suffix(".index.parquet")
     with _locked(final):

@@ -48,7 +48,7 @@ def test_full_demo_writes_three_reports_and_a_rerun_trains_nothing(tmp_path, syn
     assert set(versus.loc[versus["comparison"] == "primary", "reference"]) == {"standard-finetune"}
     record = json.loads((s2 / "study.json").read_text())["multiple_testing"]
     assert record["size"] > 0 and record["p_value_floor"] < 0.05 / record["size"] and record["holm_can_fire"]
-    assert (out / "study1" / "arm_comparison.csv").is_file()
+    assert not (out / "study1" / "arm_comparison.csv").exists()  # one arm: nothing to compare, no stale file
     sweep = pd.read_csv(s2 / "mitigation_sweep.csv")
     chosen = sweep[sweep["chosen"]]
     assert sorted(chosen["strategy"]) == ["adversarial", "eodd", "reweighting"]  # one λ per strategy, never the reference

@@ -41,7 +41,9 @@ def max_t_band(point: np.ndarray, reps: np.ndarray, n: np.ndarray | None = None,
     ``family_axes`` (axes of ``point``) are the ones the band is simultaneous over; the critical
     value is computed separately for every index of the other axes. ``n`` (same shape as ``point``)
     gives the denominators of rates for the binomial floor of the standard error; None: no floor.
-    NaN entries of ``point`` (undefined rates) are left out of the family and stay NaN.
+    NaN entries of ``point`` (undefined rates) are left out of the family and stay NaN. With ``bounds``, an
+    entry the replicates cannot measure (undefined in more than ``1 - level`` of them, or never varying) gets the
+    whole parameter range as its band and leaves the max, so it neither voids nor narrows the others' band.
     """
     point = np.asarray(point, dtype=float)
     reps = np.asarray(reps, dtype=float)
@@ -55,17 +57,26 @@ def max_t_band(point: np.ndarray, reps: np.ndarray, n: np.ndarray | None = None,
             floor = np.sqrt(p * (1 - p) / np.where(n > 0, n, np.nan))
             se = np.fmax(se, floor)
         se = np.where(se > 0, se, np.nan)
+        # a member undefined in more than (1 - level) of the replicates (e.g. a group with 1-3 positives) cannot be
+        # banded from them: it leaves the max (so it cannot void the others' band) and, with bounds, gets the whole
+        # parameter range as its band (any value is possible)
+        lost = np.mean(np.isnan(reps), axis=0) if len(reps) else np.zeros(point.shape)
+        unstable = ~np.isnan(point) & (lost > 1 - level)
+        if bounds is not None and len(reps) > 1:  # replicates that never vary (no binomial floor) measure nothing either
+            unstable |= ~np.isnan(point) & np.isnan(se)
         t = np.abs(reps - point) / se  # (B, ...)
-        t = np.where(np.isnan(point), np.nan, t)
+        t = np.where(np.isnan(point) | unstable, np.nan, t)
         tmax = np.nanmax(t, axis=tuple(a + 1 for a in axes), keepdims=True)  # (B, ...)
-        tmax = np.where(np.isnan(tmax), np.inf, tmax)  # a replicate losing a group cannot be trusted
+        measured = np.any(~np.isnan(point) & ~unstable, axis=axes, keepdims=True)[None]
+        tmax = np.where(np.isnan(tmax) & measured, np.inf, tmax)  # a replicate losing every measured member: no trust
         c = np.quantile(tmax, level, axis=0, method="higher") if len(reps) else np.full(tmax.shape[1:], np.nan)
         c = np.fmax(c, stats.norm.ppf(0.5 + level / 2)) if len(reps) else c  # never below the marginal z
     half = np.where(np.isfinite(c), c * se, np.nan)
-    half = np.where(np.isnan(se) & ~np.isnan(point), np.nan, half)
+    half = np.where(np.isnan(se) & ~np.isnan(point) & ~unstable, np.nan, half)
     low, high = point - half, point + half
     if bounds is not None:
         low, high = np.clip(low, *bounds), np.clip(high, *bounds)
+        low, high = np.where(unstable, bounds[0], low), np.where(unstable, bounds[1], high)
     return low, high
 
 

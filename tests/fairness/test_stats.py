@@ -33,3 +33,22 @@ def test_percentile_ci_and_centred_p_value():
     assert bootstrap_p_value(np.array(0.0), reps) == pytest.approx(1.0)
     # estimate far from 0 relative to the spread -> tiny p
     assert bootstrap_p_value(np.array(5.0), reps + 5.0) == pytest.approx(1 / 1002)
+
+
+def test_vectorised_percentile_interval_equals_numpy_nanquantile():
+    import warnings
+
+    from radfair.fairness._stats import nan_quantiles, percentile_ci
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 4, 3))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 0, 0] = np.nan  # an all-NaN slice
+    x[:199, 1, 1] = np.nan  # one finite value
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = np.nanquantile(x, [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(nan_quantiles(x, [0.025, 0.975]), expected, equal_nan=True)
+    low, high = percentile_ci(x)
+    np.testing.assert_allclose(low, expected[0], equal_nan=True)
+    np.testing.assert_allclose(np.moveaxis(nan_quantiles(x, [0.5], axis=2)[0], 0, 0), np.nanmedian(x, axis=2), equal_nan=True)

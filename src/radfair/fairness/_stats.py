@@ -5,15 +5,35 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
+
+
+def nan_quantiles(values: np.ndarray, qs, axis: int = 0) -> np.ndarray:
+    """``np.nanquantile(values, qs, axis)`` (linear interpolation), vectorised: one sort, NaN last, then the
+    interpolated order statistics of each slice's finite values. Shape (len(qs), *other axes); all-NaN -> NaN."""
+    v = np.moveaxis(np.asarray(values, dtype=float), axis, 0)
+    ordered = np.sort(v, axis=0)  # NaN sorts last
+    n = np.sum(~np.isnan(v), axis=0)
+    out = []
+    for q in np.atleast_1d(qs):
+        position = q * np.maximum(n - 1, 0)
+        lower = np.floor(position).astype(np.int64)
+        upper = np.minimum(lower + 1, np.maximum(n - 1, 0))
+        low_value = np.take_along_axis(ordered, lower[None], axis=0)[0]
+        high_value = np.take_along_axis(ordered, upper[None], axis=0)[0]
+        value = low_value + (position - lower) * (high_value - low_value)
+        out.append(np.where(n > 0, value, np.nan))
+    return np.stack(out)
 
 
 def percentile_ci(replicates: np.ndarray, level: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap interval over ``axis`` (NaN replicates ignored)."""
+    """Percentile bootstrap interval over ``axis`` (NaN replicates ignored; equal to ``np.nanquantile``)."""
     alpha = (1 - level) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanquantile(replicates, [alpha, 1 - alpha], axis=axis)
+    if np.asarray(replicates).shape[axis] == 0:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            low, high = np.nanquantile(replicates, [alpha, 1 - alpha], axis=axis)
+        return low, high
+    low, high = nan_quantiles(replicates, [alpha, 1 - alpha], axis=axis)
     return low, high
 
 
@@ -59,6 +79,7 @@ def normal_p_value(estimate: np.ndarray, replicates: np.ndarray, axis: int = 0) 
         se = np.nanstd(np.where(np.isfinite(replicates), replicates, np.nan), axis=axis, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.abs(estimate) / se
+    from scipy import stats  # lazy: scipy.stats adds 0.3 s to every command's start
     p = np.where(se > 0, 2 * stats.norm.sf(z), np.where(estimate == 0, 1.0, 0.0))
     return np.where(np.isfinite(estimate) & (n >= 2), p, np.nan)
 
@@ -114,6 +135,7 @@ def mean_ci_over_seeds(values, level: float = 0.95, axis: int = 0) -> tuple[np.n
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(values, axis=axis)
         sd = np.nanstd(values, axis=axis, ddof=1)
+    from scipy import stats  # lazy: scipy.stats adds 0.3 s to every command's start
     t = stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1))
     half = np.where(n >= 2, t * sd / np.sqrt(np.maximum(n, 1)), np.nan)
     return mean, mean - half, mean + half

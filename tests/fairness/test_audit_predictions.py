@@ -121,3 +121,52 @@ def test_split_synonyms_and_bootstrap_zero_prints_no_empty_interval(tmp_path):
                             "--uncertain", "ones", "--attributes", "race", "--bootstrap", "0"])
     assert r.exit_code == 0, r.output
     assert "'Validate' -> val" in r.output and "()" not in r.output and "no bootstrap: no interval" in r.output
+
+
+def test_what_a_new_user_got_wrong_is_caught():
+    """Found by a fresh user: probabilities passed as logits, copies without image_id, a wrongly keyed --columns,
+    age_group asked of a file with age, frames paired by position in the API."""
+    raw = prediction_file(300)
+    mapping = {"y_effusion": "Pleural Effusion", "p_effusion": "Logit - Pleural Effusion", "patient_id": "subject"}
+    probabilities = raw.assign(**{"Logit - Pleural Effusion": 1 / (1 + np.exp(-raw["Logit - Pleural Effusion"]))})
+    with pytest.raises(RadfairInputError, match="look like probabilities; drop --scores logits"):
+        run_audit(probabilities, AuditConfig(attributes=["race"], bootstrap=0, threshold="0.5", columns=mapping, scores="logits",
+                                             uncertain="zeros"))
+    copies = pd.concat([raw, raw.head(5)], ignore_index=True).drop(columns=["Path"])
+    with pytest.raises(RadfairInputError, match="5 row\\(s\\) repeat another row"):
+        run_audit(copies, AuditConfig(attributes=["race"], bootstrap=0, threshold="0.5", columns=mapping, scores="logits",
+                                      uncertain="zeros"))
+    with pytest.raises(RadfairInputError, match="--columns"):
+        run_audit(raw, AuditConfig(attributes=["race"], bootstrap=0, threshold="0.5", columns=mapping | {"patient": "subject"},
+                                   scores="logits", uncertain="zeros"))
+    tables = run_audit(raw, AuditConfig(attributes=["age_group"], bootstrap=0, threshold="0.5", columns=mapping | {"age": "Age"},
+                                        scores="logits", uncertain="zeros"))
+    assert any("age_group derived from age" in note for note in tables["audit"]["input_rules"])
+    from radfair.fairness import audit as audit_arrays
+
+    y = raw[["Pleural Effusion", "Cardiomegaly"]].replace(-1.0, 0.0)
+    with pytest.raises(RadfairInputError, match="paired by name"):
+        audit_arrays(y, raw[["Logit - Cardiomegaly", "Logit - Pleural Effusion"]], sensitive_features=raw[["race"]],
+                     scores="logits")
+
+
+def test_a_group_with_one_positive_gets_a_wilson_floor_and_no_finding():
+    from radfair.fairness import wilson_interval
+    from radfair.report.findings import disparity_findings
+
+    rng = np.random.default_rng(5)
+    n = 600
+    group = np.where(np.arange(n) < 580, "A", "B")
+    y = (rng.random(n) < 0.3).astype(float)
+    y[group == "B"] = 0.0
+    y[np.flatnonzero(group == "B")[0]] = 1.0  # B: one positive, detected
+    score = np.clip(0.5 * y + 0.5 * rng.random(n), 0, 1)
+    score[np.flatnonzero(group == "B")[0]] = 0.99
+    df = pd.DataFrame({"patient_id": np.arange(n).astype(str), "split": "test", "g": group, "y_a": y, "p_a": score})
+    with pytest.warns(Warning, match="small_group"):
+        tables = run_audit(df, AuditConfig(attributes=["g"], threshold="0.5", bootstrap=100))
+    row = tables["group_metrics"].set_index("group").loc["B"]
+    low, high = wilson_interval(np.array(1.0), np.array(1.0))
+    assert row["tpr"] == 1.0 and row["tpr_ci_low"] <= float(low) + 1e-12 and row["small_group"]
+    found = disparity_findings(tables["disparities"])
+    assert not any(f.startswith("B patients") for f in found)  # one positive: never a finding

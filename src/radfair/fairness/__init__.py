@@ -40,12 +40,13 @@ from ._stats import (
     p_value,
     p_value_floor,
     percentile_ci,
+    wilson_interval,
 )
 from ._thresholds import RULES, choose_threshold
 from ._thresholds_io import TEST_THRESHOLD_WARNING, resolve_thresholds
 
 __all__ = [
-    "AuditResult", "audit", "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
+    "AuditResult", "audit", "wilson_interval", "P_VALUE_METHODS", "normal_p_value", "p_value", "p_value_floor",
     "AVERAGING", "AucPlan", "AuditConfig", "AuditWarning", "COUNTING", "CONVENTIONS", "GroupCounts", "RULES",
     "SUMMARY_CONVENTIONS", "TEST_THRESHOLD_WARNING", "disparity_summary", "summary_conventions",
     "audit_files", "benjamini_hochberg", "bootstrap_p_value", "choose_threshold", "confusion_indicators", "dice",

@@ -63,7 +63,8 @@ def _as_2d(values, name: str, n: int | None = None) -> tuple[np.ndarray, list[st
 
 
 def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, labels: list[str] | None = None,
-          threshold: str | float = 0.5, scores: str = "probabilities", bootstrap: int = 1000, random_state: int = 0,
+          threshold: str | float = 0.5, scores: str = "probabilities", uncertain: str | None = None,
+          bootstrap: int = 1000, random_state: int = 0,
           level: float = 0.95, parity_ratio: float = 0.8, summary_exclude: list[str] | None = None) -> AuditResult:
     """Audit one model's predictions from arrays: subgroup rates, disparities, gaps, EODD, ratios, with intervals.
 
@@ -88,6 +89,8 @@ def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, 
         A number, a rule (``"f1"``, ``"balanced"``, ``"youden"``: chosen on ``split == "val"``), or a target
         operating point ``"fpr:0.2"`` / ``"tpr:0.9"`` (on the validation rows, or on all rows without ``split``).
     scores : {"probabilities", "logits"}
+    uncertain : {"zeros", "ones", "ignore"}, optional
+        How CheXpert's uncertain (-1) labels count; without it a -1 label is an error.
     bootstrap : int, default 1000
         Patient-level bootstrap replicates (0: point estimates only).
     random_state : int
@@ -119,8 +122,8 @@ def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, 
     >>> result = audit(y, score, sensitive_features={"sex": sex}, threshold=0.5, bootstrap=200)
     >>> print(result.group_metrics[["group", "n_pos", "tpr", "tpr_ci_low", "tpr_ci_high"]].round(3).to_string(index=False))
      group  n_pos   tpr  tpr_ci_low  tpr_ci_high
-      Male    126 0.730       0.645        0.797
-    Female     95 0.558       0.462        0.642
+      Male    126 0.730       0.645        0.800
+    Female     95 0.558       0.458        0.654
     >>> row = result.summary.iloc[0]  # binary attribute: gap = 2 |TPR_Male - TPR_Female|
     >>> round(float(row.average_gap), 3), bool(row.ci_low <= row.average_gap <= row.ci_high)
     (0.345, True)
@@ -129,7 +132,10 @@ def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, 
 
     y, names = _as_2d(y_true, "y_true")
     n = len(y)
-    p, _ = _as_2d(y_score, "y_score", n)
+    p, score_names = _as_2d(y_score, "y_score", n)
+    if names and score_names and names != score_names:
+        raise RadfairInputError(f"y_score: columns {score_names} are not those of y_true {names}; labels are paired by "
+                                "name: give both frames the same column names in the same order (or pass arrays and labels=)")
     if p.shape != y.shape:
         raise RadfairInputError(f"y_score: shape {p.shape}; expected {y.shape} (the shape of y_true)")
     labels = list(labels or names or [f"label_{j}" for j in range(y.shape[1])])
@@ -149,7 +155,7 @@ def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, 
     for j, label in enumerate(labels):
         table[f"y_{label}"], table[f"p_{label}"] = y[:, j], p[:, j]
     config = AuditConfig(attributes=[str(c) for c in features.columns], threshold=str(threshold), bootstrap=bootstrap,
-                         seed=random_state, level=level, scores=scores, parity_ratio=parity_ratio,
+                         seed=random_state, level=level, scores=scores, uncertain=uncertain, parity_ratio=parity_ratio,
                          summary_exclude=list(summary_exclude or []))
     tables = run_audit(table, config, path="arrays")
     return AuditResult(**{name: tables[name] for name in TABLES}, record=tables["audit"])

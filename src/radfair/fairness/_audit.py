@@ -42,7 +42,7 @@ from ._groups import attribute_values, encode_groups
 from ._inputs import normalise_table
 from ._intervals import bias_corrected, max_t_band, min_max_ratio_interval, spread_interval
 from ._rates import confusion_indicators, rates
-from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci
+from ._stats import P_VALUE_METHODS, benjamini_hochberg, holm, p_value, percentile_ci, wilson_interval
 from ._sweep import ScoreSweep
 from ._thresholds import RULES, parse_rule
 from ._thresholds_io import resolve_thresholds
@@ -73,7 +73,7 @@ CONVENTIONS = {
     "calibration": f"{N_BINS} equal-width bins on [0, 1], bin k = (k/K, (k+1)/K], first bin holds 0 (scikit-learn calibration_curve uniform); ece = sum_k n_k/n |mean y_k - mean p_k| (Guo et al. 2017); citl = mean p - mean y (calibration-in-the-large, > 0 over-predicts); percentile intervals per group; calibration_gap = max - min ECE over groups with a max-t projection interval; reliability curves in reliability.csv and reliability_<attribute>.png",
     "site": "a site/dataset column is an attribute like any other (e.g. --attributes dataset): per-site AUROC, rates, calibration in group_metrics.csv and calibration.csv",
     "empty_group": "a rate with a zero denominator is NaN and listed in warnings, never 0 or 1",
-    "rates": "per group: tp, fn, fp, tn (counts); TPR, FPR, TNR, PPV, FNR = 1 - TPR, NPV, FDR = 1 - PPV, FOR = 1 - NPV with percentile intervals; brier = mean (p - y)^2 with a percentile interval; average_precision (scikit-learn average_precision_score; point estimate only); performance.csv holds the overall row per label (AUROC, TPR, FPR, selection rate, ECE, Brier, average precision, the threshold)",
+    "rates": "per group: tp, fn, fp, tn (counts); TPR, FPR, TNR, PPV, FNR = 1 - TPR, NPV, FDR = 1 - PPV, FOR = 1 - NPV with percentile intervals widened to at least the Wilson score interval of the group's count (a group's TPR disparity likewise, around its reference), so a group with 1 positive never gets [1, 1]; brier = mean (p - y)^2 with a percentile interval; average_precision (scikit-learn average_precision_score; point estimate only); performance.csv holds the overall row per label (AUROC, TPR, FPR, selection rate, ECE, Brier, average precision, the threshold)",
     "ratios": "dp_ratio = min/max selection rate (fairlearn demographic_parity_ratio), eop_ratio = min/max TPR, eo_ratio = min(TPR ratio, FPR ratio) (fairlearn equalized_odds_ratio); 1 = parity; *_parity = ratio >= config.parity_ratio (0.8: the four-fifths rule); intervals projected from the same max-t bands as the differences",
     "unknown_attribute_values": "blank values and unknown markers (Unknown, UNABLE TO OBTAIN, PATIENT DECLINED TO ANSWER, ...; radfair.data.schema.MISSING_TEXTS and UNKNOWN_PHRASES) are missing, never a group; rows missing an attribute are left out of that attribute's groups, counted in missing_attribute and warned",
     "hard_predictions": "a score column holding only 0/1 on val and test is audited as predictions with threshold 0.5 (no threshold is searched over it); listed in hard_prediction_labels",
@@ -131,7 +131,8 @@ def summary_line(row) -> str:
                        f"[{row.ci_low:.3f}, {row.ci_high:.3f}])")
     else:
         uncertainty = " (no bootstrap: no interval)"
-    return (f"{row.attribute}: average gap {row.average_gap:.3f}{uncertainty}; unfavourable {row.unfavorable or 'n/a'}; "
+    binary = f" = 2 x mean |dTPR| {row.average_gap / 2:.3f} (binary attribute)" if getattr(row, "binary", False) else ""
+    return (f"{row.attribute}: average gap {row.average_gap:.3f}{binary}{uncertainty}; unfavourable {row.unfavorable or 'n/a'}; "
             f"favourable {row.favorable or 'n/a'}")
 
 
@@ -232,6 +233,12 @@ def clean_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored tabl
             raise RadfairInputError(DUPLICATE_IDS.format(path=path, column="image_id", values=preview(duplicated))
                                     + f" ({len(duplicated)} repeated row(s), e.g. from a many-to-many merge; "
                                     "each image would be counted more than once)")
+    else:  # no image_id to tell images apart: rows identical in every column are a merge's copies, not images
+        repeated = df.duplicated()
+        if repeated.any():
+            raise RadfairInputError(f"{path}: {int(repeated.sum())} row(s) repeat another row in every column; with no image_id "
+                                    "column radfair cannot tell an image from its copy: remove them, or name your image "
+                                    "column with --columns image_id=<column>")
     if "split" in df.columns and "patient_id" in df.columns:
         check_patient_level(df[df["split"].isin(("train", "val", "test"))], path)
     df = df.copy()
@@ -562,7 +569,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
                     reps_delta.setdefault(k, []).append(v)
         reps_all = {k: np.concatenate(v) for k, v in reps.items()} if config.bootstrap else {}
         delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
-        _warn_empty_groups(ev, point, labels, skip=test.columns[test.isna().all()])
+        _warn_empty_groups(ev, point, labels, skip=test.columns[test.isna().all()], min_group_size=config.min_group_size)
 
         tables = _tables(ev, point, reps_all, labels, summary_mask, config)
         tables["thresholds"] = thresholds
@@ -698,7 +705,12 @@ def _point_tables(ev: Evaluation, point: dict, labels: list[str]) -> dict[str, p
     return {"group_metrics": pd.DataFrame(ops), "gaps": pd.DataFrame(gaps), "reliability": pd.DataFrame(rel)}
 
 
-def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=()) -> None:
+def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=(), min_group_size: int = 10) -> None:
+    small = sum(int(np.sum((point[f"n_pos|{a}"] > 0) & (point[f"n_pos|{a}"] < min_group_size))) for a in ev.groups)
+    if small:
+        warnings.warn(f"{small} group x finding cell(s) have 1 to {min_group_size - 1} positives in test (small_group): their "
+                      "TPR intervals are floored by the Wilson interval and they are left out of the report's findings",
+                      AuditWarning, stacklevel=3)
     for attribute, groups in ev.groups.items():
         n_pos, n_neg = point[f"n_pos|{attribute}"], point[f"n_neg|{attribute}"]
         for g, group in enumerate(groups):
@@ -804,6 +816,18 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
     for attribute, groups in ev.groups.items():
         n_groups = len(groups)
         cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity", "brier")}
+        if reps:  # a rate's interval is never narrower than its Wilson score interval (small groups: [1, 1] is no interval)
+            counts = {k: point[f"{k}|{attribute}"] for k in COUNT_NAMES}
+            tp, fn, fp, tn = counts["tp"], counts["fn"], counts["fp"], counts["tn"]
+            for name, (x, n) in {"tpr": (tp, tp + fn), "fnr": (fn, tp + fn), "fpr": (fp, fp + tn), "tnr": (tn, fp + tn),
+                                 "ppv": (tp, tp + fp), "fdr": (fp, tp + fp), "npv": (tn, tn + fn), "for": (fn, tn + fn)}.items():
+                w_low, w_high = wilson_interval(x, n, level)
+                cis[name] = (np.fmin(cis[name][0], w_low), np.fmax(cis[name][1], w_high))
+            tpr = point[f"tpr|{attribute}"]
+            reference = tpr - point[f"disparity|{attribute}"]  # the other group's TPR, or the median
+            w_low, w_high = wilson_interval(tp, tp + fn, level)
+            cis["disparity"] = (np.fmax(np.fmin(cis["disparity"][0], w_low - reference), -1.0),
+                                np.fmin(np.fmax(cis["disparity"][1], w_high - reference), 1.0))
         ap = ev.average_precision()[list(ev.groups).index(attribute) + 1]
         spread_cis = _spread_intervals(point, reps, attribute, summary_mask, level)
         gap_ci = spread_cis["gap"]
@@ -852,6 +876,7 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
         finite = np.isfinite(gaps)
         summary_rows.append({
             "attribute": attribute,
+            "binary": len(groups) == 2,
             "missing_test_images": int(attribute_values(ev.test_attributes, attribute).isna().sum()),
             "average_gap": float(point[f"average_gap|{attribute}"]),
             "average_gap_bc": float(bc["average_gap"]),

@@ -230,7 +230,9 @@ def figure_jobs(tables: dict, folder: Path, level: float = 0.95,
         gap_part = gaps[gaps["attribute"] == attribute] if gaps is not None and len(gaps) else None
         if "forest" in kinds:
             jobs.append(("forest", (part, perf, folder / f"forest_{name}.png",
-                                    f"TPR and FPR by {attribute} ({level:.0%} patient-bootstrap intervals; dashed: overall)", gap_part)))
+                                    f"TPR and FPR by {attribute} ("
+                                    + (f"{level:.0%} patient-bootstrap intervals" if part["tpr_ci_low"].notna().any() else "no bootstrap: no intervals")
+                                    + "; dashed: overall)", gap_part)))
         if "roc" in kinds and roc is not None and len(roc):
             jobs.append(("roc", (roc[roc["attribute"] == attribute], part, folder / f"roc_{name}.png",
                                  f"ROC by {attribute}: curves per group, X = operating point at the shared threshold", gap_part)))

@@ -81,6 +81,13 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
     if uncertain is not None and uncertain not in UNCERTAIN_POLICIES:
         raise RadfairInputError(BAD_OPTION.format(option="--uncertain", value=uncertain, expected=f"one of {list(UNCERTAIN_POLICIES)}"))
     columns = dict(columns or {})
+    attribute_parts = {p for a in attributes for p in a.split("*")}
+    unknown_keys = [k for k in columns if not (k in STANDARD_COLUMNS or k in attribute_parts or k in ("age", "sex")
+                                               or k.startswith(("y_", "p_")))]
+    if unknown_keys:
+        raise RadfairInputError(BAD_OPTION.format(option="--columns", value=",".join(unknown_keys),
+                                                  expected="canonical names on the left: patient_id, split, image_id, an "
+                                                           "attribute of --attributes, age, y_<label> or p_<label>"))
     absent = [own for own in columns.values() if own not in df.columns]
     if absent:
         raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=absent,
@@ -96,6 +103,10 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
     if renames:
         df = df.rename(columns=renames)
         notes.append("label names normalised to snake_case: " + ", ".join(f"{a!r} -> {b}" for a, b in renames.items()))
+    if "age_group" in attribute_parts and "age_group" not in df.columns and "age" in df.columns:
+        df = df.copy()
+        df["age_group"] = age_group(pd.to_numeric(df["age"], errors="coerce"))
+        notes.append(f"age_group derived from age (years) into {list(AGE_GROUPS)} (left-closed)")
     _check_columns(df, attributes, threshold, threshold_on_test, path)
     df = df.copy()
     df.attrs = {}
@@ -114,6 +125,7 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
                          + ", ".join(f"{a!r} -> {b}" for a, b in zip(pairs["from"], pairs["to"], strict=True)))
         df["split"] = mapped.astype(object).where(raw.notna(), None)
     labels = [c[2:] for c in df.columns if c.startswith("y_") and f"p_{c[2:]}" in df.columns]
+    original = df[[f"p_{label}" for label in labels]].copy()
     for label in labels:
         y = pd.to_numeric(df[f"y_{label}"], errors="coerce")
         uncertain_rows = int((y == -1).sum())
@@ -121,13 +133,19 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
             if uncertain is None:
                 raise RadfairInputError(BAD_VALUES.format(path=path, column=f"y_{label}", values="[-1]",
                                                           expected=f"{uncertain_rows} uncertain (-1) label(s); choose how to "
-                                                                   "count them with --uncertain zeros|ones|ignore"))
+                                                                   "count them with --uncertain zeros|ones|ignore (Python: "
+                                                                   "uncertain=)"))
             df[f"y_{label}"] = y.where(y != -1, UNCERTAIN_POLICIES[uncertain])
             notes.append(f"y_{label}: {uncertain_rows} uncertain (-1) label(s) -> {uncertain}")
         if scores == "logits":
             p = pd.to_numeric(df[f"p_{label}"], errors="coerce")
             df[f"p_{label}"] = 1.0 / (1.0 + np.exp(-p.to_numpy(float)))
     if scores == "logits" and labels:
+        raw = {label: pd.to_numeric(original[f"p_{label}"], errors="coerce") for label in labels}
+        if all(((v >= 0) & (v <= 1)).all() for v in raw.values()):
+            raise RadfairInputError(BAD_VALUES.format(path=path, column=f"p_{labels[0]}", values=preview(raw[labels[0]].dropna()),
+                                                      expected="logits, but every score column lies in [0, 1]: these look "
+                                                               "like probabilities; drop --scores logits"))
         notes.append("scores are logits: p = 1 / (1 + exp(-logit)) (logistic sigmoid)")
     elif labels:
         for label in labels:
@@ -157,7 +175,8 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
         else:
             raise RadfairInputError(BAD_VALUES.format(path=path, column=attribute, values=preview(values.dropna()),
                                                       expected=f"a group attribute, not a number with {distinct} values; "
-                                                               "bin it into groups first (age is binned automatically)"))
+                                                               "bin it into groups first (a column named age is binned "
+                                                               f"automatically: --columns age={attribute} --attributes age)"))
     return df, notes
 
 
@@ -177,6 +196,8 @@ def _check_columns(df: pd.DataFrame, attributes: list[str], threshold: str, on_t
         hints.append("--attributes naming your columns, or --columns <attribute>=<your column>")
     if not any(c.startswith("y_") and f"p_{c[2:]}" in df.columns for c in df.columns):
         missing.append("y_<label>/p_<label>")
-        hints.append("--columns y_<label>=<your label column>,p_<label>=<your score column>")
+        unpaired = [c for c in df.columns if str(c).startswith(("y_", "p_"))]
+        hints.append("--columns y_<label>=<your label column>,p_<label>=<your score column> with the same <label>"
+                     + (f" (unpaired now: {unpaired})" if unpaired else ""))
     if missing:
         raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=missing, expected="; ".join(hints)))

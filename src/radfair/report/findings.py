@@ -25,7 +25,10 @@ def _significant(df: pd.DataFrame, low: str = "ci_low", high: str = "ci_high") -
     return df[[excludes_zero(lo, hi) for lo, hi in zip(df[low], df[high], strict=True)]]
 
 
-def none_sentence(what: str) -> str:
+def none_sentence(what: str, intervals: bool = True) -> str:
+    if not intervals:
+        return (f"No intervals were computed (no bootstrap), so no {what} can be called resolved; the point estimates are "
+                "in the tables. Rerun with --bootstrap 1000 for intervals.")
     return f"No {what} has a 95% interval that excludes 0: no effect is resolved at this sample size."
 
 
@@ -36,11 +39,15 @@ def disparity_findings(disparities: pd.DataFrame, value: str = "tpr_disparity", 
     lower side is stated (the other group's higher TPR is its mirror image).
     """
     out = []
+    left_out = 0
     for attribute, part in disparities.groupby("attribute", sort=False):
         groups = list(dict.fromkeys(part["group"]))
         binary = len(groups) == 2
         for group in groups:
             rows = part[(part["group"] == group) & part[value].notna()]
+            if "small_group" in rows.columns:  # too few positives to rank: listed in the tables, never as findings
+                left_out += len(_significant(rows[rows["small_group"].astype(bool)]))
+                rows = rows[~rows["small_group"].astype(bool)]
             n = rows["label"].nunique()
             sig = _significant(rows)
             for direction, sub in (("lower", sig[sig[value] < 0]), ("higher", sig[sig[value] > 0])):
@@ -49,6 +56,9 @@ def disparity_findings(disparities: pd.DataFrame, value: str = "tpr_disparity", 
                 worst = sub.loc[sub[value].abs().idxmax()]
                 out.append(f"{prefix}{group} patients ({attribute}): {direction} TPR in {len(sub)} of {n} findings{seeds}; "
                            f"largest gap {pretty(worst['label'])} {interval(worst[value], worst['ci_low'], worst['ci_high'], signed=True)}")
+    if left_out:
+        out.append(f"{prefix}{left_out} disparit{'y' if left_out == 1 else 'ies'} of small groups (fewer positives than the minimum "
+                   "group size) with an interval excluding 0 are not listed as findings: see disparities.csv (small_group)")
     return out
 
 
@@ -92,7 +102,8 @@ def audit_findings(disparities: pd.DataFrame, summary: pd.DataFrame | None = Non
     if comparison is not None and not comparison.empty:
         out += ["Compared table (B − A): " + f for f in
                 shift_findings(comparison.rename(columns={"value_a": "baseline", "value_b": "reconstructed"}), keys=("attribute", "metric"))]
-    return out or [none_sentence("TPR disparity, gap or comparison")]
+    intervals = bool(disparities["ci_low"].notna().any()) if "ci_low" in disparities.columns else True
+    return out or [none_sentence("TPR disparity, gap or comparison", intervals)]
 
 
 def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dict[str, str] | None = None,

@@ -222,6 +222,8 @@ def _small_groups(df: pd.DataFrame | None, count: str, threshold: int, extra: tu
 
 #: The columns a wide audit table shows first (the rest behind "show all columns").
 AUDIT_KEY_COLUMNS = {
+    "summary": ("attribute", "average_gap", "average_gap_bc", "highest_label", "highest_gap", "unfavorable", "favorable",
+                "missing_test_images"),
     "group_metrics": ("label", "attribute", "group", "n", "n_pos", "tpr", "fpr", "auc", "small_group"),
     "equalized_odds": ("label", "attribute", "eodd_worst", "eop", "eo_ratio", "eo_ratio_parity", "eop_ratio"),
     "performance": ("label", "auc", "tpr", "fpr", "selection_rate", "ece", "threshold"),
@@ -273,7 +275,8 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
     methods = [
         ("Data", f"scored table {record.get('inputs', {}).get('scored', {}).get('path', 'n/a')}: {record.get('test_rows', 'n/a')} "
                  f"test images of {record.get('test_patients', 'n/a')} patients; findings {', '.join(record.get('labels', []))}"),
-        ("Split", "metrics on the test split (split == 'test'); train rows are not used"),
+        ("Split", "no split column: every row is test" if any("no split column" in r for r in record.get("input_rules") or [])
+                  else "metrics on the test split (split == 'test'); train rows are not used"),
         ("Attributes", ", ".join(config.get("attributes", []))),
         ("Thresholds", f"{record.get('threshold_source') or ('rule ' + str(config.get('threshold', 'n/a')) + ', chosen per finding on ' + split_rule)}; "
                        f"{record.get('conventions', {}).get('prediction', 'score >= threshold')}"),
@@ -282,8 +285,8 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
                                     for a, c in (record.get("missing_attribute") or {}).items()) or "none"),
         ("Measures", "TPR disparity: binary attribute TPR_g - TPR_other, otherwise TPR_g - median TPR; gap = max - min "
                      "disparity. For a binary attribute the gap is 2 |dTPR| = 2 EOP (each group's disparity is measured "
-                     "against the other, so the two disparities are +d and -d): the same difference shows as 0.071 gap and "
-                     "0.036 EOP. For three or more groups the median cancels and gap = EOP. Under-diagnosis: FPR of No "
+                     "against the other, so the two disparities are +d and -d): a TPR difference of 0.10 shows as gap 0.20 and "
+                     "EOP 0.10. For three or more groups the median cancels and gap = EOP. Under-diagnosis: FPR of No "
                      "Finding (sick patients called healthy; Seyyed-Kalantari et al. 2021) and FNR per finding."),
         ("Bootstrap", f"{config.get('bootstrap', 'n/a')} replicates, unit: patient (all of a patient's images follow), seed "
                       f"{config.get('seed', 'n/a')}, {100 * float(config.get('level', 0.95)):g}% intervals"),

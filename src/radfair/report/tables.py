@@ -86,7 +86,7 @@ def _sort_key(text: str) -> float | str:
 
 #: A table wider than this many column units (an interval cell counts 2) opens with its key columns only (a button
 #: shows the rest), so that it reads at 1,400 px without scrolling sideways.
-MAX_DEFAULT_COLUMNS = 12
+MAX_DEFAULT_COLUMNS = 10
 
 
 def frame_table(df: pd.DataFrame, title: str, caption: str, source: str, max_rows: int = 2000, digits: int = 3,

@@ -50,7 +50,8 @@ def plan_study1(config) -> dict:
             if a.model in ("mlp", "linear"):
                 disk["embeddings_gb"] += total * 1376 * 4 / 1e9 if dataset != "all" else 0.0
             else:
-                disk["image_cache_gb"] += total * a.image_size ** 2 / 1e9
+                # one shared cache per (image, size): ALL reuses the MIMIC and CheXpert rows
+                disk["image_cache_gb"] += total * a.image_size ** 2 / 1e9 if dataset != "all" or len(config.datasets) == 1 else 0.0
     stages = {"train images per run": {d: PAPER_IMAGES.get(d, (0,))[0] for d in config.datasets}}
     return {"runs": runs, "images": stages, "disk": disk}
 
@@ -144,12 +145,14 @@ def summary(plan: dict) -> list[str]:
     own = sum(d.get("source") != "known" for d in plan["deviations"])
     return [f"plan {plan['study']} on {plan['device']}: {len(plan['runs'])} runs ("
             + ", ".join(f"{n} {k}" for k, n in kinds.items()) + ")",
-            f"  {hours_key} (measured throughputs only): {e[hours_key]}; {e['runs_without_measured_throughput']} runs "
-            "without a measured throughput",
+            (f"  {hours_key}: unknown for {e['runs_without_measured_throughput']} of {len(plan['runs'])} runs (no measured "
+             f"throughput in docs/benchmarks.md); {e[hours_key]} h for the others, at full epochs (early stopping shortens it)"
+             if e["runs_without_measured_throughput"] else
+             f"  {hours_key}: {e[hours_key]} h at full epochs, from measured throughputs (an upper bound: early stopping shortens it)"),
             "  disk GB: " + ", ".join(f"{k} {v}" for k, v in e["disk_gb"].items()),
             "  images: " + "; ".join(f"{k}: {v}" for k, v in e["images"].items()),
-            f"  deviations from the paper: {len(plan['deviations'])} ({own} settings of this config, "
-            f"{len(plan['deviations']) - own} known)",
+            f"  deviations from the paper: {len(plan['deviations'])} ({own} set by this config, "
+            f"{len(plan['deviations']) - own} that radfair cannot remove yet)",
             *[f"    - {d['setting']}: paper {d['paper']}; radfair {d['radfair']} ({d['why']})" for d in plan["deviations"]]]
 
 

@@ -122,8 +122,8 @@ def audit(y_true, y_score, *, sensitive_features, patient_ids=None, split=None, 
     >>> result = audit(y, score, sensitive_features={"sex": sex}, threshold=0.5, bootstrap=200)
     >>> print(result.group_metrics[["group", "n_pos", "tpr", "tpr_ci_low", "tpr_ci_high"]].round(3).to_string(index=False))
      group  n_pos   tpr  tpr_ci_low  tpr_ci_high
-      Male    126 0.730       0.645        0.800
-    Female     95 0.558       0.458        0.654
+      Male    126 0.730       0.647        0.808
+    Female     95 0.558       0.446        0.654
     >>> row = result.summary.iloc[0]  # binary attribute: gap = 2 |TPR_Male - TPR_Female|
     >>> round(float(row.average_gap), 3), bool(row.ci_low <= row.average_gap <= row.ci_high)
     (0.345, True)

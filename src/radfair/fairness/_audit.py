@@ -33,7 +33,7 @@ from ..errors import (
     preview,
 )
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
-from ._bootstrap import GroupCounts, replicate_chunks
+from ._bootstrap import GroupCounts, chunk_multiplicities, chunk_sizes, replicate_chunks
 from ._calibration import N_BINS, calibration_metrics, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds, equalized_odds_ratios, min_max_ratio
@@ -362,12 +362,11 @@ class Evaluation:
             return self._ap
         groupings = [np.zeros(len(self._y), np.int64)] + self._codes
         sizes = [1] + [len(self.groups[a]) for a in self.attributes]
-        out = []
-        for codes, size in zip(groupings, sizes, strict=True):
-            values = np.full((size, self._y.shape[1]), np.nan)
-            for j in range(self._y.shape[1]):
-                known = ~np.isnan(self._y[:, j])
-                order = np.flatnonzero(known)[np.argsort(-self._scores[known, j], kind="mergesort")]
+        out = [np.full((size, self._y.shape[1]), np.nan) for size in sizes]
+        for j in range(self._y.shape[1]):
+            known = ~np.isnan(self._y[:, j])
+            order = np.flatnonzero(known)[np.argsort(-self._scores[known, j], kind="mergesort")]  # one sort per label
+            for codes, size, values in zip(groupings, sizes, out, strict=True):
                 for g in range(size):
                     rows = order[codes[order] == g]
                     y, s = self._y[rows, j], self._scores[rows, j]
@@ -379,7 +378,6 @@ class Evaluation:
                     precision = tp / (last + 1)
                     recall = tp / n_pos
                     values[g, j] = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-            out.append(values)
         self._ap = out
         return out
 
@@ -544,18 +542,19 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         reps: dict[str, list] = {}
         reps_delta: dict[str, list] = {}
 
-        chunks = list(replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk))
+        sizes = chunk_sizes(config.bootstrap, config.chunk)  # each chunk drawn in its worker, from its own generator
         if config.threshold_in_bootstrap:  # each replicate re-chooses the thresholds on resampled validation patients
             rechosen = validation_thresholds(prepared.table, labels, config, path)
             rechosen_b = validation_thresholds(prepared_b.table, labels, config, compare_path) if compare is not None else None
-            edges = np.cumsum([0] + [len(w) for w in chunks])
-            tasks = [(w, rechosen[lo:hi], rechosen_b[lo:hi] if rechosen_b is not None else None)
-                     for w, lo, hi in zip(chunks, edges[:-1], edges[1:], strict=True)]
+            edges = np.cumsum([0] + sizes)
+            tasks = [(i, size, rechosen[lo:hi], rechosen_b[lo:hi] if rechosen_b is not None else None)
+                     for i, (size, lo, hi) in enumerate(zip(sizes, edges[:-1], edges[1:], strict=True))]
         else:
-            tasks = [(w, None, None) for w in chunks]
+            tasks = [(i, size, None, None) for i, size in enumerate(sizes)]
 
         def replicate(task):
-            w, t_a, t_b = task
+            index, size, t_a, t_b = task
+            w = chunk_multiplicities(len(patients), size, config.seed, index)
             stats_a = ev.statistics(w, summary_mask, t_a)
             stats_b = ev_b.statistics(w, summary_mask, t_b) if ev_b is not None else {}
             return stats_a, {k: v - stats_a[k] for k, v in stats_b.items()}

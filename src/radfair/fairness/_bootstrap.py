@@ -29,15 +29,22 @@ def patient_multiplicities(n_patients: int, n_replicates: int, rng: np.random.Ge
     return out
 
 
+def chunk_sizes(n_replicates: int, chunk: int = 100) -> list[int]:
+    """The sizes of the replicate chunks: ``chunk`` each, the last one the rest."""
+    return [min(chunk, n_replicates - start) for start in range(0, n_replicates, chunk)]
+
+
+def chunk_multiplicities(n_patients: int, size: int, seed: int, index: int, strata: np.ndarray | None = None) -> np.ndarray:
+    """Chunk ``index`` of the replicates of ``seed``: its own generator (``default_rng([seed, index])``), so chunks
+    can be drawn in any order, in parallel, and always come out the same."""
+    return patient_multiplicities(n_patients, size, np.random.default_rng([seed, index]), strata)
+
+
 def replicate_chunks(n_patients: int, n_replicates: int, seed: int, chunk: int = 100,
                      strata: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Yield multiplicity matrices of at most ``chunk`` replicates; same seed -> same replicates."""
-    rng = np.random.default_rng(seed)
-    done = 0
-    while done < n_replicates:
-        size = min(chunk, n_replicates - done)
-        yield patient_multiplicities(n_patients, size, rng, strata)
-        done += size
+    for index, size in enumerate(chunk_sizes(n_replicates, chunk)):
+        yield chunk_multiplicities(n_patients, size, seed, index, strata)
 
 
 class GroupCounts:

@@ -33,6 +33,18 @@ def safe_name(attribute: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in attribute)
 
 
+def _sorted_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points of rows already in descending score order (known labels only)."""
+    n_pos = (y == 1).sum()
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.zeros(0), np.zeros(0)
+    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
 def roc_curve_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ROC points (FPR, TPR) of ``score >= t`` over every distinct threshold, from (0, 0) to (1, 1).
 
@@ -40,36 +52,41 @@ def roc_curve_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.n
     """
     keep = ~np.isnan(y)
     y, score = y[keep], score[keep]
-    n_pos, n_neg = (y == 1).sum(), (y == 0).sum()
-    if n_pos == 0 or n_neg == 0:
-        return np.zeros(0), np.zeros(0)
     order = np.argsort(-score, kind="mergesort")
-    s, t = score[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
-    tp, fp = np.cumsum(t)[last], np.cumsum(1 - t)[last]
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+    return _sorted_points(y[order], score[order])
 
 
 def roc_table(y: np.ndarray, scores: np.ndarray, labels: list[str], groupings: dict[str, tuple[np.ndarray, list[str]]]) -> pd.DataFrame:
     """Every group's ROC curve on :data:`ROC_GRID`: columns label, attribute, group, fpr, tpr.
 
-    ``y``, ``scores`` (n, L); ``groupings``: attribute -> (codes (n,), group names), code -1 = missing.
+    ``y``, ``scores`` (n, L); ``groupings``: attribute -> (codes (n,), group names), code -1 = missing. Each label's
+    rows are sorted once; every group's curve is read from that order.
     """
-    rows = []
-    for attribute, (codes, groups) in groupings.items():
-        for j, label in enumerate(labels):
+    pieces = {}
+    for j, label in enumerate(labels):
+        known = np.flatnonzero(~np.isnan(y[:, j]))
+        order = known[np.argsort(-scores[known, j], kind="mergesort")]
+        for a, (attribute, (codes, groups)) in enumerate(groupings.items()):
+            in_order = codes[order]
             for g, group in enumerate(groups):
-                rows_g = codes == g
-                fpr, tpr = roc_curve_points(y[rows_g, j], scores[rows_g, j])
+                rows = order[in_order == g]
+                fpr, tpr = _sorted_points(y[rows, j], scores[rows, j])
                 if not len(fpr):
                     continue
                 # the upper envelope of the step function at each grid FPR (the best TPR with FPR <= grid)
                 best = np.maximum.accumulate(tpr)
                 index = np.searchsorted(fpr, ROC_GRID, side="right") - 1
-                rows.append(pd.DataFrame({"label": label, "attribute": attribute, "group": group, "fpr": ROC_GRID,
-                                          "tpr": best[np.clip(index, 0, None)]}))
+                pieces[(a, j, g)] = (label, attribute, group, best[np.clip(index, 0, None)])
     columns = ["label", "attribute", "group", "fpr", "tpr"]
-    return pd.concat(rows, ignore_index=True)[columns] if rows else pd.DataFrame(columns=columns)
+    if not pieces:
+        return pd.DataFrame(columns=columns)
+    keys = sorted(pieces)
+    k = len(ROC_GRID)
+    return pd.DataFrame({"label": np.repeat([pieces[key][0] for key in keys], k),
+                         "attribute": np.repeat([pieces[key][1] for key in keys], k),
+                         "group": np.repeat([pieces[key][2] for key in keys], k),
+                         "fpr": np.tile(ROC_GRID, len(keys)),
+                         "tpr": np.concatenate([pieces[key][3] for key in keys])})
 
 
 def _panels(group_metrics: pd.DataFrame, gaps: pd.DataFrame | None, limit: int = MAX_PANELS) -> list[str]:

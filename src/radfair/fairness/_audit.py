@@ -233,12 +233,13 @@ def clean_scored(df: pd.DataFrame, config: AuditConfig, path: str = "scored tabl
             raise RadfairInputError(DUPLICATE_IDS.format(path=path, column="image_id", values=preview(duplicated))
                                     + f" ({len(duplicated)} repeated row(s), e.g. from a many-to-many merge; "
                                     "each image would be counted more than once)")
-    else:  # no image_id to tell images apart: rows identical in every column are a merge's copies, not images
+    else:  # no image_id to tell images apart: rows identical in every column may be a merge's copies (or, with 0/1
+        # scores, two images of one patient): said with a count, never silently counted twice without a word
         repeated = df.duplicated()
         if repeated.any():
-            raise RadfairInputError(f"{path}: {int(repeated.sum())} row(s) repeat another row in every column; with no image_id "
-                                    "column radfair cannot tell an image from its copy: remove them, or name your image "
-                                    "column with --columns image_id=<column>")
+            warnings.warn(f"{path}: {int(repeated.sum())} row(s) repeat another row in every column and there is no image_id "
+                          "column to tell an image from a copy: each is audited as an image; if they are copies from a merge, "
+                          "remove them or name your image column with --columns image_id=<column>", AuditWarning, stacklevel=2)
     if "split" in df.columns and "patient_id" in df.columns:
         check_patient_level(df[df["split"].isin(("train", "val", "test"))], path)
     df = df.copy()

@@ -20,7 +20,7 @@ def test_report_of_a_tiny_real_study1_run(tmp_path, synth_root):
     page = build_page(tmp_path / "s1")
     assert page.kind == "emb-vs-img" and page.findings
     assert [t.source for t in page.tables][:2] == ["table3.md", "table4.md"]
-    assert {f.path for f in page.figures} == {"fig1_mimic_emb_sex.png", "fig1_mimic_emb_race.png"}
+    assert {f.path for f in page.figures + page.top_figures} == {"fig1_mimic_emb_sex.png", "fig1_mimic_emb_race.png"}
     assert len(page.runs) == 2 and all(r["status"] == "done" and r["seconds"] is not None for r in page.runs)
     assert any(k == "recorded torch (run store)" for k, _ in page.provenance)
     html = render_html(page)
@@ -44,6 +44,6 @@ def test_report_of_a_tiny_real_study2_run(tmp_path, synth_root):
     page = build_page(tmp_path / "s2")
     assert page.kind == "reconstruction" and page.findings
     assert "bias_shift.csv" in [t.source for t in page.tables]
-    assert not any(f.path.startswith("degraded_xray") for f in page.figures)  # inputs are not figures
+    assert not any(f.path.startswith("degraded_xray") for f in page.figures + page.top_figures)  # inputs are not figures
     assert "Holm" in dict(page.methods)["Multiple testing"]
     assert "https://" not in render_html(page)

@@ -116,7 +116,8 @@ def test_audit_page_has_every_section(audit_dir):
 def test_study_pages_pick_up_tables_figures_and_records(study1_dir, study2_dir):
     p1 = build_page(study1_dir)
     assert [t.source for t in p1.tables][:2] == ["table3.md", "table4.md"]
-    assert [f.path for f in p1.figures] == ["fig1_mimic_emb_sex.png"]  # nothing from runs/
+    assert [f.path for f in p1.figures + p1.top_figures] == ["fig1_mimic_emb_sex.png"]  # nothing from runs/
+    assert [f.path for f in p1.top_figures] == ["fig1_mimic_emb_sex.png"]  # Figure 1 opens the page
     assert any("MIMIC · emb · sex: average gap 0.200 [0.150, 0.250] over 3 seeds" in f for f in p1.findings)
     assert not any("pleural effusion" in f and "largest gap pleural" in f for f in p1.findings)
     assert any("4 images without an embedding" in w for w in p1.warnings)
@@ -124,7 +125,8 @@ def test_study_pages_pick_up_tables_figures_and_records(study1_dir, study2_dir):
     assert p1.runs[0]["seconds"] == 12.5 and ("recorded torch (run store)", "2.13.0+cpu") in p1.provenance
     p2 = build_page(study2_dir)
     assert [t.source for t in p2.tables] == ["table1.md", "table7.md", "bias_shift.csv", "performance.csv"]
-    assert [f.path for f in p2.figures] == ["examples_unet.png", "fig2_shift_by_level.png"]
+    assert sorted(f.path for f in p2.figures + p2.top_figures) == ["examples_unet.png", "fig2_shift_by_level.png"]
+    assert [f.path for f in p2.top_figures] == ["fig2_shift_by_level.png"]
     assert "Holm" in dict(p2.methods)["Multiple testing"]
     assert ("timing training_s", "40.0") in p2.provenance
     assert ("no positives in test; TPR is NaN", 1) in p2.warning_kinds

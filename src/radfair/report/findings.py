@@ -112,6 +112,7 @@ def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dic
     sampling) excludes 0; first, the paired arm comparisons significant after Holm."""
     names = names or {}
     out = []
+    performance: list[str] = []  # AUROC differences come after the fairness findings (the study's question is fairness)
     if comparison is not None and len(comparison) and "p_holm" in comparison.columns:
         arms = [c for c in comparison.columns if c not in ("dataset", "attribute", "label", "group", "metric", "delta", "ci_low",
                                                           "ci_high", "p_value", "p_holm", "p_bh")][:2]
@@ -123,8 +124,9 @@ def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dic
             by = "" if row.metric == "auc" else f" by {row.attribute}"
             lower = arms[0] if row.delta < 0 else arms[1]
             verdict = f"lower with {lower}" if row.metric != "auc" else f"higher with {arms[0] if row.delta > 0 else arms[1]}"
-            out.append(f"{names.get(row.dataset, row.dataset)}: {what}{by} {verdict} ({arms[0]} − {arms[1]} "
-                       f"{interval(row.delta, row.ci_low, row.ci_high, signed=True)}, p_Holm = {row.p_holm:.3g})")
+            (performance if row.metric == "auc" else out).append(
+                f"{names.get(row.dataset, row.dataset)}: {what}{by} {verdict} ({arms[0]} − {arms[1]} "
+                f"{interval(row.delta, row.ci_low, row.ci_high, signed=True)}, p_Holm = {row.p_holm:.3g})")
     for row in _significant(summary).itertuples():
         highest = f"; highest {pretty(row.highest_label)} {interval(row.highest_gap, None, None)}" if row.highest_label else ""
         out.append(f"{names.get(row.dataset, row.dataset)} · {row.model} · {row.attribute}: average gap "
@@ -134,6 +136,7 @@ def study1_findings(disparities: pd.DataFrame, summary: pd.DataFrame, names: dic
         n_seeds = int(part["n_seeds"].max()) if "n_seeds" in part and len(part) else 0
         out += disparity_findings(part, "disparity_mean", prefix=f"{names.get(dataset, dataset)} · {model}: ",
                                   seeds=f" (95% interval over {n_seeds} seeds and test patients)")
+    out += performance
     return out or [none_sentence("average gap or group TPR disparity")]
 
 

@@ -487,7 +487,8 @@ def build_page(folder: str | Path) -> Page:
     builder = {"audit": _audit_page, "emb-vs-img": _study1_page, "reconstruction": _study2_page}[kind]
     parts = builder(folder, record, warnings)
     figures = _figures(folder, kind, warnings)
-    top = [f for f in figures if Path(f.path).name.startswith(("forest_", "roc_"))] if kind == "audit" else []
+    story = {"audit": ("forest_", "roc_"), "emb-vs-img": ("fig1_",), "reconstruction": ("fig2_", "fig3_", "fig4_", "fig5_")}[kind]
+    top = [f for f in figures if Path(f.path).name.startswith(story)]
     figures = [f for f in figures if f not in top]
     runs = _runs(folder, record) if kind != "audit" else []
     recorded = next((r["versions"] for r in runs if r["versions"]), {})
@@ -501,10 +502,16 @@ def build_page(folder: str | Path) -> Page:
                 config=_flatten(record.get("config", {})), warnings=list(dict.fromkeys(warnings)), provenance=provenance,
                 checksums=parts["checksums"], runs=runs, deviations=_deviations(folder, record),
                 generated=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), top_figures=top,
-                top_note=("Per finding and attribute: who is under-served and how sure that is (forest plots of TPR and FPR "
-                          "by group with 95% patient-bootstrap intervals), and whether a gap comes from the threshold or "
-                          "from the ranking (per-group ROC curves; X marks each group's operating point at the shared "
-                          "threshold: points apart on one curve = threshold effect; curves apart = ranking effect)."
+                top_note=({"audit": "Per finding and attribute: who is under-served and how sure that is (forest plots of TPR "
+                                    "and FPR by group with 95% patient-bootstrap intervals), and whether a gap comes from the "
+                                    "threshold or from the ranking (per-group ROC curves; X marks each group's operating point "
+                                    "at the shared threshold: points apart on one curve = threshold effect; curves apart = "
+                                    "ranking effect).",
+                           "emb-vs-img": "Figure 1 of the paper per dataset, arm and attribute: each group's TPR disparity per "
+                                         "finding with its interval over seeds and test patients.",
+                           "reconstruction": "The paper's Figures 2-5: performance against noise, the distribution of bias "
+                                             "changes, and each reconstructor's fairness shift per finding and attribute "
+                                             "(marks: significant after Holm in the confirmatory family)."}[kind]
                           if top else ""))
 
 

@@ -41,8 +41,8 @@ def render_markdown(page: Page, out: Path | None = None) -> str:
     """Markdown with figures as links relative to ``out``'s folder (the result folder when ``out`` is None)."""
     base = Path(out).resolve().parent if out is not None else Path(page.folder)
     figures = [replace(f, data_uri="", link=os.path.relpath(Path(page.folder) / f.path, base).replace(os.sep, "/"))
-               for f in page.figures]
-    view = replace(page, figures=figures)
+               for f in page.top_figures + page.figures]  # Markdown: the overview figures lead the one figure list
+    view = replace(page, figures=figures, top_figures=[])
     return _environment().get_template("report.md.j2").render(page=view, significance_note=SIGNIFICANCE_NOTE, md_table=_md_table)
 
 

@@ -50,6 +50,8 @@ from ...fairness._seed_summary import extreme_group_text
 
 DECLARED_GROUPS = {"sex": SEXES, "age_group": AGE_GROUPS, "race": RACES, "insurance": INSURANCES}
 COMPARISON_METRICS = ("disparity", "gap", "average_gap", "auc")
+#: A group with fewer test positives than this is flagged small_group and never listed as a finding.
+MIN_GROUP_POSITIVES = 10
 
 
 def conventions(averaging: str, counting: str, bootstrap: int, level: float) -> dict[str, str]:
@@ -240,7 +242,8 @@ def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, at
                         "dataset": dataset, "model": arm, "attribute": attribute, "label": label, "group": group,
                         "n_pos": int(n_pos[g, label_index]) if g is not None else 0, "share_of_positives": value(share),
                         "disparity_mean": value(mean), "ci_low": value(low), "ci_high": value(high),
-                        "n_seeds": int(seeds_defined[g, label_index]) if g is not None else 0})
+                        "n_seeds": int(seeds_defined[g, label_index]) if g is not None else 0,
+                        "small_group": bool(g is None or n_pos[g, label_index] < MIN_GROUP_POSITIVES)})
                 gap_ci = st.intervals[f"gap|{attribute}"]
                 out["gaps"].append({"dataset": dataset, "model": arm, "attribute": attribute, "label": label,
                                     "gap": float(st.point[f"gap|{attribute}"][label_index]),

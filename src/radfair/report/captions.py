@@ -50,6 +50,24 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
                            "written by the study run; panel titles name the level and the reconstructor."),
         ("gradcam_*.png", "Grad-CAM saliency ({rest}): where the frozen classifier looks on clean and reconstructed versions of "
                           "the same test images (warmer = larger contribution to the predicted finding), as written by the study run."),
+        ("fig2_performance*.png", "Figure 2: downstream performance (AUROC; Dice for UCSF-PDGM segmentation) and image quality against "
+                       "the noise level, per reconstructor; the degraded input and the clean images as references."),
+        ("fig3_bias_change*.png", "Figure 3: the distribution of the bias change (reconstructed − clean; worst-case EODD, and SER for the "
+                       "segmenter) over findings, attributes and levels, per reconstructor: mass right of 0 = less fair "
+                       "after reconstruction."),
+        ("fig4_bias_change*.png", "Figure 4 ({rest}): the change of the fairness metric from clean to reconstructed test images per finding "
+                       "and reconstructor, with paired patient-bootstrap 95% intervals; marks = significant after Holm within "
+                       "the confirmatory family (study.json, multiple_testing)."),
+        ("fig5_bias_change*.png", "Figure 5 ({rest}): the same for UCSF-PDGM (slice classifier EODD/EOP, segmenter ΔDice/SER), with paired "
+                       "patient-bootstrap 95% intervals; marks = significant after Holm within the confirmatory family."),
+        ("fig11_lambda*.png", "Figure 11: the validation λ sweep of the EODD-loss mitigation: worst-case EODD and mean AUROC against λ; "
+                        "the same-budget standard fine-tune dashed, the chosen λ circled."),
+        ("fig12_lambda*.png", "Figure 12: the validation λ sweep of the adversarial mitigation: worst-case EODD and mean AUROC against "
+                        "λ; the standard fine-tune dashed, the chosen λ circled."),
+        ("fig13_lambda*.png", "Figure 13: the EODD-loss λ sweep: worst-case EODD and validation PSNR against λ (the image-quality cost)."),
+        ("fig14_lambda*.png", "Figure 14: the adversarial λ sweep: worst-case EODD and validation PSNR against λ."),
+        ("fig15_mitigation*.png", "Figure 15: test change of mean AUROC, Dice and PSNR of each mitigation strategy against the standard "
+                        "reconstruction of the same reconstructor and level."),
         ("fig*.png", "Figure {number} of the study run ({rest}); axes, markers and bars are labelled in the figure itself."),
     ],
 }

@@ -325,7 +325,6 @@ class Evaluation:
         y = test[[f"y_{k}" for k in labels]].to_numpy(float)
         scores = test[[f"p_{k}" for k in labels]].to_numpy(float)
         self.groups: dict[str, list[str]] = {}
-        self.test_attributes = test[sorted({p for a in attributes for p in a.split("*")})]
         all_codes = []
         for attribute in attributes:
             codes, names = encode_groups(attribute_values(test, attribute), attribute)
@@ -478,6 +477,8 @@ class Prepared:
     test: pd.DataFrame
     table: pd.DataFrame
     notes: list[str]
+    hard: list[str]  # labels audited as 0/1 predictions (hard_prediction_labels)
+    missing: dict[str, dict[str, int]]  # test images without a value, per attribute (missing_attribute_counts)
 
 
 def _prepare(df: pd.DataFrame, config: AuditConfig, path: str) -> Prepared:
@@ -497,7 +498,8 @@ def _prepare(df: pd.DataFrame, config: AuditConfig, path: str) -> Prepared:
     if test.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="selecting split == 'test'"))
     check_attributes(test, config.attributes, path)
-    for attribute, counts in missing_attribute_counts(test, config.attributes).items():
+    missing = missing_attribute_counts(test, config.attributes)
+    for attribute, counts in missing.items():
         if counts["test_images"]:
             warnings.warn(MISSING_ATTRIBUTE.format(attribute=attribute, count=counts["test_images"],
                                                    total=counts["test_images_total"], patients=counts["test_patients"]),
@@ -506,7 +508,7 @@ def _prepare(df: pd.DataFrame, config: AuditConfig, path: str) -> Prepared:
     for label in undefined:
         warnings.warn(f"label {label}: {NO_THRESHOLD}", AuditWarning, stacklevel=2)
         test[f"y_{label}"] = np.nan  # no threshold -> no metric: NaN everywhere, never a "perfect" 0 gap
-    return Prepared(labels, thresholds, test, df, notes)
+    return Prepared(labels, thresholds, test, df, notes, hard, missing)
 
 
 def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | None = None,
@@ -538,15 +540,17 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         point = {k: v[0] for k, v in ev.statistics(ones, summary_mask).items()}
         point_b = {k: v[0] for k, v in ev_b.statistics(ones, summary_mask).items()} if ev_b else None
         roc = roc_table(ev._y, ev._scores, labels, {a: (c, ev.groups[a]) for a, c in zip(ev.attributes, ev._codes, strict=True)})
+        reliability = _reliability_table(ev, point, labels)
         if on_point is not None:
-            on_point(_point_tables(ev, point, labels) | {"roc": roc})
+            on_point(_point_tables(ev, point, labels) | {"roc": roc, "reliability": reliability})
         reps: dict[str, list] = {}
         reps_delta: dict[str, list] = {}
 
         sizes = chunk_sizes(config.bootstrap, config.chunk)  # each chunk drawn in its worker, from its own generator
         if config.threshold_in_bootstrap:  # each replicate re-chooses the thresholds on resampled validation patients
-            rechosen = validation_thresholds(prepared.table, labels, config, path)
-            rechosen_b = validation_thresholds(prepared_b.table, labels, config, compare_path) if compare is not None else None
+            rechosen = validation_thresholds(prepared.table, labels, config, path, prepared.hard)
+            rechosen_b = (validation_thresholds(prepared_b.table, labels, config, compare_path, prepared_b.hard)
+                          if compare is not None else None)
             edges = np.cumsum([0] + sizes)
             tasks = [(i, size, rechosen[lo:hi], rechosen_b[lo:hi] if rechosen_b is not None else None)
                      for i, (size, lo, hi) in enumerate(zip(sizes, edges[:-1], edges[1:], strict=True))]
@@ -571,7 +575,7 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
         _warn_empty_groups(ev, point, labels, skip=test.columns[test.isna().all()], min_group_size=config.min_group_size)
 
-        tables = _tables(ev, point, reps_all, labels, summary_mask, config)
+        tables = _tables(ev, point, reps_all, labels, summary_mask, config, prepared.missing) | {"reliability": reliability}
         tables["thresholds"] = thresholds
         tables["performance"]["threshold"] = thresholds["threshold"].to_numpy(float)
         tables["roc"] = roc
@@ -588,8 +592,8 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
         "labels": labels,
         "test_rows": int(len(test)),
         "test_patients": int(test["patient_id"].nunique()),
-        "missing_attribute": missing_attribute_counts(test, config.attributes),
-        "hard_prediction_labels": hard_prediction_labels(test, labels),
+        "missing_attribute": prepared.missing,
+        "hard_prediction_labels": prepared.hard,
         "conventions": CONVENTIONS,
         "warnings": messages,
         "input_rules": prepared.notes,
@@ -644,7 +648,7 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
     ones = np.ones((1, len(patients)))
     point = [{k: v[0] for k, v in ev.statistics(ones, summary_mask).items()} for ev in evaluations]
     reps: list[dict[str, list]] = [{} for _ in evaluations]
-    rechosen = ([validation_thresholds(p.table, labels, config, path) for p, path in zip(prepared, paths, strict=True)]
+    rechosen = ([validation_thresholds(p.table, labels, config, path, p.hard) for p, path in zip(prepared, paths, strict=True)]
                 if config.threshold_in_bootstrap and config.bootstrap else [None] * len(tables))
     done = 0
     for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
@@ -655,10 +659,11 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
         done += len(w)
     stacked = [{k: np.concatenate(v) for k, v in r.items()} for r in reps]
     return SharedReplicates(labels, groups, [p.thresholds for p in prepared], point, stacked, int(len(first)),
-                            int(first["patient_id"].nunique()), missing_attribute_counts(first, config.attributes))
+                            int(first["patient_id"].nunique()), prepared[0].missing)
 
 
-def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConfig, path: str) -> np.ndarray:
+def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConfig, path: str,
+                          hard: list[str] = ()) -> np.ndarray:
     """(B, L) thresholds re-chosen by ``config.threshold``'s rule on B patient resamples of the validation rows.
 
     Validation patients are drawn with their own generator (seed ``[config.seed, 1]``), independent of the test
@@ -672,7 +677,7 @@ def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConf
     unit = patients.get_indexer(val["patient_id"])
     y = val[[f"y_{k}" for k in labels]].to_numpy(float)
     scores = val[[f"p_{k}" for k in labels]].to_numpy(float)
-    hard = set(hard_prediction_labels(df, labels))
+    hard = set(hard)
     rng = np.random.default_rng([config.seed, 1])
     out = np.empty((config.bootstrap, len(labels)))
     done = 0
@@ -688,21 +693,31 @@ def validation_thresholds(df: pd.DataFrame, labels: list[str], config: AuditConf
 
 
 def _point_tables(ev: Evaluation, point: dict, labels: list[str]) -> dict[str, pd.DataFrame]:
-    """The tables the point estimates alone give: operating points, gaps and reliability curves (for early figures)."""
-    ops, gaps, rel = [], [], []
-    edges = np.linspace(0, 1, N_BINS + 1)
+    """The tables the point estimates alone give for early figures: operating points and gaps."""
+    ops, gaps = [], []
     for attribute, groups in ev.groups.items():
         for j, label in enumerate(labels):
             gaps.append({"label": label, "attribute": attribute, "gap": float(point[f"gap|{attribute}"][j])})
             for g, group in enumerate(groups):
                 ops.append({"label": label, "attribute": attribute, "group": group, "n_pos": int(point[f"n_pos|{attribute}"][g, j]),
                             "tpr": float(point[f"tpr|{attribute}"][g, j]), "fpr": float(point[f"fpr|{attribute}"][g, j])})
+    return {"group_metrics": pd.DataFrame(ops), "gaps": pd.DataFrame(gaps)}
+
+
+def _reliability_table(ev: Evaluation, point: dict, labels: list[str]) -> pd.DataFrame:
+    """Per attribute, label, group and calibration bin: count, mean predicted and observed rate (point estimates)."""
+    rows = []
+    edges = np.linspace(0, 1, N_BINS + 1)
+    for attribute, groups in ev.groups.items():
+        for j, label in enumerate(labels):
+            for g, group in enumerate(groups):
                 for k in range(N_BINS):
-                    rel.append({"label": label, "attribute": attribute, "group": group, "bin": k, "bin_low": float(edges[k]),
-                                "bin_high": float(edges[k + 1]), "n": int(point[f"bin_count|{attribute}"][g, j, k]),
-                                "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
-                                "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
-    return {"group_metrics": pd.DataFrame(ops), "gaps": pd.DataFrame(gaps), "reliability": pd.DataFrame(rel)}
+                    rows.append({"label": label, "attribute": attribute, "group": group, "bin": k,
+                                 "bin_low": float(edges[k]), "bin_high": float(edges[k + 1]),
+                                 "n": int(point[f"bin_count|{attribute}"][g, j, k]),
+                                 "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
+                                 "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
+    return pd.DataFrame(rows)
 
 
 def _warn_empty_groups(ev: Evaluation, point: dict, labels: list[str], skip=(), min_group_size: int = 10) -> None:
@@ -763,9 +778,8 @@ def _spread_intervals(point: dict, reps: dict, attribute: str, summary_mask: np.
 
 def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], level: float,
                                   parity_ratio: float = 0.8) -> dict:
-    """selection_rates, demographic_parity, calibration, calibration_gap and reliability tables."""
-    sel_rows, dp_rows, cal_rows, gap_rows, rel_rows = [], [], [], [], []
-    edges = np.linspace(0, 1, N_BINS + 1)
+    """selection_rates, demographic_parity, calibration and calibration_gap tables."""
+    sel_rows, dp_rows, cal_rows, gap_rows = [], [], [], []
     for attribute, groups in ev.groups.items():
         shape = (len(groups), len(labels))
         sel, ece, citl = (point[f"{k}|{attribute}"] for k in ("selection_rate", "ece", "citl"))
@@ -792,12 +806,6 @@ def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, label
                 sel_rows.append(base | {"selection_rate": float(sel[g, j]), "ci_low": float(sel_ci[0][g, j]), "ci_high": float(sel_ci[1][g, j])})
                 cal_rows.append(base | {"ece": float(ece[g, j]), "ece_ci_low": float(ece_ci[0][g, j]), "ece_ci_high": float(ece_ci[1][g, j]),
                                         "citl": float(citl[g, j]), "citl_ci_low": float(citl_ci[0][g, j]), "citl_ci_high": float(citl_ci[1][g, j])})
-                for k in range(N_BINS):
-                    rel_rows.append({"label": label, "attribute": attribute, "group": group, "bin": k,
-                                     "bin_low": float(edges[k]), "bin_high": float(edges[k + 1]),
-                                     "n": int(point[f"bin_count|{attribute}"][g, j, k]),
-                                     "mean_predicted": float(point[f"bin_predicted|{attribute}"][g, j, k]),
-                                     "observed_rate": float(point[f"bin_observed|{attribute}"][g, j, k])})
             for name, rows in (("dp_difference", dp_rows), ("calibration_gap", gap_rows)):
                 (lo, hi), corrected = projected[name]
                 rows.append({"label": label, "attribute": attribute, name: float(point[f"{name}|{attribute}"][j]),
@@ -807,10 +815,11 @@ def _selection_calibration_tables(ev: Evaluation, point: dict, reps: dict, label
                             "dp_ratio_ci_high": float(projected["dp_ratio"][1][j]),
                             "dp_ratio_parity": bool(ratio >= parity_ratio) if np.isfinite(ratio) else None}
     return {"selection_rates": pd.DataFrame(sel_rows), "demographic_parity": pd.DataFrame(dp_rows),
-            "calibration": pd.DataFrame(cal_rows), "calibration_gap": pd.DataFrame(gap_rows), "reliability": pd.DataFrame(rel_rows)}
+            "calibration": pd.DataFrame(cal_rows), "calibration_gap": pd.DataFrame(gap_rows)}
 
 
-def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig) -> dict:
+def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_mask: np.ndarray, config: AuditConfig,
+            missing: dict[str, dict[str, int]]) -> dict:
     level = config.level
     group_rows, disp_rows, gap_rows, eo_rows, summary_rows = [], [], [], [], []
     for attribute, groups in ev.groups.items():
@@ -877,7 +886,7 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
         summary_rows.append({
             "attribute": attribute,
             "binary": len(groups) == 2,
-            "missing_test_images": int(attribute_values(ev.test_attributes, attribute).isna().sum()),
+            "missing_test_images": missing[attribute]["test_images"],
             "average_gap": float(point[f"average_gap|{attribute}"]),
             "average_gap_bc": float(bc["average_gap"]),
             "ci_low": float(avg_ci[0]), "ci_high": float(avg_ci[1]),

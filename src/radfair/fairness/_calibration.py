@@ -83,34 +83,3 @@ def selection_rate(counts: np.ndarray) -> np.ndarray:
     """(tp + fp) / n from confusion counts (..., 4)."""
     tp, fn, fp, tn = (counts[..., k] for k in range(4))
     return _ratio(tp + fp, tp + fn + fp + tn)
-
-
-def reliability_figure(curves, path, title: str = "") -> None:
-    """Reliability diagram PNG: one panel per label, one line per group (observed vs mean predicted).
-
-    ``curves`` is a DataFrame with label, group, mean_predicted, observed_rate, n (the reliability table).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = list(dict.fromkeys(curves["label"]))
-    cols = min(4, max(1, len(labels)))
-    rows = int(np.ceil(len(labels) / cols)) if labels else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, label in zip(axes.ravel(), labels, strict=False):
-        sub = curves[(curves["label"] == label) & (curves["n"] > 0)]
-        for group, part in sub.groupby("group", sort=False):
-            ax.plot(part["mean_predicted"], part["observed_rate"], marker="o", ms=3, lw=1, label=str(group))
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-        ax.set(xlim=(0, 1), ylim=(0, 1), title=label, xlabel="mean predicted", ylabel="observed")
-        ax.title.set_fontsize(9)
-    for ax in axes.ravel()[len(labels):]:
-        ax.axis("off")
-    if labels:
-        axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

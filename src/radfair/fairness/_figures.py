@@ -8,12 +8,11 @@
 * ``reliability_<attribute>.png``: observed vs mean predicted per calibration bin and group.
 
 The curves behind the ROC figure are in ``roc.csv`` (:func:`roc_table`). Figures are drawn in worker processes
-(:func:`draw_all`), in parallel with each other, so a wide audit stays fast; each is a plain function of tables.
+(:class:`FigurePainter`), in parallel with each other and with the bootstrap, so a wide audit stays fast; each is a plain function of tables.
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -294,15 +293,3 @@ class FigurePainter:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def draw_all(jobs: list[tuple[str, tuple]], workers: int | None = None) -> list[str]:
-    """Draw every job (in worker processes when there are several cores); returns the file names, in job order."""
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    if workers <= 1 or len(jobs) <= 1:
-        return [_draw(job) for job in jobs]
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_draw, jobs))

@@ -83,6 +83,7 @@ def main() -> None:
     df = simulate_scored(n_patients=20_000, images_per_patient=2.05, seed=0, fractions=(0.0, 0.0001, 0.9999))
     val = simulate_scored(n_patients=2_000, seed=1, fractions=(0, 1, 0))
     val["patient_id"] = "v" + val["patient_id"]
+    val["image_id"] = "v" + val["image_id"].astype(str)
     df = df.assign(split="test")
     import pandas as pd
 

@@ -52,3 +52,18 @@ def test_vectorised_percentile_interval_equals_numpy_nanquantile():
     low, high = percentile_ci(x)
     np.testing.assert_allclose(low, expected[0], equal_nan=True)
     np.testing.assert_allclose(np.moveaxis(nan_quantiles(x, [0.5], axis=2)[0], 0, 0), np.nanmedian(x, axis=2), equal_nan=True)
+
+
+def test_normal_quantile_and_two_sided_p_equal_scipy_without_importing_it():
+    from radfair.fairness._stats import normal_quantile, two_sided_normal_p
+
+    for q in (0.5, 0.6, 0.9, 0.975, 0.995, 1 - 1e-12):
+        assert normal_quantile(q) == pytest.approx(stats.norm.ppf(q), rel=1e-13, abs=1e-15)
+    z = np.array([[0.0, 0.3, -1.96], [5.0, 20.0, 37.0], [38.0, np.nan, np.inf]])
+    p = two_sided_normal_p(z)
+    assert p.shape == z.shape and p.dtype == float
+    reference = 2 * stats.norm.sf(np.abs(z))
+    assert np.isnan(p[2, 1]) and p[2, 2] == 0.0
+    ok = np.isfinite(z) & (reference > 0)
+    np.testing.assert_allclose(p[ok], reference[ok], rtol=1e-11)
+    assert 0 < p[2, 0] < 1e-300  # full precision in the far tail: Holm over any family can still fire

@@ -4,7 +4,7 @@ independent implementations: scikit-learn, prefix-sum AUROC (AucPlan) and indica
 import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import confusion_matrix, roc_auc_score
+from sklearn.metrics import brier_score_loss, confusion_matrix, roc_auc_score
 
 from radfair.fairness import AucPlan, GroupCounts, confusion_indicators, patient_multiplicities
 from radfair.fairness._calibration import calibration_values, residual_values
@@ -41,6 +41,7 @@ def test_point_estimates_equal_scikit_learn(case):
                 pred = (sj >= t[j]) if np.isfinite(t[j]) else np.zeros(len(sj), bool)
                 tn, fp, fn, tp = confusion_matrix(yj, pred, labels=[0, 1]).ravel()
                 assert point["counts"][0, g, j].tolist() == [tp, fn, fp, tn]
+                assert point["brier"][0, g, j] == pytest.approx(brier_score_loss(yj, sj), abs=1e-12)
                 observed, predicted = calibration_curve(yj, sj, n_bins=10, strategy="uniform")
                 count, sum_y, sum_p = point["bins"][0, g, j].T
                 filled = count > 0
@@ -62,6 +63,12 @@ def test_replicates_equal_prefix_sums_and_matrix_products(case):
         np.testing.assert_allclose(out["residuals"], residuals, atol=1e-9)
         bins = GroupCounts(unit, codes, size, calibration_values(y, s)).counts(w).reshape(len(w), size, n_labels, 10, 3)
         np.testing.assert_allclose(out["bins"], bins, atol=1e-9)
+        known = ~np.isnan(y)
+        squared = np.concatenate([np.where(known, (s - np.nan_to_num(y)) ** 2, 0.0), known.astype(float)], axis=1)
+        sums = GroupCounts(unit, codes, size, squared).counts(w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            brier = np.where(sums[..., n_labels:] > 0, sums[..., :n_labels] / sums[..., n_labels:], np.nan)
+        np.testing.assert_allclose(out["brier"], brier, atol=1e-12)
         for g in range(size):
             for j in range(n_labels):
                 expected = AucPlan(np.where(codes == g, y[:, j], np.nan), s[:, j], unit).auc(w, np.float64)

@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from ..errors import (
     preview,
 )
 from ..io import output_folder, read_table, temp_folder_beside, write_json, write_table
-from ._bootstrap import GroupCounts, chunk_multiplicities, chunk_sizes, replicate_chunks
+from ._bootstrap import chunk_multiplicities, chunk_sizes, map_chunks
 from ._calibration import N_BINS, calibration_metrics, residual_metrics, selection_rate
 from ._disparity import extreme_groups, gap, label_winners, tpr_disparity
 from ._equalized_odds import equalized_odds, equalized_odds_ratios, min_max_ratio
@@ -334,25 +333,7 @@ class Evaluation:
         self.sweep = ScoreSweep(y, scores, thresholds, self.image_patient, [np.zeros(len(test), np.int64)] + all_codes,
                                 [1] + [len(self.groups[a]) for a in attributes], N_BINS)
         self._y, self._scores, self._codes = y, scores, all_codes
-        self._brier: list | None = None
         self._ap: list | None = None
-
-    def brier(self, multiplicities: np.ndarray) -> list[np.ndarray]:
-        """Brier score (mean (p - y)^2 over images with a known label) per grouping: overall (B, 1, L), then each
-        attribute (B, G, L); per-(patient, group) sums weighted by the replicates (:class:`GroupCounts`)."""
-        if self._brier is None:
-            known = ~np.isnan(self._y)
-            values = np.concatenate([np.where(known, (self._scores - np.nan_to_num(self._y)) ** 2, 0.0), known.astype(float)], axis=1)
-            groupings = [np.zeros(len(self._y), np.int64)] + self._codes
-            sizes = [1] + [len(self.groups[a]) for a in self.attributes]
-            self._brier = [GroupCounts(self.image_patient, codes, size, values) for codes, size in zip(groupings, sizes, strict=True)]
-        n_labels = self._y.shape[1]
-        out = []
-        for grouped in self._brier:
-            sums = grouped.counts(multiplicities)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out.append(np.where(sums[..., n_labels:] > 0, sums[..., :n_labels] / sums[..., n_labels:], np.nan))
-        return out
 
     def average_precision(self) -> list[np.ndarray]:
         """Average precision per grouping: overall (1, L), then each attribute (G, L); NaN where a group has no
@@ -426,14 +407,13 @@ class Evaluation:
             out[f"{name}|all"] = r_all[name][:, 0]
         out["selection_rate|all"] = selection_rate(overall_counts)[:, 0]
         out["ece|all"] = residual_metrics(overall["residuals"])["ece"][:, 0]
-        brier = self.brier(multiplicities)
-        out["brier|all"] = brier[0][:, 0]
+        out["brier|all"] = overall["brier"][:, 0]
         for index, (attribute, swept) in enumerate(zip(self.attributes, by_attribute, strict=True)):
             counts = swept["counts"] if per_replicate is None else per_replicate[index]
             r = rates(counts)
             for name in ("n", "n_pos", "n_neg") + COUNT_NAMES + RATE_NAMES:
                 out[f"{name}|{attribute}"] = r[name]
-            out[f"brier|{attribute}"] = brier[index + 1]
+            out[f"brier|{attribute}"] = swept["brier"]
             for name, value in equalized_odds_ratios(r["tpr"], r["fpr"]).items():
                 out[f"{name}|{attribute}"] = value
             disparity = tpr_disparity(r["tpr"])
@@ -564,13 +544,11 @@ def run_audit(df: pd.DataFrame, config: AuditConfig, compare: pd.DataFrame | Non
             stats_b = ev_b.statistics(w, summary_mask, t_b) if ev_b is not None else {}
             return stats_a, {k: v - stats_a[k] for k, v in stats_b.items()}
 
-        # numpy releases the GIL in the heavy kernels: two threads use both cores; map keeps chunk order
-        with ThreadPoolExecutor(max_workers=config.workers) as pool:
-            for stats_a, deltas in pool.map(replicate, tasks):
-                for k, v in stats_a.items():
-                    reps.setdefault(k, []).append(v)
-                for k, v in deltas.items():
-                    reps_delta.setdefault(k, []).append(v)
+        for stats_a, deltas in map_chunks(replicate, tasks, config.workers):
+            for k, v in stats_a.items():
+                reps.setdefault(k, []).append(v)
+            for k, v in deltas.items():
+                reps_delta.setdefault(k, []).append(v)
         reps_all = {k: np.concatenate(v) for k, v in reps.items()} if config.bootstrap else {}
         delta_all = {k: np.concatenate(v) for k, v in reps_delta.items()} if config.bootstrap else {}
         _warn_empty_groups(ev, point, labels, skip=test.columns[test.isna().all()], min_group_size=config.min_group_size)
@@ -650,13 +628,19 @@ def shared_replicates(tables: list[pd.DataFrame], config: AuditConfig, paths: li
     reps: list[dict[str, list]] = [{} for _ in evaluations]
     rechosen = ([validation_thresholds(p.table, labels, config, path, p.hard) for p, path in zip(prepared, paths, strict=True)]
                 if config.threshold_in_bootstrap and config.bootstrap else [None] * len(tables))
-    done = 0
-    for w in replicate_chunks(len(patients), config.bootstrap, config.seed, config.chunk):
-        for i, ev in enumerate(evaluations):
-            t = rechosen[i][done:done + len(w)] if rechosen[i] is not None else None
-            for k, v in ev.statistics(w, summary_mask, t).items():
+    sizes = chunk_sizes(config.bootstrap, config.chunk)
+    starts = np.cumsum([0] + sizes)
+
+    def replicate(index: int) -> list[dict[str, np.ndarray]]:
+        w = chunk_multiplicities(len(patients), sizes[index], config.seed, index)
+        lo, hi = starts[index], starts[index + 1]
+        return [ev.statistics(w, summary_mask, rechosen[i][lo:hi] if rechosen[i] is not None else None)
+                for i, ev in enumerate(evaluations)]
+
+    for chunk in map_chunks(replicate, range(len(sizes)), config.workers):
+        for i, stats in enumerate(chunk):
+            for k, v in stats.items():
                 reps[i].setdefault(k, []).append(v)
-        done += len(w)
     stacked = [{k: np.concatenate(v) for k, v in r.items()} for r in reps]
     return SharedReplicates(labels, groups, [p.thresholds for p in prepared], point, stacked, int(len(first)),
                             int(first["patient_id"].nunique()), prepared[0].missing)
@@ -958,25 +942,21 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
     other = read_table(compare, "scored table to compare") if compare else None
     early_dir = Path(tempfile.mkdtemp(prefix=".radfair-figures-"))
     painter = FigurePainter(config.workers)
+    staging = None
     try:
         # ROC and reliability figures need no interval: drawn in a worker process while the bootstrap runs
         tables = run_audit(df, config, other, str(scored), str(compare),
                            on_point=lambda early: painter.submit(figure_jobs(early, early_dir, config.level, kinds=("roc", "reliability"))))
         painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)))
-        figures = painter.result()
-    except BaseException:
-        painter.close()
-        shutil.rmtree(early_dir, ignore_errors=True)
-        raise
-    tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
-                                 "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
-    out = output_folder(out)
-    staging = temp_folder_beside(out)
-    try:
-        for name in OUTPUTS:
+        tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
+                                     "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
+        out = output_folder(out)
+        staging = temp_folder_beside(out)
+        for name in OUTPUTS:  # while the worker draws the forest plots
             if name in tables:
                 write_table(tables[name], staging / f"{name}.csv")
                 write_table(tables[name], staging / f"{name}.parquet")
+        figures = painter.result()
         order = {"forest": 0, "roc": 1, "reliability": 2}
         figures = sorted(figures, key=lambda name: (order[name.split("_")[0]], name))
         for name in figures:
@@ -991,6 +971,8 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
         for name in sorted(written - {"audit.json"}) + ["audit.json"]:
             os.replace(staging / name, out / name)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        painter.close()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(early_dir, ignore_errors=True)
     return tables

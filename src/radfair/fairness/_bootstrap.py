@@ -9,7 +9,8 @@ in chunks to bound memory. The audit turns each chunk into statistics with one s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,6 +39,20 @@ def chunk_multiplicities(n_patients: int, size: int, seed: int, index: int, stra
     """Chunk ``index`` of the replicates of ``seed``: its own generator (``default_rng([seed, index])``), so chunks
     can be drawn in any order, in parallel, and always come out the same."""
     return patient_multiplicities(n_patients, size, np.random.default_rng([seed, index]), strata)
+
+
+def map_chunks(function: Callable, tasks: Iterable, workers: int) -> Iterator:
+    """``function(task)`` for every task on ``workers`` threads, results in task order.
+
+    The kernels release the GIL (numba, numpy), so threads use every core. BLAS is held to one thread per worker
+    meanwhile: a matrix product inside a worker would otherwise start its own threads, which spin against the other
+    workers (measured on the 41k-image audit benchmark: 2.7 CPU-s for 1,000 replicates against 1.5 CPU-s, at the same
+    wall time).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        yield from pool.map(function, tasks)
 
 
 def replicate_chunks(n_patients: int, n_replicates: int, seed: int, chunk: int = 100,

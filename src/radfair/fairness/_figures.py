@@ -160,8 +160,13 @@ def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, 
         ax.set_xlabel(rate, fontsize=8)
         ax.grid(axis="x", lw=0.4, alpha=0.5)
         ax.tick_params(labelsize=7)
-    axes[0].set_yticks(ticks, names, fontsize=7)
-    axes[0].invert_yaxis()
+    # row names as plain text, not tick labels: a tick is two lines and two texts on each shared axis, and ticks were
+    # most of the drawing time (0.3 s of a 48-row figure)
+    axes[0].set_yticks([])
+    axes[1].tick_params(axis="y", left=False)
+    for tick, name in zip(ticks, names, strict=True):
+        axes[0].text(-0.02, tick, name, transform=axes[0].get_yaxis_transform(), ha="right", va="center", fontsize=7)
+    axes[0].set_ylim(y - 0.5, -0.5)
     fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 import warnings
 
 import numpy as np
@@ -63,6 +65,23 @@ P_VALUE_METHODS = {
 }
 
 
+def normal_quantile(q: float) -> float:
+    """The standard normal quantile ``Phi^-1(q)`` for ``0 < q < 1`` (Wichura's AS241 in the standard library,
+    relative error about 1e-16; equal to ``scipy.stats.norm.ppf``, without scipy.stats' 0.3-0.5 s import)."""
+    return statistics.NormalDist().inv_cdf(q)
+
+
+_ERFC = np.frompyfunc(math.erfc, 1, 1)
+
+
+def two_sided_normal_p(z) -> np.ndarray:
+    """``2 (1 - Phi(|z|)) = erfc(|z| / sqrt 2)``, elementwise, float (NaN stays NaN). ``math.erfc`` keeps full
+    relative precision in the tail down to the smallest double (p about 1e-308 at |z| = 37.5), as
+    ``2 * scipy.stats.norm.sf`` does."""
+    z = np.abs(np.asarray(z, dtype=float))
+    return np.asarray(_ERFC(z / math.sqrt(2)), dtype=float).reshape(z.shape)
+
+
 def normal_p_value(estimate: np.ndarray, replicates: np.ndarray, axis: int = 0) -> np.ndarray:
     """Two-sided normal-approximation bootstrap p-value for H0: parameter = 0.
 
@@ -79,8 +98,7 @@ def normal_p_value(estimate: np.ndarray, replicates: np.ndarray, axis: int = 0) 
         se = np.nanstd(np.where(np.isfinite(replicates), replicates, np.nan), axis=axis, ddof=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.abs(estimate) / se
-    from scipy import stats  # lazy: scipy.stats adds 0.3 s to every command's start
-    p = np.where(se > 0, 2 * stats.norm.sf(z), np.where(estimate == 0, 1.0, 0.0))
+    p = np.where(se > 0, two_sided_normal_p(z), np.where(estimate == 0, 1.0, 0.0))
     return np.where(np.isfinite(estimate) & (n >= 2), p, np.nan)
 
 
@@ -147,10 +165,8 @@ def wilson_interval(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -
     Used as the floor of a group rate's bootstrap interval: a group with one positive detected has TPR 1.0 and a
     percentile interval [1, 1]; its Wilson interval is [0.21, 1.0] at 95%.
     """
-    from scipy import stats  # lazy: scipy.stats adds 0.3 s to every command's start
-
     x, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = normal_quantile(0.5 + level / 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = x / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)

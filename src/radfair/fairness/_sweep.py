@@ -3,7 +3,7 @@
 Rows of a label (those with a known ``y``) are visited in ascending score order; for each row, every
 grouping (overall, then each attribute) adds the row's weight ``w`` -- the bootstrap multiplicity of its
 patient -- to its group's running totals: negatives ``N``, positives ``P``, predicted mass ``S = sum w p``,
-and the Mann-Whitney numerator ``U += w P_below`` (ties count one half, as in scikit-learn's
+squared error ``Q = sum w (y - p)^2`` (Brier score ``Q / (N + P)``; Brier 1950), and the Mann-Whitney numerator ``U += w P_below`` (ties count one half, as in scikit-learn's
 ``roc_auc_score``; Hanley & McNeil 1982):
 
 ``AUC_g = U_g / (P_g N_g)``.
@@ -31,7 +31,7 @@ import numpy as np
 
 from ._calibration import N_BINS
 
-NEG, POS, PRED = range(3)  # the running totals kept at each cut: negatives, positives, sum of w p
+NEG, POS, PRED, SQUARED = range(4)  # running totals kept at each cut: negatives, positives, sum w p, sum w (y - p)^2
 
 
 @cache
@@ -46,8 +46,8 @@ def _kernel():
         n_labels = label_blocks.shape[0] - 1
         n_levels = cell.shape[1]
         auc = np.empty((n_labels, n_cells, n_rep))
-        snap = np.zeros((n_labels, n_slots, 3, n_cells, n_rep))
-        tot = np.empty((3, n_cells + 1, n_rep))  # the last cell collects rows outside every group, never read
+        snap = np.zeros((n_labels, n_slots, 4, n_cells, n_rep))
+        tot = np.empty((4, n_cells + 1, n_rep))  # the last cell collects rows outside every group, never read
         num = np.empty((n_cells + 1, n_rep))
         tie = np.zeros((2, n_cells + 1, n_rep))
         pending = np.zeros(n_cells + 1, dtype=np.bool_)
@@ -65,6 +65,7 @@ def _kernel():
                 if end - start == 1:  # no tie: the common case
                     w = weights_t[unit[start]]
                     p = score[start]
+                    sq = (1.0 - p) ** 2 if positive[start] else p * p
                     for level in range(n_levels):
                         c = cell[start, level]
                         if positive[start]:
@@ -72,20 +73,24 @@ def _kernel():
                                 num[c, r] += w[r] * tot[NEG, c, r]
                                 tot[POS, c, r] += w[r]
                                 tot[PRED, c, r] += w[r] * p
+                                tot[SQUARED, c, r] += w[r] * sq
                         else:
                             for r in range(n_rep):
                                 tot[NEG, c, r] += w[r]
                                 tot[PRED, c, r] += w[r] * p
+                                tot[SQUARED, c, r] += w[r] * sq
                     continue
                 for i in range(start, end):  # a tie block: collect, then count the ties one half
                     w = weights_t[unit[i]]
                     side = 1 if positive[i] else 0
+                    sq = (1.0 - score[i]) ** 2 if positive[i] else score[i] * score[i]
                     for level in range(n_levels):
                         c = cell[i, level]
                         pending[c] = True
                         for r in range(n_rep):
                             tie[side, c, r] += w[r]
                             tot[PRED, c, r] += w[r] * score[i]
+                            tot[SQUARED, c, r] += w[r] * sq
                 for c in range(n_cells + 1):
                     if pending[c]:
                         for r in range(n_rep):
@@ -162,7 +167,8 @@ class ScoreSweep:
     def run(self, weights: np.ndarray) -> list[dict[str, np.ndarray]]:
         """Statistics for each row of ``weights`` (B, n_units), one dict per grouping.
 
-        Keys: ``auc`` (B, G, L); ``counts`` (B, G, L, 4) ordered (tp, fn, fp, tn); ``residuals``
+        Keys: ``auc`` (B, G, L); ``brier`` (B, G, L): mean (y - p)^2 over the rows with a known label (NaN for a group
+        without any); ``counts`` (B, G, L, 4) ordered (tp, fn, fp, tn); ``residuals``
         (B, G, L, K + 1): sum of (y - p) per calibration bin, then the number of rows; ``bins``
         (B, G, L, K, 3): count, sum y and sum p per bin.
         """
@@ -179,6 +185,9 @@ class ScoreSweep:
         count = per_bin[..., NEG] + per_bin[..., POS]
         bins = np.stack([count, per_bin[..., POS], per_bin[..., PRED]], axis=-1)
         residuals = np.concatenate([per_bin[..., POS] - per_bin[..., PRED], count.sum(axis=-1, keepdims=True)], axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            brier = final[..., SQUARED] / (final[..., NEG] + final[..., POS])
         bounds = np.r_[0, np.cumsum(self.n_groups)]
-        return [{"auc": auc[:, lo:hi], "counts": counts[:, lo:hi], "residuals": residuals[:, lo:hi], "bins": bins[:, lo:hi]}
+        return [{"auc": auc[:, lo:hi], "brier": brier[:, lo:hi], "counts": counts[:, lo:hi], "residuals": residuals[:, lo:hi],
+                 "bins": bins[:, lo:hi]}
                 for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]

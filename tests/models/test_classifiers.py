@@ -57,3 +57,75 @@ def test_weights_errors_name_the_file(tmp_path):
     torch.save({"other.weight": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(RadfairInputError, match="no tensor matches"):
         load_weights(model, tmp_path / "other.pt")
+
+
+def _torchvision_densenet_layout(monai_state: dict, old_style: bool) -> dict:
+    """A DenseNet-121 state dict in torchvision's layout, written from MONAI's names (the inverse of monai_key):
+    RGB first convolution, ImageNet's 1000-class classifier."""
+    out = {}
+    for key, value in monai_state.items():
+        if key.startswith("class_layers"):
+            continue
+        if ".layers." in key:
+            head, tail = key.split(".layers.")
+            kind, rest = tail[:-len(tail.split(".", 1)[1]) - 1], tail.split(".", 1)[1]
+            key = f"{head}.{kind[:-1]}.{kind[-1]}.{rest}" if old_style else f"{head}.{kind}.{rest}"
+        out[key] = torch.randn(64, 3, 7, 7) if key == "features.conv0.weight" else torch.randn_like(value.float()).to(value.dtype)
+    out["classifier.weight"], out["classifier.bias"] = torch.randn(1000, 1024), torch.randn(1000)
+    return out
+
+
+@pytest.mark.parametrize("old_style", [False, True])
+def test_torchvision_imagenet_densenet_layout_loads_every_backbone_tensor(tmp_path, old_style):
+    from monai.networks.nets import DenseNet121
+
+    from radfair.models.weights import monai_key
+
+    state = _torchvision_densenet_layout(DenseNet121(spatial_dims=2, in_channels=3, out_channels=1000).state_dict(), old_style)
+    assert "features.denseblock1.denselayer1.layers.norm1.weight" not in state  # really torchvision's names
+    torch.save(state, tmp_path / "densenet121-imagenet.pth")
+    model = build_classifier("densenet121", 14, in_channels=1)
+    counts = load_weights(model, tmp_path / "densenet121-imagenet.pth")
+    backbone = [k for k in model.state_dict() if k.startswith("backbone.")]
+    assert counts["matched"] == len(backbone) and counts["backbone_unset"] == 0
+    loaded = model.state_dict()
+    for key, value in state.items():
+        if key.startswith("classifier"):
+            continue
+        want = value.sum(dim=1, keepdim=True) if key == "features.conv0.weight" else value
+        assert torch.equal(loaded[f"backbone.{monai_key(key)}"], want), key
+
+
+def test_torchvision_imagenet_resnet50_layout_loads_every_backbone_tensor(tmp_path):
+    from monai.networks.nets import resnet50
+
+    from radfair.models.mri import SliceClassifier
+
+    # torchvision's ResNet-50 names are MONAI's (conv1, bn1, layerN.M.convK, downsample.0/1, fc); ImageNet geometry
+    reference = resnet50(spatial_dims=2, n_input_channels=3, num_classes=1000, conv1_t_stride=2, bias_downsample=False)
+    state = {k: torch.randn_like(v.float()).to(v.dtype) for k, v in reference.state_dict().items()}
+    torch.save(state, tmp_path / "resnet50-imagenet.pth")
+    model = SliceClassifier("resnet50", 2)
+    counts = load_weights(model, tmp_path / "resnet50-imagenet.pth")
+    assert counts["backbone_unset"] == 0
+    assert torch.equal(model.state_dict()["backbone.layer4.2.bn3.running_var"], state["layer4.2.bn3.running_var"])
+    assert torch.equal(model.state_dict()["backbone.conv1.weight"], state["conv1.weight"].sum(dim=1, keepdim=True))
+
+
+def test_a_file_covering_part_of_the_backbone_warns_with_the_count(tmp_path):
+    from radfair.errors import RadfairWarning
+
+    model = build_classifier("densenet121", 14)
+    partial = {k.removeprefix("backbone."): v for k, v in model.state_dict().items() if "denseblock4" not in k}
+    torch.save(partial, tmp_path / "partial.pt")
+    with pytest.warns(RadfairWarning, match=r"partial.pt: \d+ of \d+ DenseNetClassifier backbone tensor"):
+        load_weights(build_classifier("densenet121", 14), tmp_path / "partial.pt")
+
+
+def test_weights_module_doctests():
+    import doctest
+
+    from radfair.models import weights
+
+    failures, tried = doctest.testmod(weights)
+    assert tried >= 3 and failures == 0

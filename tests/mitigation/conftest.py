@@ -58,7 +58,7 @@ def make_step(kind: str, strategy: str, seed: int = 0, task: str = "classificati
     downstream = TinyClassifier() if task == "classification" else build_segmenter([4, 8], 8)
     config = MitigationConfig(strategy=strategy, task=task, **{"weight": 10.0, **overrides})
     torch.manual_seed(200 + seed)
-    return attach_mitigation(step, config, downstream, image_size=32, group_sizes=[2], standardise=task == "classification")
+    return attach_mitigation(step, config, downstream, image_size=32, group_sizes=[2], scaling="standard" if task == "classification" else None)
 
 
 def differentiable_output(step, batch: dict, seed: int = 0) -> torch.Tensor:

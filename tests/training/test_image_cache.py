@@ -76,3 +76,17 @@ def test_runs_clean_knows_the_image_cache(tmp_path):
     assert cache_bytes(study / "image-cache") > 0
     r = CliRunner().invoke(app, ["runs", "clean", str(study / "runs"), "--caches"])
     assert r.exit_code == 0 and "the whole cache" in r.output and not (study / "image-cache").exists()
+
+
+def test_pixel_scalings_standard_and_torchxrayvision():
+    """xrv is TorchXRayVision's normalize(img, 255): (2 img / 255 - 1) * 1024, values in [-1024, 1024]."""
+    import torch
+
+    from radfair.training.inputs import ImageBatches, scale_pixels
+
+    grey = np.array([[[0, 51, 255]]], dtype=np.uint8)
+    expected_xrv = (2 * grey.astype(np.float64) / 255 - 1) * 1024
+    for scaling, expected in (("xrv", expected_xrv), ("standard", (grey / 255 - 0.5) / 0.25)):
+        batch = next(ImageBatches(grey, torch.zeros(1, 0), 1, shuffle=False, scaling=scaling).epoch(0))
+        np.testing.assert_allclose(batch["x"].numpy()[0, 0], expected[0], rtol=1e-6)
+    assert scale_pixels(torch.tensor([0.0, 1.0]), "xrv").tolist() == [-1024.0, 1024.0]

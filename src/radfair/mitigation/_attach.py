@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.inputs import PIXEL_MEAN, PIXEL_STD
+from ..training.inputs import scale_pixels
 from ..training.steps import masked_bce
 from ._adversarial import Adversary, attribute_targets, n_target_columns, squared_correlation
 from ._config import MitigationConfig
@@ -40,14 +40,15 @@ VALIDATION_KEY = "objective"
 class FrozenDownstream(nn.Module):
     """A frozen downstream model fed with reconstructions in [0, 1].
 
-    The input is resized (bilinear, differentiable) to ``image_size`` and, if ``standardise``, mapped with the
-    classifier pipeline's constants ``(x − 0.5) / 0.25`` (:mod:`radfair.training.inputs`).
+    The input is resized (bilinear, differentiable) to ``image_size`` and mapped with the classifier's pixel
+    ``scaling`` (:data:`radfair.training.inputs.PIXEL_SCALINGS`, e.g. ``standard``: ``(x − 0.5) / 0.25``); None
+    feeds [0, 1] unchanged (the segmenter).
     """
 
-    def __init__(self, model: nn.Module, image_size: int | None = None, standardise: bool = True):
+    def __init__(self, model: nn.Module, image_size: int | None = None, scaling: str | None = "standard"):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
-        self.image_size, self.standardise = image_size, standardise
+        self.image_size, self.scaling = image_size, scaling
 
     def train(self, mode: bool = True) -> FrozenDownstream:
         return super().train(False)  # frozen: BatchNorm statistics and dropout never switch to training
@@ -56,7 +57,7 @@ class FrozenDownstream(nn.Module):
         if self.image_size is not None and x.shape[-1] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
                               antialias=x.shape[-1] > self.image_size)
-        return (x - PIXEL_MEAN) / PIXEL_STD if self.standardise else x
+        return scale_pixels(x, self.scaling) if self.scaling is not None else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self.prepare(x))
@@ -213,7 +214,7 @@ class MitigatedStep:
 
 
 def attach_mitigation(step, config: MitigationConfig, downstream: nn.Module | None, *, image_size: int | None = None,
-                      standardise: bool = True, label_index: Sequence[int] | None = None,
+                      scaling: str | None = "standard", label_index: Sequence[int] | None = None,
                       group_sizes: Sequence[int] | None = None) -> MitigatedStep:
     """Make a reconstructor step mitigated (§3.5).
 
@@ -227,8 +228,9 @@ def attach_mitigation(step, config: MitigationConfig, downstream: nn.Module | No
         frozen here. May be None for ``standard``.
     image_size : int, optional
         Input size of the downstream model (reconstructions are resized to it, differentiably).
-    standardise : bool
-        Apply the classifier pipeline's pixel standardisation before the downstream model.
+    scaling : str or None
+        The downstream classifier's pixel scaling (:data:`radfair.training.inputs.PIXEL_SCALINGS`); None: [0, 1]
+        unchanged (a segmenter).
     label_index : sequence of int, optional
         Downstream outputs that correspond to the batch's ``labels`` columns (default: all).
     group_sizes : sequence of int, optional
@@ -243,7 +245,7 @@ def attach_mitigation(step, config: MitigationConfig, downstream: nn.Module | No
     frozen = None
     feature_dim = None
     if downstream is not None:
-        frozen = downstream if isinstance(downstream, FrozenDownstream) else FrozenDownstream(downstream, image_size, standardise)
+        frozen = downstream if isinstance(downstream, FrozenDownstream) else FrozenDownstream(downstream, image_size, scaling)
         frozen.to(next(step.net.parameters()).device)
         if config.strategy == "adversarial":
             size = frozen.image_size or 32

@@ -3,7 +3,7 @@
 ``mitigation.task`` names the kind: ``classification`` loads ``classifier_run`` (an image ``train-classifier`` run for
 X-ray pairs, a ``train-slice-classifier`` run for NIfTI volumes); ``segmentation`` loads ``segmenter_run`` (a
 ``train-segmenter`` run; volumes only). Each is fed the reconstruction as it was trained: resized to its input size,
-standardised for classifiers (:mod:`radfair.training.inputs`), raw [0, 1] for the segmenter.
+scaled as each classifier was trained (its ``pixel_scaling``, :mod:`radfair.training.inputs`), raw [0, 1] for the segmenter.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class Downstream:
     model: torch.nn.Module
     labels: list[str]
     image_size: int
-    standardise: bool
+    scaling: str | None  # the classifier's pixel scaling (training.inputs.PIXEL_SCALINGS); None: raw [0, 1]
 
 
 def load_downstream(config, device: torch.device) -> Downstream:
@@ -46,17 +46,17 @@ def load_downstream(config, device: torch.device) -> Downstream:
                                     "for image pairs")
         require_record(config.segmenter_run, {TRAIN_SEGMENTER.name})
         _, seg_config, model, _ = load_frozen(config.segmenter_run, str(device))
-        return Downstream(model, [], seg_config.slices.size, standardise=False)
+        return Downstream(model, [], seg_config.slices.size, scaling=None)
     if config.classifier_run is None:
         raise RadfairInputError("classifier_run: missing; mitigation.task 'classification' needs a finished classifier run")
     if volumes:
         require_record(config.classifier_run, {TRAIN_SLICE_CLASSIFIER.name})
         _, clf_config, model, _ = load_frozen(config.classifier_run, str(device))
-        return Downstream(model, list(clf_config.labels), clf_config.slices.size, standardise=True)
+        return Downstream(model, list(clf_config.labels), clf_config.slices.size, scaling="standard")
     model, clf_config = load_classifier(config.classifier_run, device)
     if clf_config.input != "images":
         raise RadfairInputError(f"{config.classifier_run}: a classifier on {clf_config.input}; expected one trained on images")
-    return Downstream(model, list(clf_config.labels), clf_config.image_size, standardise=True)
+    return Downstream(model, list(clf_config.labels), clf_config.image_size, scaling=clf_config.pixel_scaling)
 
 
 __all__ = ["Downstream", "load_downstream"]

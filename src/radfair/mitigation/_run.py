@@ -148,7 +148,7 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
         if hasattr(base, "to"):
             base.to(device)
         step = attach_mitigation(base, config.mitigation, downstream.model, image_size=downstream.image_size,
-                                 standardise=downstream.standardise, label_index=label_index,
+                                 scaling=downstream.scaling, label_index=label_index,
                                  group_sizes=[len(categories[a]) for a in attributes])
         unit = "slices" if config.volumes is not None else "pairs"
         ctx.log(f"mitigation {config.mitigation.strategy} (λ={config.mitigation.weight:g}, {config.mitigation.task}) of "
@@ -158,8 +158,8 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
     if config.volumes is None:
         table = reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
-        summary = image_validation(config, downstream.model, downstream.image_size, label_index, pairs, pairs_path, table,
-                                   ctx.run_dir, device, groups, ctx.progress)
+        summary = image_validation(config, downstream, label_index, pairs, pairs_path, table, ctx.run_dir, device, groups,
+                                   ctx.progress)
     else:
         reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress)
         summary = volume_validation(config, ctx.run_dir, pairs, categories, device, ctx.progress)

@@ -88,9 +88,11 @@ def classifier_metrics(labels: list[str], attributes: list[str], y: np.ndarray, 
     }
 
 
-def image_validation(config, classifier, image_size: int, label_index, pairs: pd.DataFrame, pairs_path: Path,
-                     table: pd.DataFrame, run_dir: Path, device, groups: np.ndarray, progress: bool) -> dict:
-    """Validation summary of X-ray pairs: the frozen classifier on the mitigated and the clean validation images."""
+def image_validation(config, downstream, label_index, pairs: pd.DataFrame, pairs_path: Path, table: pd.DataFrame,
+                     run_dir: Path, device, groups: np.ndarray, progress: bool) -> dict:
+    """Validation summary of X-ray pairs: the frozen classifier (a :class:`~radfair.mitigation._downstream.Downstream`,
+    read with its own pixel scaling) on the mitigated and the clean validation images."""
+    classifier, image_size = downstream.model, downstream.image_size
     val_pairs = np.flatnonzero((pairs["split"] == "val").to_numpy())
     val_recon = np.flatnonzero((table["split"] == "val").to_numpy())
     if not np.array_equal(table["image_id"].to_numpy()[val_recon], pairs["image_id"].to_numpy()[val_pairs]):
@@ -98,7 +100,8 @@ def image_validation(config, classifier, image_size: int, label_index, pairs: pd
     recon_path = run_dir / "reconstructed.parquet"
 
     def scores(array, rows):
-        source = ImageBatches(RowView(array, rows), torch.zeros(len(rows), 0), 64, shuffle=False, device=device)
+        source = ImageBatches(RowView(array, rows), torch.zeros(len(rows), 0), 64, shuffle=False, device=device,
+                              scaling=downstream.scaling)
         return predict_scores(classifier, source, device)[:, label_index]
 
     recon_images = image_array(read_table(recon_path, "reconstructed table"), recon_path, image_size, progress=progress)

@@ -45,6 +45,7 @@ class ClassifierRunConfig(StrictModel):
     dropout: float = 0.3
     seed: int = 0
     weights: str | None = None
+    pixel_scaling: Literal["standard", "xrv"] = "standard"  # image input only (training.inputs.PIXEL_SCALINGS)
     missing_embeddings: Literal["error", "drop"] = "error"
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig()
@@ -130,7 +131,7 @@ class Inputs:
             return EmbeddingBatches(self.x[torch.from_numpy(rows)], y, size, shuffle=train, seed=self.config.seed, device=device)
         view = RowView(self.x, self.rows[rows])
         return ImageBatches(view, y, size, shuffle=train, seed=self.config.seed, device=device,
-                            channels_last=device.type == "cuda")
+                            channels_last=device.type == "cuda", scaling=self.config.pixel_scaling)
 
 
 def _model(config: ClassifierRunConfig, n_labels: int, log, in_features: int = EMBEDDING_DIM) -> torch.nn.Module:

@@ -37,8 +37,18 @@ from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
 from ..images import decode_chunk, decode_image, resize_to_uint8  # noqa: F401 - re-exported
 from ..io import atomic_path, file_sha256
 
-#: Pixel values are scaled to [0, 1] and standardised with these constants before the network.
-PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+#: How a classifier reads pixels: values scaled to [0, 1], then ``(x - mean) / std`` with the named (mean, std).
+#: ``standard``: radfair's (0.5, 0.25), about unit spread. ``xrv``: TorchXRayVision's ``normalize(img, 255)``, values
+#: in [-1024, 1024] = ``(2 x - 1) 1024`` (Cohen et al. 2022; the reconstruction paper's CheXpert classifier, appendix
+#: "Diagnostic Hyperparameters").
+PIXEL_SCALINGS: dict[str, tuple[float, float]] = {"standard": (0.5, 0.25), "xrv": (0.5, 1.0 / 2048.0)}
+PIXEL_MEAN, PIXEL_STD = PIXEL_SCALINGS["standard"]
+
+
+def scale_pixels(x: torch.Tensor, scaling: str = "standard") -> torch.Tensor:
+    """``(x - mean) / std`` of :data:`PIXEL_SCALINGS` ``[scaling]`` for ``x`` in [0, 1] (any shape); KeyError if unknown."""
+    mean, std = PIXEL_SCALINGS[scaling]
+    return (x - mean) / std
 
 
 def cache_dir(cohort_path: str | Path) -> Path:
@@ -357,12 +367,14 @@ class EmbeddingBatches(IndexBatches):
 
 
 class ImageBatches(IndexBatches):
-    """Rows of a uint8 (n, s, s) memmap, scaled to [0, 1], standardised, as (b, 1, s, s) float tensors."""
+    """Rows of a uint8 (n, s, s) memmap, scaled to [0, 1], then by ``scaling`` (:data:`PIXEL_SCALINGS`), as
+    (b, 1, s, s) float tensors."""
 
     def __init__(self, images: np.ndarray, y: torch.Tensor, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 device: torch.device | str = "cpu", channels_last: bool = False):
+                 device: torch.device | str = "cpu", channels_last: bool = False, scaling: str = "standard"):
         super().__init__(images, y, batch_size, shuffle=shuffle, seed=seed, device=device, prefetch=True)
         self.channels_last = channels_last
+        self.scaling = scaling
 
     def gather_x(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.shuffle:  # consecutive rows: one slice of the memmap
@@ -370,7 +382,7 @@ class ImageBatches(IndexBatches):
         return torch.from_numpy(self.x[idx.numpy()])
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.unsqueeze(1).float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
+        x = scale_pixels(x.unsqueeze(1).float() / 255.0, self.scaling)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 

@@ -41,6 +41,7 @@ class DownstreamClassifier(StrictModel):
     model: str = "densenet121"
     image_size: int | None = None  # None: the degradation size (the paper: 224, TorchXRayVision's input)
     weights: str | None = None  # a local state-dict file (e.g. ImageNet DenseNet-121); None: random initialisation
+    pixel_scaling: Literal["standard", "xrv"] = "standard"  # xrv: TorchXRayVision's [-1024, 1024] (the paper's)
     batch_size: int = 48
     hidden: list[int] = [768, 256]
     dropout: float = 0.3

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ...readers import read_gray, read_nifti  # noqa: E402
-from ...training.inputs import PIXEL_MEAN, PIXEL_STD, resize_to_uint8  # noqa: E402
+from ...training.inputs import resize_to_uint8, scale_pixels  # noqa: E402
 from ...training.volumes import unit_volume  # noqa: E402
 from .figures import save  # noqa: E402
 from .tables import DATASET_NAMES, RECON_NAMES  # noqa: E402
@@ -68,7 +68,7 @@ def examples_figure(dataset: str, recon_tables: dict[tuple[str, str], Path], spl
 
 
 def gradcam_figure(model: torch.nn.Module, labels: list[str], label: str, size: int, images: dict[str, str], path: Path,
-                   target_layer: str = "backbone.features.denseblock3") -> None:
+                   target_layer: str = "backbone.features.denseblock3", scaling: str = "standard") -> None:
     """Grad-CAM of ``label`` on each of ``images`` (name -> PNG path), preprocessed as the classifier was trained."""
     from monai.visualize import GradCAM
 
@@ -77,7 +77,7 @@ def gradcam_figure(model: torch.nn.Module, labels: list[str], label: str, size: 
     fig, axes = plt.subplots(1, len(images), figsize=(2.4 * len(images), 2.6), squeeze=False)
     for ax, (name, image_path) in zip(axes[0], images.items(), strict=True):
         grey = resize_to_uint8(read_gray(image_path), size).astype(np.float32) / 255.0
-        x = ((torch.from_numpy(grey)[None, None] - PIXEL_MEAN) / PIXEL_STD).requires_grad_(True)
+        x = scale_pixels(torch.from_numpy(grey)[None, None], scaling).requires_grad_(True)
         heat = cam(x, class_idx=index)[0, 0].detach().numpy()
         with torch.no_grad():
             score = torch.sigmoid(model(x))[0, index].item()

@@ -69,7 +69,8 @@ def _gradcam(out: Path, xray, recon: dict) -> list[str]:
         images.setdefault("clean", row["path_clean"])
         images.setdefault(f"degraded ({level})", row["path_degraded"])
         images[kind] = row["path"]
-    gradcam_figure(model, config.labels, label, config.image_size, images, out / f"gradcam_{xray.short}.png")
+    gradcam_figure(model, config.labels, label, config.image_size, images, out / f"gradcam_{xray.short}.png",
+                   scaling=config.pixel_scaling)
     return []
 
 

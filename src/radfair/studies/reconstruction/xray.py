@@ -70,7 +70,7 @@ class XrayPart(DatasetPart):
     def downstream_specs(self) -> dict[str, RunSpec]:
         c, d = self.study.classifier, self.study.degradation
         clf = resolve_config(cohort=str(self.cohort), input="images", model=c.model, labels=self.study.labels,
-                             image_size=c.image_size or d.size, weights=c.weights, batch_size=c.batch_size, hidden=c.hidden, dropout=c.dropout, seed=c.seed, optim=c.optim, loop=c.loop)
+                             image_size=c.image_size or d.size, weights=c.weights, pixel_scaling=c.pixel_scaling, batch_size=c.batch_size, hidden=c.hidden, dropout=c.dropout, seed=c.seed, optim=c.optim, loop=c.loop)
         self.classifier = TRAIN_CLASSIFIER.spec(clf, {"cohort": clf.cohort}, device=self.config.device, label=f"{self.short}-classifier")
         return {"classifier": self.classifier}
 

@@ -78,6 +78,19 @@ def test_cosine_schedule_decays_to_zero_per_batch(tmp_path):
     assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_linear_decay_schedule_is_constant_for_half_the_steps_then_linear_to_zero(tmp_path):
+    """Pix2Pix's schedule (Isola et al. 2017): epochs 1-2 of 4 at the initial rate, then linear decay to 0; resumable."""
+    x, y = toy_data()
+    step = make_step()
+    train, val = batches(x, y)
+    result = fit(step, train, val, LoopConfig(epochs=4, patience=None, schedule="linear-decay"), tmp_path, progress=False, log=quiet)
+    lrs = [row["lr"] for row in result.history]
+    n, total = len(train), 4 * len(train)
+    assert lrs[0] == 3e-3  # after epoch 1: still constant
+    assert lrs[2] == pytest.approx(3e-3 * (1 - (3 * n - total // 2) / (total - total // 2)))
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
 class Crash(RuntimeError):
     pass
 

@@ -42,6 +42,7 @@ def _reconstructors(part: str, irsde_epochs: int) -> list[PaperSetting]:
             _s(f"{r}.pix2pix.disc_optim.lr", 2e-4, _REC + " (generator and discriminator)"),
             _s(f"{r}.pix2pix.batch_size", 32, _REC), _s(f"{r}.pix2pix.loop.epochs", 200, _REC),
             _s(f"{r}.pix2pix.l1_weight", 100.0, _ORIGINAL + " (Pix2Pix, Isola 2017)"),
+            _s(f"{r}.pix2pix.loop.schedule", "linear-decay", _ORIGINAL + " (Pix2Pix: constant, then linear decay to 0 over the second half)"),
             _s(f"{r}.irsde.optim.lr", 1e-4, _REC), _s(f"{r}.irsde.batch_size", 8, _REC),
             _s(f"{r}.irsde.loop.epochs", irsde_epochs, _REC + f" ({irsde_epochs} epochs on {'CheXpert' if part == 'xray' else 'UCSF-PDGM'})"),
             _s(f"{r}.irsde.loop.schedule", "cosine", _REC),
@@ -164,11 +165,6 @@ def _part(name: str) -> Callable[[dict], bool]:
     return lambda c: c.get(name) is not None
 
 
-def _reconstructor(kind: str) -> Callable[[dict], bool]:
-    """A part that is on (a part switched off, ``xray: null`` or ``mri: null``, has no reconstructors) trains ``kind``."""
-    return lambda c: any(isinstance(r := resolve(c, f"{part}.reconstructors"), dict) and kind in r for part in ("xray", "mri"))
-
-
 def _unweighted(path: str) -> Callable[[dict], bool]:
     """The network's part is on and names no weights file."""
     head = path.split(".")[0]
@@ -210,8 +206,6 @@ KNOWN: dict[str, list[Known]] = {
               "radfair design: a fixed 0.5 saturates for rare findings", lambda c: c.get("mitigation") is not None),
         Known("eodd mitigation loss", "λ·EMA(BCE + EODD²)", "task BCE + λ·EODD² without EMA normalisation",
               "bug fixed (REFERENCE bug 11: normalising by the EMA cancels λ)", lambda c: c.get("mitigation") is not None),
-        Known("pix2pix learning-rate schedule", "original Pix2Pix: constant, then linear decay to 0 over the second half",
-              "constant", "not implemented", _reconstructor("pix2pix")),
         Known("Table 2 / Fig 3 scope", "the middle level (10,000 photons, R = 8)", "every level pooled", "not implemented"),
         Known("Fig 2 / Fig 10", "separate panels for UCSF Dice, CheXpert AUROC; Fig 10 UCSF classification",
               "one averaged task line; no Fig 10", "not implemented"),

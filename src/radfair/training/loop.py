@@ -4,7 +4,8 @@ The loop knows nothing about losses: a model kind supplies a *step* object (:cla
 modules and optimisers and performs one optimisation step on a batch (a classifier's BCE, a GAN's two
 optimisers, a diffusion model's noise-matching loss). The loop supplies what every kind needs:
 
-* a per-batch learning-rate schedule for every optimiser (cosine decay to 0 over all steps, or constant);
+* a per-batch learning-rate schedule for every optimiser: cosine decay to 0 over all steps, constant, or
+  ``linear-decay`` (Pix2Pix's: constant for the first half of the steps, then linear to 0; Isola et al. 2017 §4);
 * validation after every epoch and early stopping on a monitored validation value with a patience;
 * ``best.pt`` (the best epoch's weights, its own file) and ``last.pt`` (full state, every epoch and every
   ``checkpoint_minutes`` inside an epoch), so that a run killed at any point resumes and ends with exactly
@@ -64,7 +65,7 @@ class LoopConfig(StrictModel):
     min_delta: float = 0.0
     monitor: str = "loss"
     mode: Literal["min", "max"] = "min"
-    schedule: Literal["cosine", "constant"] = "cosine"
+    schedule: Literal["cosine", "constant", "linear-decay"] = "cosine"
     checkpoint_minutes: float = 10.0
     amp: bool = True
 
@@ -83,8 +84,18 @@ class FitResult:
 def _schedulers(step: Step, config: LoopConfig, total_steps: int) -> dict:
     if config.schedule == "constant":
         return {}
+    if config.schedule == "linear-decay":
+        return {name: torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(total_steps)) for name, opt in step.optimizers.items()}
     return {name: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
             for name, opt in step.optimizers.items()}
+
+
+def linear_decay(total_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor of step ``t``: 1 for the first half of ``total_steps``, then linear to 0 at the last step
+    (Pix2Pix: 100 epochs at the initial rate, 100 decaying to zero)."""
+    half = total_steps // 2
+    rest = max(total_steps - half, 1)
+    return lambda t: 1.0 if t < half else max(0.0, 1.0 - (t - half) / rest)
 
 
 def _progress(enabled: bool) -> Progress:

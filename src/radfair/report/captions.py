@@ -27,6 +27,10 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
                       "(a per-group calibration or threshold issue); curves apart: the model ranks one group worse."),
     ],
     "emb-vs-img": [
+        ("table1*.md", "Table 1 layout: images, patients and each attribute's group shares per dataset (shares of the images "
+                       "with a known value; 'unknown' = share of all images without one)."),
+        ("table2*.md", "Table 2 layout: images per split and dataset of the study's patient-level split, the paper's counts "
+                       "beside them."),
         ("table3*.md", "Table 3 layout: mean test AUROC over seeds per finding (rows) and dataset x arm (columns), with "
                        "95% intervals over seeds and test patients; bold = the higher arm where the paired difference is "
                        "significant after Holm."),

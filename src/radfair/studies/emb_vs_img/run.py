@@ -30,7 +30,7 @@ from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
 from .evaluate import adjust_comparison, conventions, evaluate_dataset
 from .figures import figure1
-from .tables import DATASET_NAMES, table3, table4
+from .tables import DATASET_NAMES, table1, table1_frame, table2, table2_frame, table3, table4
 
 PAPER_RATIOS = {"flops": 1700.0, "wall_clock": 50.0}
 
@@ -105,6 +105,15 @@ def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width:
     return table
 
 
+def write_data_tables(config: EmbVsImgConfig, manifest: dict, out: Path) -> None:
+    """The paper's Table 1 (subgroup shares) and Table 2 (split sizes) of the study's own splits."""
+    splits = {dataset: pd.read_parquet(manifest["splits"][dataset]) for dataset in config.datasets}
+    write_table(table1_frame(splits, config.attributes), out / "table1.csv")
+    write_text(out / "table1.md", f"# Table 1 — datasets and subgroups ({config.name})\n\n" + table1(splits, config.attributes))
+    write_table(table2_frame(splits), out / "table2.csv")
+    write_text(out / "table2.md", f"# Table 2 — training, validation and test splits ({config.name})\n\n" + table2(splits))
+
+
 def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor: str = "local", jobs: int | None = None,
               address: str | None = None, cpus_per_run: int = 0, progress: bool = True, log=print) -> dict:
     """Run (or finish) the study and write every output; returns the in-memory tables and timings."""
@@ -116,6 +125,7 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     timings = {}
     start = time.perf_counter()
     manifest = prepare_data(config, out, log)
+    write_data_tables(config, manifest, out)
     timings["data_s"] = time.perf_counter() - start
     cpus = cpus_per_run or (0 if executor == "local" and jobs == 1 else max(1, (os.cpu_count() or 1) // jobs))
     planned = plan_runs(config, manifest, cpus)

@@ -67,3 +67,64 @@ def table4(summary: pd.DataFrame, arms: list[str], comparison: pd.DataFrame | No
             "paper's). Bold: the lower average gap where the paired emb − img difference (arm_comparison.csv) is "
             "significant after Holm; no bold: the arms are not distinguishable.\n")
     return markdown_table(pd.DataFrame(rows)) + note
+
+
+#: The embeddings paper's Table 2 (train, validation, test images), printed beside radfair's split.
+PAPER_SPLIT_IMAGES = {"mimic": (182_896, 22_855, 22_855), "chexpert": (178_402, 22_085, 22_073), "all": (361_298, 41_063, 41_063)}
+
+
+def table1_frame(splits: dict[str, pd.DataFrame], attributes: list[str]) -> pd.DataFrame:
+    """The embeddings paper's Table 1: per dataset, images, patients and each attribute's group shares.
+
+    ``splits``: dataset -> its split cohort (one row per image; ``patient_id`` and the attribute columns). A share is
+    the percentage of the images whose attribute is known (as in the paper, each attribute's shares sum to 100 %); a
+    row ``unknown`` gives the percentage of all images without a value, when there are any. Columns: subgroup,
+    attribute, one per dataset (values as text).
+    """
+    from ...fairness._groups import CANONICAL_ORDER, attribute_values
+
+    rows: dict[tuple[str, str], dict[str, str]] = {("", "# Images"): {}, ("", "# Patients"): {}}
+    for dataset, cohort in splits.items():
+        name = DATASET_NAMES.get(dataset, dataset)
+        rows[("", "# Images")][name] = f"{len(cohort):,}"
+        rows[("", "# Patients")][name] = f"{cohort['patient_id'].nunique():,}"
+        for attribute in attributes:
+            if attribute not in cohort.columns or cohort[attribute].isna().all():
+                continue
+            values = attribute_values(cohort, attribute)
+            known = values.dropna().astype(str)
+            order = list(CANONICAL_ORDER.get(attribute, ()))
+            counts = known.value_counts()
+            for group in sorted(counts.index, key=lambda g: (order.index(g) if g in order else len(order), g)):
+                count = counts[group]
+                rows.setdefault((attribute, group), {})[name] = f"{100 * count / len(known):.1f} %"
+            if len(known) < len(values):
+                rows.setdefault((attribute, "unknown"), {})[name] = f"{100 * (len(values) - len(known)) / len(values):.1f} % of all"
+    names = [DATASET_NAMES.get(d, d) for d in splits]
+    return pd.DataFrame([{"Subgroup": a, "Attribute": g, **{n: cells.get(n, "") for n in names}} for (a, g), cells in rows.items()])
+
+
+def table1(splits: dict[str, pd.DataFrame], attributes: list[str]) -> str:
+    return markdown_table(table1_frame(splits, attributes)) + (
+        "\nShares of the images with a known value per attribute (the paper's layout); blank: the attribute is not "
+        "in that dataset (e.g. insurance in CheXpert). Age groups as in the paper (0-20, 20-40, 40-60, 60-80, 80-).\n")
+
+
+def table2_frame(splits: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The embeddings paper's Table 2: images per split and dataset, with the paper's counts beside them."""
+    rows = []
+    for dataset, cohort in splits.items():
+        counts = cohort["split"].value_counts()
+        paper = PAPER_SPLIT_IMAGES.get(dataset)
+        rows.append({"Dataset": DATASET_NAMES.get(dataset, dataset),
+                     **{title: f"{int(counts.get(split, 0)):,}" for split, title in (("train", "Training"), ("val", "Validation"), ("test", "Test"))},
+                     "Patients": f"{cohort['patient_id'].nunique():,}",
+                     "Paper (train / val / test)": " / ".join(f"{n:,}" for n in paper) if paper else "n/a"})
+    return pd.DataFrame(rows)
+
+
+def table2(splits: dict[str, pd.DataFrame]) -> str:
+    return markdown_table(table2_frame(splits)) + (
+        "\nImages per split of radfair's patient-level split (every patient in one split, the same in every dataset: ALL "
+        "is the union of the MIMIC and CXP splits); the paper's counts beside them. Synthetic or partial releases give "
+        "other numbers by design.\n")

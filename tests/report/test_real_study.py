@@ -19,7 +19,7 @@ def test_report_of_a_tiny_real_study1_run(tmp_path, synth_root):
     run_study(config, tmp_path / "s1", progress=False, log=lambda m: None)
     page = build_page(tmp_path / "s1")
     assert page.kind == "emb-vs-img" and page.findings
-    assert [t.source for t in page.tables][:2] == ["table3.md", "table4.md"]
+    assert [t.source for t in page.tables][:4] == ["table1.md", "table2.md", "table3.md", "table4.md"]  # the paper's numbering
     assert {f.path for f in page.figures + page.top_figures} == {"fig1_mimic_emb_sex.png", "fig1_mimic_emb_race.png"}
     assert len(page.runs) == 2 and all(r["status"] == "done" and r["seconds"] is not None for r in page.runs)
     assert any(k == "recorded torch (run store)" for k, _ in page.provenance)

@@ -28,6 +28,19 @@ def test_age_is_dichotomised_per_patient_at_the_patient_median():
     assert add_age_binary(df)["age_binary"].tolist() == [">50", ">50", ">50", "<=50", "<=50", None]
 
 
+def test_the_fairness_views_keep_each_datasets_middle_level():
+    from radfair.studies.reconstruction.outputs import at_levels
+    from radfair.studies.reconstruction.tables import table2_shift_by_reconstructor
+
+    shift = pd.DataFrame({"dataset": ["chexpert"] * 3 + ["ucsf-pdgm"] * 2, "level": ["p100k", "p10k", "p3k", "R4", "R8"],
+                          "label": ["edema"] * 3 + ["tumour_segmentation"] * 2, "metric": ["eodd_worst"] * 3 + ["ser"] * 2,
+                          "mitigation": "standard", "reconstructor": "unet", "pct_change": [1.0, 2.0, 30.0, 4.0, 50.0]})
+    middle = at_levels(shift, {"chexpert": "p10k", "ucsf-pdgm": "R8"})
+    assert middle["pct_change"].tolist() == [2.0, 50.0]
+    assert "| Median % change | 26.00 |" in table2_shift_by_reconstructor(middle)
+    assert "| Median % change | 4.00 |" in table2_shift_by_reconstructor(shift)
+
+
 def test_grid_adjustment_covers_every_row_and_ignores_nan():
     table = pd.DataFrame({"p_value": [0.01, 0.04, np.nan, 0.03]})
     adjusted = adjust_grid(table)
@@ -83,7 +96,7 @@ PAPER_FILES = ["bias_shift.csv", "performance.csv", "table1_baseline_fairness.md
                "table7_chexpert.md", "table8_ucsf.md", "fig2_performance_vs_noise.png", "fig3_bias_change_hist.png",
                "fig4_bias_change_chexpert_eodd_worst.png", "fig4_bias_change_chexpert_eop.png",
                "fig5_bias_change_ucsf_delta_dice.png", "fig5_bias_change_ucsf_ser.png", "examples_chexpert.png",
-               "examples_ucsf.png", "gradcam_chexpert.png", "study.json"]
+               "examples_ucsf.png", "gradcam_chexpert.png", "fig10_classification_vs_noise_ucsf.png", "study.json"]
 
 
 @pytest.mark.slow
@@ -117,6 +130,9 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
         downstream = "xray_classifier" if dataset == "xray" else "mri_downstream"
         downstream_patients = set(pd.read_parquet(out / "data" / f"{downstream}.parquet").query("split == 'train'")["patient_id"])
         assert recon_patients and downstream_patients and not recon_patients & downstream_patients
+    table2 = (out / "table2_shift_by_reconstructor.md").read_text()  # the paper's scope first, then every level pooled
+    level = shift.loc[shift["dataset"] == "chexpert", "level"].iloc[0]
+    assert f"at the middle level (chexpert: {level}" in table2 and "## Every level pooled (exploratory)" in table2
     table7 = (out / "table7_chexpert.md").read_text()
     assert "| nan" not in table7 and "pleural_effusion" in table7
     again = run_study(config, out, progress=False, log=lambda m: None)

@@ -54,15 +54,18 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
                            "written by the study run; panel titles name the level and the reconstructor."),
         ("gradcam_*.png", "Grad-CAM saliency ({rest}): where the frozen classifier looks on clean and reconstructed versions of "
                           "the same test images (warmer = larger contribution to the predicted finding), as written by the study run."),
-        ("fig2_performance*.png", "Figure 2: downstream performance (AUROC; Dice for UCSF-PDGM segmentation) and image quality against "
-                       "the noise level, per reconstructor; the degraded input and the clean images as references."),
-        ("fig3_bias_change*.png", "Figure 3: the distribution of the bias change (reconstructed − clean; worst-case EODD, and SER for the "
-                       "segmenter) over findings, attributes and levels, per reconstructor: mass right of 0 = less fair "
-                       "after reconstruction."),
-        ("fig4_bias_change*.png", "Figure 4 ({rest}): the change of the fairness metric from clean to reconstructed test images per finding "
+        ("fig2_performance*.png", "Figure 2: downstream performance (CheXpert: mean AUROC over its findings; UCSF-PDGM: segmentation "
+                       "Dice) and image quality (PSNR) against the noise level, per reconstructor, each as % of its reference; "
+                       "the degraded input and the clean images as references."),
+        ("fig10_classification*.png", "Figure 10: UCSF-PDGM classification (one panel per task: tumour type, tumour grade) AUROC "
+                       "and PSNR against the noise level, per reconstructor, as % of their references (as Figure 2)."),
+        ("fig3_bias_change*.png", "Figure 3: the distribution of the bias change (% of the clean value; worst-case EODD, and SER "
+                       "for the segmenter) over findings, reconstructors and datasets at the middle noise level (the paper's "
+                       "scope), per attribute: mass right of 0 = less fair after reconstruction."),
+        ("fig4_bias_change*.png", "Figure 4 ({rest}): the change of the fairness metric from clean to reconstructed test images per finding at the middle noise level (the paper's scope: 10,000 photons) "
                        "and reconstructor, with paired patient-bootstrap 95% intervals; marks = significant after Holm within "
                        "the confirmatory family (study.json, multiple_testing)."),
-        ("fig5_bias_change*.png", "Figure 5 ({rest}): the same for UCSF-PDGM (slice classifier EODD/EOP, segmenter ΔDice/SER), with paired "
+        ("fig5_bias_change*.png", "Figure 5 ({rest}): the same for UCSF-PDGM at the middle acceleration (the paper's: R = 8) (slice classifier EODD/EOP, segmenter ΔDice/SER), with paired "
                        "patient-bootstrap 95% intervals; marks = significant after Holm within the confirmatory family."),
         ("fig11_lambda*.png", "Figure 11: the validation λ sweep of the EODD-loss mitigation: worst-case EODD and mean AUROC against λ; "
                         "the same-budget standard fine-tune dashed, the chosen λ circled."),

@@ -206,9 +206,6 @@ KNOWN: dict[str, list[Known]] = {
               "radfair design: a fixed 0.5 saturates for rare findings", lambda c: c.get("mitigation") is not None),
         Known("eodd mitigation loss", "λ·EMA(BCE + EODD²)", "task BCE + λ·EODD² without EMA normalisation",
               "bug fixed (REFERENCE bug 11: normalising by the EMA cancels λ)", lambda c: c.get("mitigation") is not None),
-        Known("Table 2 / Fig 3 scope", "the middle level (10,000 photons, R = 8)", "every level pooled", "not implemented"),
-        Known("Fig 2 / Fig 10", "separate panels for UCSF Dice, CheXpert AUROC; Fig 10 UCSF classification",
-              "one averaged task line; no Fig 10", "not implemented"),
     ],
 }
 

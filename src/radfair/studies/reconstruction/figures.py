@@ -1,5 +1,6 @@
-"""The reconstruction paper's figures (matplotlib, PNG): Figure 2 (performance vs noise), Figure 3 (distribution of
-bias changes), Figures 4/5 (bias change per task with intervals; mitigation strategies as extra bars).
+"""The reconstruction paper's figures (matplotlib, PNG): Figure 2 (performance vs noise: CheXpert mean AUROC,
+UCSF-PDGM Dice), Figure 10 (UCSF-PDGM classification vs noise), Figure 3 (distribution of bias changes), Figures 4/5
+(bias change per task with intervals; mitigation strategies as extra bars).
 """
 
 from __future__ import annotations
@@ -25,43 +26,62 @@ def save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def figure2_performance_vs_noise(performance: pd.DataFrame, path: Path) -> None:
-    """Per dataset: task metric (mean AUROC; Dice) and PSNR, each as % of its reference, against the level.
+def _task_and_psnr_panel(ax, part: pd.DataFrame, task: pd.DataFrame, task_name: str, title: str) -> None:
+    """One panel: the task metric (mean over ``task``'s rows per level) and PSNR, each as % of its reference.
 
-    Task metric reference: the clean images (100 %, the dashed "baseline" line). PSNR reference: the clean-image
-    PSNR is infinite, so PSNR is shown as % of the best reconstruction's PSNR at the lowest noise level; the
-    degraded input's PSNR is drawn as a dotted line, so reconstruction gains read directly.
+    Task reference: the clean images (100 %, the dashed "baseline" line). PSNR reference: the clean-image PSNR is
+    infinite, so PSNR is shown as % of the best reconstruction's PSNR; the degraded input's PSNR is the dotted line.
     """
+    levels = list(dict.fromkeys(part["level"]))
+    x = np.arange(len(levels))
+    psnr = part[part["metric"] == "psnr"]
+    reference = psnr["reconstructed"].max()
+    for number, (kind, rows) in enumerate(task.groupby("reconstructor", sort=False)):
+        colour = f"C{number}"
+        by_level = rows.groupby("level", sort=False)[["baseline", "reconstructed"]].mean().reindex(levels)
+        ax.plot(x, 100 * by_level["reconstructed"] / by_level["baseline"], "o-", color=colour,
+                label=f"{RECON_NAMES.get(kind, kind)}: {task_name}")
+        p = psnr[psnr["reconstructor"] == kind].set_index("level").reindex(levels)
+        ax.plot(x, 100 * p["reconstructed"] / reference, "s--", color=colour, alpha=0.7, label=f"{RECON_NAMES.get(kind, kind)}: PSNR")
+    degraded = psnr.groupby("level", sort=False)["baseline"].first().reindex(levels)
+    ax.plot(x, 100 * degraded / reference, "k:", label="degraded input: PSNR")
+    ax.axhline(100, color="grey", linestyle="--", linewidth=1, label=f"baseline (clean images): {task_name}")
+    ax.set_xticks(x, levels, rotation=20)
+    ax.set_ylabel("% of reference")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+
+
+def figure2_performance_vs_noise(performance: pd.DataFrame, path: Path) -> None:
+    """Figure 2: one panel per dataset, its headline task metric and PSNR against the level, as % of their references:
+    segmentation Dice where the dataset has a segmenter (UCSF-PDGM), else the mean AUROC over its findings (CheXpert's
+    12). UCSF-PDGM classification is Figure 10 (:func:`figure10_classification_vs_noise`)."""
     perf = performance[performance["mitigation"] == "standard"]
     datasets = list(dict.fromkeys(perf["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         part = perf[perf["dataset"] == dataset]
-        levels = list(dict.fromkeys(part["level"]))
-        x = np.arange(len(levels))
-        task = part[part["metric"].isin(["auc", "dice"])]
-        psnr = part[part["metric"] == "psnr"]
-        reference = psnr["reconstructed"].max()
-        for number, (kind, rows) in enumerate(task.groupby("reconstructor", sort=False)):
-            colour = f"C{number}"
-            by_level = rows.groupby("level", sort=False)[["baseline", "reconstructed"]].mean().reindex(levels)
-            ax.plot(x, 100 * by_level["reconstructed"] / by_level["baseline"], "o-", color=colour,
-                    label=f"{RECON_NAMES.get(kind, kind)}: task")
-            p = psnr[psnr["reconstructor"] == kind].set_index("level").reindex(levels)
-            ax.plot(x, 100 * p["reconstructed"] / reference, "s--", color=colour, alpha=0.7, label=f"{RECON_NAMES.get(kind, kind)}: PSNR")
-        degraded = psnr.groupby("level", sort=False)["baseline"].first().reindex(levels)
-        ax.plot(x, 100 * degraded / reference, "k:", label="degraded input: PSNR")
-        ax.axhline(100, color="grey", linestyle="--", linewidth=1, label="baseline (clean images): task")
-        ax.set_xticks(x, levels, rotation=20)
-        ax.set_ylabel("% of reference")
-        ax.set_title(f"{DATASET_NAMES.get(dataset, dataset)}: task metric and PSNR")
-        ax.legend(fontsize=7)
+        dice = part[part["metric"] == "dice"]
+        task, name = (dice, "Dice") if len(dice) else (part[part["metric"] == "auc"], "mean AUROC")
+        _task_and_psnr_panel(ax, part, task, name, f"{DATASET_NAMES.get(dataset, dataset)}: {name} and PSNR")
     save(fig, path)
 
 
-def figure3_bias_change_hist(shift: pd.DataFrame, path: Path) -> None:
-    """Histogram of % changes of EODD (worst case) / SER over every standard reconstruction, per attribute; medians
-    as vertical lines."""
+def figure10_classification_vs_noise(performance: pd.DataFrame, dataset: str, path: Path) -> None:
+    """Figure 10: one panel per classification task of ``dataset`` (UCSF-PDGM: tumour type and grade), its AUROC and
+    PSNR against the level, as % of their references (as Figure 2)."""
+    part = performance[(performance["mitigation"] == "standard") & (performance["dataset"] == dataset)]
+    tasks = list(dict.fromkeys(part.loc[part["metric"] == "auc", "task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        rows = part[(part["metric"] == "auc") & (part["task"] == task)]
+        _task_and_psnr_panel(ax, part, rows, "AUROC", f"{DATASET_NAMES.get(dataset, dataset)}: {task} AUROC and PSNR")
+    save(fig, path)
+
+
+def figure3_bias_change_hist(shift: pd.DataFrame, path: Path, scope: str = "") -> None:
+    """Histogram of % changes of EODD (worst case) / SER over every standard reconstruction of ``shift`` (the caller
+    chooses the levels; ``scope`` names them in the title), per attribute; medians as vertical lines."""
     rows = bias_rows(shift)
     rows = rows[np.isfinite(rows["pct_change"].astype(float))]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -72,7 +92,7 @@ def figure3_bias_change_hist(shift: pd.DataFrame, path: Path) -> None:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("bias change, % of the clean-image value (clipped to ±300 %)")
     ax.set_ylabel("cells (dataset × level × reconstructor × task)")
-    ax.set_title("Bias change with reconstruction (vertical lines: medians)")
+    ax.set_title("Bias change with reconstruction (vertical lines: medians)" + (f"\n{scope}" if scope else ""), fontsize=10)
     ax.legend(fontsize=8)
     save(fig, path)
 
@@ -118,4 +138,4 @@ def figure_bias_change(shift: pd.DataFrame, dataset: str, metric: str, path: Pat
     save(fig, path)
 
 
-__all__ = ["figure2_performance_vs_noise", "figure3_bias_change_hist", "figure_bias_change"]
+__all__ = ["figure10_classification_vs_noise", "figure2_performance_vs_noise", "figure3_bias_change_hist", "figure_bias_change"]

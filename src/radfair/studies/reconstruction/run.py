@@ -120,7 +120,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     timings["analysis_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    notes += write_outputs(out, config, parts, recon, bias_shift, performance, sweep)
+    notes += write_outputs(out, config, parts, recon, bias_shift, performance, sweep, middle)
     timings["tables_and_figures_s"] = time.perf_counter() - t
     a = config.analysis
     write_json(out / "study.json", {

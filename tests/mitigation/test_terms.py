@@ -76,6 +76,16 @@ def test_running_threshold_moves_by_momentum_towards_balanced_threshold_and_is_a
     rt.update(p, y)
     assert torch.equal(rt.tau, before)  # validation never moves τ
     assert "tau" in rt.state_dict()
+    fixed = RunningThreshold(2, momentum=0.1, initial=0.5, fixed=True)  # the paper's τ = 0.5
+    fixed.update(p, y)
+    assert fixed.tau.tolist() == [0.5, 0.5]
+
+
+def test_the_mitigation_config_chooses_a_fixed_or_running_threshold():
+    from tests.mitigation.conftest import make_step
+
+    assert make_step("unet", "eodd", threshold="fixed").threshold.fixed
+    assert not make_step("unet", "eodd").threshold.fixed  # radfair's default: running balanced threshold
 
 
 def test_squared_correlation_and_binary_coding():

@@ -90,7 +90,8 @@ class MitigatedStep:
         if config.strategy == "eodd" and config.task == "classification":
             if self.label_index is None:
                 raise ValueError("eodd needs label_index (the downstream outputs used as labels)")
-            self.threshold = RunningThreshold(len(self.label_index), config.momentum, config.initial_threshold).to(device)
+            self.threshold = RunningThreshold(len(self.label_index), config.momentum, config.initial_threshold,
+                                              fixed=config.threshold == "fixed").to(device)
             self.modules["threshold"] = self.threshold
         if config.strategy == "adversarial":
             if self.group_sizes is None or feature_dim is None:

@@ -26,9 +26,12 @@ class MitigationConfig(StrictModel):
         Weight of the frozen downstream model's task loss (multi-label BCE, or 1 − soft Dice for a
         segmenter). The paper adds it inside λ·EMA(BCE + EODD²); radfair keeps it separate and drops the
         EMA normalisation, because dividing a loss by its own running mean makes λ cancel.
-    temperature, momentum, initial_threshold
-        Soft prediction temperature T = 0.3, momentum 0.1 of the running balanced threshold τ, which
-        starts at 0.5 (appendix).
+    temperature, threshold, momentum, initial_threshold
+        Soft prediction temperature T = 0.3 and threshold τ (appendix). ``threshold="fixed"``: τ stays at
+        ``initial_threshold`` (the paper's τ = 0.5); ``"running"`` (radfair's default): τ follows the batches'
+        balanced threshold with ``momentum`` 0.1 from ``initial_threshold`` — a fixed 0.5 lies above almost every
+        probability of a rare finding, so its soft predictions saturate at 0 and the EODD term has no gradient.
+        (The paper's momentum 0.1 is its loss EMA's, which radfair drops: REFERENCE.md bug 11.)
     adversary_hidden, adversary_lr
         Width(s) of the adversary MLP on the frozen model's ``features`` and its Adam learning rate.
     attributes : list of str
@@ -41,6 +44,7 @@ class MitigationConfig(StrictModel):
     weight: float = Field(1.0, ge=0.0)
     task_weight: float = Field(1.0, ge=0.0)
     temperature: float = Field(0.3, gt=0.0)
+    threshold: Literal["fixed", "running"] = "running"
     momentum: float = Field(0.1, gt=0.0, le=1.0)
     initial_threshold: float = 0.5
     adversary_hidden: list[int] = [128]

@@ -28,14 +28,14 @@ class RunningThreshold(nn.Module):
     negatives keeps its τ. τ is a buffer, so it is saved in checkpoints with the step's modules.
     """
 
-    def __init__(self, n_labels: int, momentum: float = 0.1, initial: float = 0.5):
+    def __init__(self, n_labels: int, momentum: float = 0.1, initial: float = 0.5, fixed: bool = False):
         super().__init__()
-        self.momentum = momentum
+        self.momentum, self.fixed = momentum, fixed
         self.register_buffer("tau", torch.full((n_labels,), float(initial)))
 
     @torch.no_grad()
     def update(self, p: torch.Tensor, y: torch.Tensor) -> None:
-        if not self.training:
+        if not self.training or self.fixed:  # fixed: τ stays at its initial value (the paper's τ = 0.5)
             return
         p_np, y_np = p.detach().float().cpu().numpy(), y.detach().float().cpu().numpy()
         for label in range(self.tau.numel()):

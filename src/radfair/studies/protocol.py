@@ -107,7 +107,8 @@ PAPER_SETTINGS: dict[str, list[PaperSetting]] = {
         _s("mitigation.reconstructors", None, "§4.3: every reconstructor mitigated (null = all)"),
         _s("mitigation.lambda_from", "unet", "§3.5 (λ chosen once and reused; reference code: on the U-Net)"),
         _s("mitigation.settings.temperature", 0.3, "§3.5, App.: T = 0.3"),
-        _s("mitigation.settings.momentum", 0.1, "App.: EMA momentum 0.1"),
+        _s("mitigation.settings.threshold", "fixed", "§3.5, App.: τ = 0.5"),
+        _s("mitigation.settings.initial_threshold", 0.5, "§3.5, App.: τ = 0.5"),
         _s("analysis.attributes", ["sex", "age_binary", "race"], "§3.1"),
         _s("analysis.age_split", "patient-median", "§3.1, Tables 5-6: patients at the dataset median, <= / >"),
         _s("analysis.threshold", "balanced", "paper silent; the reference code's balanced threshold on validation"),
@@ -115,7 +116,7 @@ PAPER_SETTINGS: dict[str, list[PaperSetting]] = {
     ],
 }
 
-_MITIGATION_DEFAULTS = {"temperature": 0.3, "momentum": 0.1}
+_MITIGATION_DEFAULTS = {"temperature": 0.3, "threshold": "running", "initial_threshold": 0.5}
 
 
 def resolve(config: dict, path: str):
@@ -202,8 +203,6 @@ KNOWN: dict[str, list[Known]] = {
         Known("race groups", "Table 5: AI/AN, Asian, Black, NH/PI, Other, White (and AI/AN, NH/PI merged into Other, Figs 18-19)",
               "Study 1's harmonisation (Hispanic first; AI/AN and NH/PI pooled into Native)", "not implemented",
               lambda c: "race" in (resolve(c, "analysis.attributes") or [])),
-        Known("eodd mitigation threshold τ", "fixed 0.5", "running balanced threshold starting at 0.5 (momentum 0.1)",
-              "radfair design: a fixed 0.5 saturates for rare findings", lambda c: c.get("mitigation") is not None),
         Known("eodd mitigation loss", "λ·EMA(BCE + EODD²)", "task BCE + λ·EODD² without EMA normalisation",
               "bug fixed (REFERENCE bug 11: normalising by the EMA cancels λ)", lambda c: c.get("mitigation") is not None),
     ],

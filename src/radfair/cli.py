@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -491,10 +492,11 @@ def runs_clean(
     store: Annotated[Path, typer.Argument(help="Run store folder.")],
     keep_failed: Annotated[bool, typer.Option(help="Keep failed runs (their logs) and remove only unfinished ones.")] = False,
     dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
-    caches: Annotated[bool, typer.Option(help="Also remove the study's image cache (image-cache/ beside the store; rebuilt on demand).")] = False,
+    caches: Annotated[bool, typer.Option(help="Also remove the study's image cache (image-cache/ beside the store) and embedding "
+                                              "cache (data/embedding-cache/); both are rebuilt on demand.")] = False,
 ):
     """Remove runs that are not done and not running now (done runs are never touched), unfinished image-cache
-    shards, and with --caches the whole image cache."""
+    shards, and with --caches the whole image cache and the study's embedding cache."""
     from .execution.store import RunStore
     from .training.inputs import clean_image_cache
 
@@ -505,6 +507,12 @@ def runs_clean(
     if files:
         console.print(("would remove" if dry_run else "removed") + f" {len(files)} image-cache file(s), {size / 1e6:.1f} MB "
                       f"({'the whole cache' if caches else 'unfinished shards'}) in {cache_root}")
+    embeddings = cache_root.parent / "data" / "embedding-cache"
+    if caches and embeddings.is_dir():
+        size = sum(p.stat().st_size for p in embeddings.rglob("*") if p.is_file())
+        if not dry_run:
+            shutil.rmtree(embeddings)
+        console.print(("would remove" if dry_run else "removed") + f" the embedding cache, {size / 1e6:.1f} MB, in {embeddings}")
 
 
 @app.command()

@@ -74,8 +74,12 @@ def test_runs_clean_knows_the_image_cache(tmp_path):
     r = CliRunner().invoke(app, ["runs", "clean", str(study / "runs")])
     assert r.exit_code == 0 and "unfinished shards" in r.output and not partial.exists()
     assert cache_bytes(study / "image-cache") > 0
+    embeddings = study / "data" / "embedding-cache" / "mimic-abc.vectors.npy"
+    embeddings.parent.mkdir(parents=True)
+    embeddings.write_bytes(b"x" * 100)
     r = CliRunner().invoke(app, ["runs", "clean", str(study / "runs"), "--caches"])
     assert r.exit_code == 0 and "the whole cache" in r.output and not (study / "image-cache").exists()
+    assert "the embedding cache" in r.output and not embeddings.parent.exists()
 
 
 def test_pixel_scalings_standard_and_torchxrayvision():
@@ -90,3 +94,30 @@ def test_pixel_scalings_standard_and_torchxrayvision():
         batch = next(ImageBatches(grey, torch.zeros(1, 0), 1, shuffle=False, scaling=scaling).epoch(0))
         np.testing.assert_allclose(batch["x"].numpy()[0, 0], expected[0], rtol=1e-6)
     assert scale_pixels(torch.tensor([0.0, 1.0]), "xrv").tolist() == [-1024.0, 1024.0]
+
+
+def test_store_vectors_read_each_image_once_per_cache_folder(tmp_path, monkeypatch):
+    """MIMIC's store is one TFRecord per image: a study's data preparation and its MIMIC and ALL cohorts share one
+    cache, so every vector is read from the store once; rows without a vector are asked again (never cached)."""
+    read = []
+
+    def fake_store(cohort, root):
+        read.extend(cohort["image_id"])
+        ids = cohort["image_id"].astype(str)
+        found = ~ids.str.endswith("x").to_numpy()
+        vectors = np.stack([np.full(4, float(int(i.strip("mcx"))), np.float32) for i in ids])
+        return vectors * found[:, None], found
+
+    monkeypatch.setattr(inputs, "load_cohort_embeddings", fake_store)
+    store = tmp_path / "store"
+    store.mkdir()
+    mimic = pd.DataFrame({"dataset": "mimic", "image_id": ["m1", "m2", "m3x", "m4"]})
+    vectors, found = inputs.store_vectors(mimic, store, tmp_path / "cache")
+    assert read == ["m1", "m2", "m3x", "m4"] and found.tolist() == [True, True, False, True]
+    both = pd.DataFrame({"dataset": ["chexpert", "mimic", "mimic", "mimic"], "image_id": ["c7", "m4", "m1", "m3x"]})
+    read.clear()
+    vectors, found = inputs.store_vectors(both, store, tmp_path / "cache")
+    assert read == ["c7", "m3x"]  # the new dataset's row and the row that had no vector; m1 and m4 come from the cache
+    assert vectors[:, 0].tolist() == [7.0, 4.0, 1.0, 0.0] and found.tolist() == [True, True, True, False]
+    matrix, mask = inputs.embedding_matrix(both, tmp_path / "cache" / ".." / "split_all.parquet", store)
+    assert np.array_equal(matrix, vectors) and np.array_equal(mask, found)

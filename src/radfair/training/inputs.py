@@ -35,7 +35,7 @@ from rich.progress import Progress
 
 from ..data.embeddings import EMBEDDING_DIM, load_cohort_embeddings
 from ..images import decode_chunk, decode_image, resize_to_uint8  # noqa: F401 - re-exported
-from ..io import atomic_path, file_sha256
+from ..io import atomic_path
 
 #: How a classifier reads pixels: values scaled to [0, 1], then ``(x - mean) / std`` with the named (mean, std).
 #: ``standard``: radfair's (0.5, 0.25), about unit spread. ``xrv``: TorchXRayVision's ``normalize(img, 255)``, values
@@ -49,14 +49,6 @@ def scale_pixels(x: torch.Tensor, scaling: str = "standard") -> torch.Tensor:
     """``(x - mean) / std`` of :data:`PIXEL_SCALINGS` ``[scaling]`` for ``x`` in [0, 1] (any shape); KeyError if unknown."""
     mean, std = PIXEL_SCALINGS[scaling]
     return (x - mean) / std
-
-
-def cache_dir(cohort_path: str | Path) -> Path:
-    cohort_path = Path(cohort_path)
-    base = os.environ.get("RADFAIR_CACHE")
-    folder = Path(base) if base else cohort_path.parent / f"{cohort_path.stem}.cache"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _key(*parts) -> str:
@@ -86,19 +78,78 @@ def _store_signature(root: str | Path) -> list:
     return found
 
 
+EMBEDDING_CACHE = "embedding-cache"
+
+
+def embedding_cache_root(cohort_path: str | Path) -> Path:
+    """The folder of the per-store embedding caches: ``$RADFAIR_CACHE/embedding-cache``, else ``embedding-cache/``
+    beside the cohort file (a study's split files share their ``data/`` folder, so every dataset of a study reads the
+    store once)."""
+    base = os.environ.get("RADFAIR_CACHE")
+    return Path(base) / EMBEDDING_CACHE if base else Path(cohort_path).resolve().parent / EMBEDDING_CACHE
+
+
+def store_vectors(cohort: pd.DataFrame, root: str | Path, folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(n, d) float32 vectors of ``cohort``'s rows from the embedding store at ``root`` and a bool mask of the rows
+    that have one, reading each image's vector from the store at most once per ``folder``.
+
+    ``folder`` keeps one cache per (store, dataset): the vectors found so far, keyed by image_id (MIMIC's store is
+    one TFRecord per image: a study's MIMIC and ALL cohorts, and its data preparation, used to read all of them three
+    times). Only rows not in the cache are read from the store and appended; rows without a vector are not cached,
+    so a vector added to the store later is found. The store's index files are part of the key (re-embedding into
+    the same folder starts a new cache).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    store_key = _key("store", str(Path(root).resolve()), _store_signature(root))
+    vectors = np.zeros((len(cohort), 0), dtype=np.float32)
+    found = np.zeros(len(cohort), dtype=bool)
+    width = None
+    datasets = cohort["dataset"].astype(str).to_numpy()
+    for dataset in pd.unique(datasets):
+        rows = np.flatnonzero(datasets == dataset)
+        ids = cohort["image_id"].astype(str).to_numpy()[rows]
+        base = folder / f"{dataset}-{store_key}"
+        ids_path, vec_path = base.with_suffix(".ids.npy"), base.with_suffix(".vectors.npy")
+        with _locked(vec_path):
+            known = np.load(ids_path, allow_pickle=False) if ids_path.is_file() else np.zeros(0, dtype=str)
+            cached = np.load(vec_path, mmap_mode="r") if vec_path.is_file() else None
+            position = pd.Index(known).get_indexer(ids)
+            absent = np.unique(ids[position < 0])
+            if len(absent):
+                wanted = cohort.iloc[rows][position < 0].drop_duplicates("image_id")
+                new, new_found = load_cohort_embeddings(wanted, root)
+                if new_found.any():
+                    added = wanted["image_id"].astype(str).to_numpy(dtype=str)[new_found]
+                    stacked = new[new_found] if cached is None else np.concatenate([np.asarray(cached), new[new_found]])
+                    known = np.concatenate([known, added]).astype(str)  # unicode, never object: loaded without pickle
+                    with atomic_path(vec_path) as tmp:
+                        np.save(tmp, stacked.astype(np.float32))
+                    with atomic_path(ids_path) as tmp:
+                        np.save(tmp, known)
+                    cached = np.load(vec_path, mmap_mode="r")
+                    position = pd.Index(known).get_indexer(ids)
+        if cached is None:
+            continue
+        if width is None:
+            width = cached.shape[1]
+            vectors = np.zeros((len(cohort), width), dtype=np.float32)
+        elif cached.shape[1] != width:
+            from ..errors import RadfairInputError
+
+            raise RadfairInputError(f"{root}: embedding store mixes vector widths {sorted({width, cached.shape[1]})}; expected one width")
+        hit = position >= 0
+        vectors[rows[hit]] = cached[position[hit]]
+        found[rows[hit]] = True
+    if width is None:
+        vectors = np.zeros((len(cohort), EMBEDDING_DIM), dtype=np.float32)
+    return vectors, found
+
+
 def embedding_matrix(cohort: pd.DataFrame, cohort_path: str | Path, root: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(n, d) float32 memmap aligned with ``cohort`` rows, and a bool mask of rows that have a vector."""
-    folder = cache_dir(cohort_path)
-    key = _key("embeddings", file_sha256(cohort_path), str(Path(root).resolve()), EMBEDDING_DIM, _store_signature(root))
-    matrix_path, found_path = folder / f"emb-{key}.npy", folder / f"emb-{key}.found.npy"
-    with _locked(matrix_path):
-        if not (matrix_path.is_file() and found_path.is_file()):
-            vectors, found = load_cohort_embeddings(cohort, root)
-            with atomic_path(found_path) as tmp:
-                np.save(tmp, found)
-            with atomic_path(matrix_path) as tmp:
-                np.save(tmp, vectors.astype(np.float32))
-    return np.load(matrix_path, mmap_mode="r"), np.load(found_path)
+    """(n, d) float32 vectors aligned with ``cohort`` rows, and a bool mask of rows that have a vector
+    (:func:`store_vectors` with the cohort's :func:`embedding_cache_root`)."""
+    return store_vectors(cohort, root, embedding_cache_root(cohort_path))
 
 
 #: from this many images on, :func:`image_array` decodes in a process pool over every core (below, the pool's

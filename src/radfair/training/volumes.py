@@ -11,7 +11,7 @@ reconstructed volumes, so a frozen model sees every input the same way):
 * a slice is kept when its resized mask has at least ``min_tumour_pixels`` tumour pixels (or always, with
   ``include_empty``), optionally only within ``slice_range`` (the paper evaluated slices 60-130).
 
-The cache (``<table>.cache/`` or ``$RADFAIR_CACHE``, see :func:`radfair.training.inputs.cache_dir`) holds
+The cache (the study's ``image-cache/volume-slices``, see :func:`slice_arrays`) holds
 ``slices-<key>.npy`` (images), ``slices-<key>.mask.npy`` and ``slices-<key>.index.parquet`` (one row per
 slice: ``image_id, patient_id, slice, tumour_pixels``). The key is the table file's sha256, the rows' image
 and mask paths, the image column and the settings; building is file-locked and resumable per volume.

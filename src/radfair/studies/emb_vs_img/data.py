@@ -20,12 +20,12 @@ import pandas as pd
 
 from ...data import registry
 from ...data.cohort import build_cohort
-from ...data.embeddings import load_cohort_embeddings
 from ...data.splits import assign_splits, check_patient_level
 from ...data.synthetic import generate
 from ...data.synthetic.generate import GENERATOR_VERSION
 from ...errors import RadfairInputError, preview
 from ...io import write_json, write_table
+from ...training.inputs import embedding_cache_root, store_vectors
 from .config import EmbVsImgConfig
 
 
@@ -75,9 +75,10 @@ def ensure_releases(config, log=print) -> None:
                                     + "; use another releases folder or delete this one")
 
 
-def _keep_embedded(cohort: pd.DataFrame, source: str, store: str, missing: str, log) -> tuple[pd.DataFrame, int, int]:
-    """The rows that have an embedding in ``store``, how many were dropped, and the store's vector width."""
-    vectors, found = load_cohort_embeddings(cohort, store)
+def _keep_embedded(cohort: pd.DataFrame, source: str, store: str, missing: str, log, cache: Path) -> tuple[pd.DataFrame, int, int]:
+    """The rows that have an embedding in ``store``, how many were dropped, and the store's vector width. The vectors
+    read here fill the study's embedding cache (``cache``), so the runs read the store no more."""
+    vectors, found = store_vectors(cohort, store, cache)
     dropped = int((~found).sum())
     if dropped:
         message = f"{store}: {dropped} of {len(cohort)} {source} images have no embedding (e.g. {preview(cohort['image_id'][~found], 2)})"
@@ -104,7 +105,8 @@ def prepare_data(config: EmbVsImgConfig, out: Path, log=print) -> dict:
     for source in needed:
         cohort, _ = build_cohort(source, config.root_of(source), uncertain=config.uncertain)
         if _needs_store(config):
-            cohort, dropped[source], width = _keep_embedded(cohort, source, store, config.missing_embeddings, log)
+            cache = embedding_cache_root(folder / f"split_{source}.parquet")  # the runs' cohorts share it
+            cohort, dropped[source], width = _keep_embedded(cohort, source, store, config.missing_embeddings, log, cache)
             widths.add(width)
         cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
         check_patient_level(cohort, source)

@@ -404,7 +404,7 @@ def study_emb_vs_img(
     jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
     cpus_per_run: Annotated[int, typer.Option(help="CPU threads per run (0 = all for sequential runs, else cores / jobs).")] = 0,
-    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no data.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no image (release metadata only, to count images, when it is on disk).")] = False,
     device: Annotated[str | None, typer.Option(help="With --plan: plan for this device (cpu, cuda) instead of the config's; needs no GPU.")] = None,
 ):
     """Embeddings vs images (Study 1): datasets x {emb, img} x seeds, Tables 3-4, Figure 1, compute cost."""
@@ -436,7 +436,7 @@ def study_reconstruction(
     executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
     jobs: Annotated[int | None, typer.Option(help="Local executor: runs in parallel processes (default: the config's jobs).")] = None,
     address: Annotated[str | None, typer.Option(help="Ray cluster address (auto, HOST:PORT); none starts a local one.")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no data.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Write OUT/plan.json (runs, deviations, estimate) and print a summary; run nothing, read no image (release metadata only, to count images, when it is on disk).")] = False,
     device: Annotated[str | None, typer.Option(help="With --plan: plan for this device (cpu, cuda) instead of the config's; needs no GPU.")] = None,
 ):
     """Reconstruction -> downstream fairness (Study 2, X-ray part): reconstructors x dose levels, paired shift."""

@@ -32,3 +32,23 @@ def test_plan_of_study2_uses_each_reconstructors_own_settings(tmp_path):
 def test_device_without_plan_is_one_line_error(tmp_path):
     r = runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--device", "cuda"])
     assert r.exit_code == 2 and "error: --device" in r.output
+
+
+def test_plan_counts_images_from_the_releases_when_they_are_on_disk(tmp_path, synth_root):
+    """With the releases there, the plan counts each dataset's split from their metadata (the same patient-level
+    split the study makes); without them, the paper's Table 2, and it says which."""
+    from radfair.studies.emb_vs_img.config import EmbVsImgConfig
+    from radfair.studies.emb_vs_img.data import prepare_data
+    from radfair.studies.plan import write_plan
+
+    root, _ = synth_root
+    config = EmbVsImgConfig(releases=str(root), datasets=["mimic", "chexpert", "all"], arms={"img": {"model": "densenet121"}})
+    plan = write_plan("emb-vs-img", config, tmp_path / "plan")
+    images = plan["estimate"]["images"]
+    manifest = prepare_data(config, tmp_path / "study", log=lambda m: None)
+    for dataset in ("mimic", "chexpert", "all"):
+        assert images["train images per run"][dataset] == manifest["counts"][dataset]["images"]["train"]
+        assert images["source"][dataset].startswith("counted from the release metadata")
+    absent = write_plan("emb-vs-img", config.model_copy(update={"releases": str(tmp_path / "nowhere")}), tmp_path / "plan2")
+    assert absent["estimate"]["images"]["train images per run"]["mimic"] == 182_896
+    assert absent["estimate"]["images"]["source"]["mimic"] == "the paper's Table 2 (release not on disk)"

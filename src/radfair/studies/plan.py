@@ -2,7 +2,9 @@
 
 One entry per run (kind, dataset, model, level, seed, its resolved settings and the resources its declared kind asks
 for on the chosen device), the deviations from the paper (:mod:`radfair.studies.protocol`), and an estimate:
-images per stage (the papers' counts: no data is read), GPU hours from the throughputs measured in
+images per stage (counted from the releases' metadata when they are on disk -- the cohort and its patient-level
+split, as the study would make them, no image or embedding read -- else the papers' counts; each dataset says which),
+GPU hours from the throughputs measured in
 ``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
 kind of file (uint8 image caches, float32 embeddings).
 """
@@ -39,10 +41,39 @@ def _entry(kind: str, device: str, settings: dict, images: int, epochs: int, **w
                          **({} if rate else {"throughput": "not measured (docs/benchmarks.md)"})}}
 
 
+def counted_split(source: str, root: str, fractions, seed: int, **options) -> tuple[int, int, int, int] | None:
+    """(train, val, test images, patients) of ``source``'s cohort at ``root`` under the study's patient-level split,
+    from the release's metadata alone; None when the release is not there (or not readable)."""
+    from ..data.cohort import build_cohort
+    from ..data.splits import assign_splits
+    from ..errors import RadfairInputError
+
+    if not root or not Path(root).exists():
+        return None
+    try:
+        cohort, _ = build_cohort(source, root, **options)
+    except (RadfairInputError, OSError):
+        return None
+    counts = assign_splits(cohort, fractions, seed).value_counts()
+    return (int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("test", 0)), int(cohort["patient_id"].nunique()))
+
+
 def plan_study1(config) -> dict:
+    from ..data import registry
+
     runs, disk = [], {"embeddings_gb": 0.0, "image_cache_gb": 0.0}
+    counted, sources = {}, {}
     for dataset in config.datasets:
-        train, val, test = PAPER_IMAGES.get(dataset, (0, 0, 0))
+        members = registry.get(dataset).parts or (dataset,)
+        parts = [counted_split(s, config.root_of(s), config.split.fractions, config.split.seed, uncertain=config.uncertain)
+                 for s in members]
+        if all(p is not None for p in parts):
+            counted[dataset] = tuple(sum(p[k] for p in parts) for k in range(3))
+            sources[dataset] = "counted from the release metadata (before images without an embedding are dropped)"
+        else:
+            sources[dataset] = "the paper's Table 2 (release not on disk)" if dataset in PAPER_IMAGES else "unknown (release not on disk)"
+    for dataset in config.datasets:
+        train, val, test = counted.get(dataset) or PAPER_IMAGES.get(dataset, (0, 0, 0))
         for arm, a in config.arms.items():
             for seed in config.seeds:
                 runs.append(_entry("train-classifier", config.device, a.model_dump(mode="json"), train, a.loop.epochs,
@@ -53,7 +84,8 @@ def plan_study1(config) -> dict:
             else:
                 # one shared cache per (image, size): ALL reuses the MIMIC and CheXpert rows
                 disk["image_cache_gb"] += total * a.image_size ** 2 / 1e9 if dataset != "all" or len(config.datasets) == 1 else 0.0
-    stages = {"train images per run": {d: PAPER_IMAGES.get(d, (0,))[0] for d in config.datasets}}
+    stages = {"train images per run": {d: (counted.get(d) or PAPER_IMAGES.get(d, (0,)))[0] for d in config.datasets},
+              "source": sources}
     return {"runs": runs, "images": stages, "disk": disk}
 
 
@@ -64,13 +96,16 @@ def plan_study2(config) -> dict:
     if config.xray is not None:
         # the paper's image count is CheXpert's; another X-ray dataset's is unknown before its data is read (0, as Study 1)
         x = config.xray
-        images = CHEXPERT_STUDY2 if x.source == "chexpert" else 0
-        train = int(images * config.split.fractions[0])
+        found = counted_split(x.source, config.root_of("xray"), config.split.fractions, config.split.seed)
+        images = sum(found[:3]) if found else CHEXPERT_STUDY2 if x.source == "chexpert" else 0
+        train = found[0] if found else int(images * config.split.fractions[0])
         recon_train = train if "xray" in config.split.shared_training else int(train * share)
         clf_train = train if "xray" in config.split.shared_training else train - recon_train
         levels = [f"xray_{x.degradation.mode}_{int(p)}" for p in x.degradation.photons]
         stages[x.source] = {"classifier training": clf_train, "reconstructor training": recon_train,
-                            "degraded (all images x levels)": images * len(levels)}
+                            "degraded (all images x levels)": images * len(levels),
+                            "source": "counted from the release metadata" if found else
+                            "the paper's count (§3.1; release not on disk)" if x.source == "chexpert" else "unknown (release not on disk)"}
         c = x.classifier
         runs.append(_entry("train-classifier", config.device, c.model_dump(mode="json"), clf_train, c.loop.epochs,
                            dataset=x.source, model=c.model, level=None, seed=c.seed))
@@ -85,12 +120,15 @@ def plan_study2(config) -> dict:
         disk["xray_image_cache_gb"] = images * (size ** 2 + (c.image_size or size) ** 2) / 1e9
     if config.mri is not None:
         m = config.mri
-        patients = int(UCSF_VOLUMES * config.split.fractions[0])
+        found = counted_split("ucsf-pdgm", config.root_of("mri"), config.split.fractions, config.split.seed)
+        patients = found[0] if found else int(UCSF_VOLUMES * config.split.fractions[0])
+        volumes = sum(found[:3]) if found else UCSF_VOLUMES
         recon = patients if "mri" in config.split.shared_training else int(patients * share)
         down = patients if "mri" in config.split.shared_training else patients - recon
         levels = [f"mri_{m.degradation.mask}_R{a:g}" for a in m.degradation.accelerations]
         stages["ucsf-pdgm"] = {"downstream training volumes": down, "reconstructor training volumes": recon,
-                               "slices per volume": UCSF_SLICES}
+                               "slices per volume": UCSF_SLICES,
+                               "source": "counted from the release metadata" if found else "the paper's count (§3.1; release not on disk)"}
         for kind, model, s in (("train-slice-classifier", m.classifier.model, m.classifier), ("train-segmenter", "unet", m.segmenter)):
             runs.append(_entry(kind, config.device, s.model_dump(mode="json"), down * UCSF_SLICES, s.loop.epochs,
                                dataset="ucsf-pdgm", model=model, level=None, seed=s.seed))
@@ -99,7 +137,7 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        disk["mri_volumes_gb"] = UCSF_VOLUMES * UCSF_SLICES * m.slices.size ** 2 * 4 * len(levels) * (1 + len(m.reconstructors)) / 1e9
+        disk["mri_volumes_gb"] = volumes * UCSF_SLICES * m.slices.size ** 2 * 4 * len(levels) * (1 + len(m.reconstructors)) / 1e9
     if config.mitigation is not None:
         mit = config.mitigation
         for dataset in mit.datasets:
@@ -116,7 +154,7 @@ def plan_study2(config) -> dict:
 
 
 def write_plan(study: str, config, out: str | Path, device: str | None = None) -> dict:
-    """Write ``out/plan.json`` and return it; runs nothing and reads no data."""
+    """Write ``out/plan.json`` and return it; runs nothing and reads no image (only the releases' metadata, if there)."""
     for module in _MODULES:
         importlib.import_module(module)
     if device:
@@ -130,7 +168,8 @@ def write_plan(study: str, config, out: str | Path, device: str | None = None) -
             "estimate": {"images": body["images"], hours_key: round(sum(known), 1),
                          "runs_without_measured_throughput": sum(r["estimate"].get(hours_key) is None for r in body["runs"]),
                          "disk_gb": {k: round(v, 1) for k, v in body["disk"].items()},
-                         "source": "images: the papers' counts (no data read); throughputs: docs/benchmarks.md"}}
+                         "source": "images: counted from the release metadata where it is on disk, else the papers' counts (per "
+                                   "dataset in images.source); throughputs: docs/benchmarks.md"}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "plan.json", plan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from radfair.studies.emb_vs_img.config import EmbVsImgConfig
 from radfair.studies.emb_vs_img.run import write_data_tables
@@ -43,3 +44,17 @@ def test_table2_counts_images_per_split_beside_the_papers(tmp_path):
     write_data_tables(config, {"splits": paths}, tmp_path)
     assert "| MIMIC | 5 | 1 | 2 | 6 |" in (tmp_path / "table2.md").read_text()
     assert "# Table 1" in (tmp_path / "table1.md").read_text()
+
+
+def test_the_auc_table_carries_each_seeds_test_auroc():
+    from sklearn.metrics import roc_auc_score
+
+    from radfair.studies.emb_vs_img.evaluate import evaluate_dataset
+    from tests.studies.test_emb_vs_img import scored_run
+
+    runs = {("emb", s): scored_run(s, 0.0) for s in (0, 3)}
+    auc = evaluate_dataset(runs, "mimic", ["sex"], threshold="0.5", bootstrap=20, seed=0)["auc"].set_index("label")
+    for s in (0, 3):
+        test = runs[("emb", s)].query("split == 'test'")
+        assert auc.loc["edema", f"auc_seed{s}"] == pytest.approx(roc_auc_score(test["y_edema"], test["p_edema"]))
+    assert auc.loc["edema", "auc_mean"] == pytest.approx((auc.loc["edema", "auc_seed0"] + auc.loc["edema", "auc_seed3"]) / 2)

@@ -185,7 +185,7 @@ def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, at
                      threshold_in_bootstrap: bool = False) -> dict:
     """Every table of one dataset from its runs' scored tables ``{(arm, seed): scored}``.
 
-    Returns ``auc``, ``disparities``, ``gaps``, ``summary`` (Table 4 rows) and ``comparison`` (the paired
+    Returns ``auc`` (with each seed's test AUROC, ``auc_seed<S>``), ``disparities``, ``gaps``, ``summary`` (Table 4 rows) and ``comparison`` (the paired
     arm comparison, without the multiple-testing columns: :func:`adjust_comparison` adds them over every
     dataset) as DataFrames, plus ``notes`` (warnings). ``averaging`` is one of :data:`AVERAGING`, ``counting``
     one of :data:`COUNTING` (ValueError otherwise).
@@ -219,9 +219,11 @@ def evaluate_dataset(runs: dict[tuple[str, int], pd.DataFrame], dataset: str, at
         if "auc|all" in st.point:
             low, high = st.intervals["auc|all"]
             for j, label in enumerate(labels):
+                seeds = [k[1] for k in keys if k[0] == arm]  # the order of st.per_seed's rows
                 out["auc"].append({"dataset": dataset, "model": arm, "label": label, "auc_mean": float(st.point["auc|all"][j]),
                                    "auc_ci_low": float(low[j]), "auc_ci_high": float(high[j]),
-                                   "n_seeds": int(np.sum(np.isfinite(st.per_seed["auc|all"][:, j])))})
+                                   "n_seeds": int(np.sum(np.isfinite(st.per_seed["auc|all"][:, j]))),
+                                   **{f"auc_seed{s}": float(st.per_seed["auc|all"][i, j]) for i, s in enumerate(seeds)}})
         for attribute in present:
             groups = shared.groups[attribute]
             declared = list(DECLARED_GROUPS.get(attribute, ()))

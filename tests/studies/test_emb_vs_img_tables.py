@@ -44,6 +44,10 @@ def test_table2_counts_images_per_split_beside_the_papers(tmp_path):
     write_data_tables(config, {"splits": paths}, tmp_path)
     assert "| MIMIC | 5 | 1 | 2 | 6 |" in (tmp_path / "table2.md").read_text()
     assert "# Table 1" in (tmp_path / "table1.md").read_text()
+    config = config.model_copy(update={"attributes": ["sex", "insurance"], "attributes_by_dataset": {"mimic": ["sex"]}})
+    write_data_tables(config, {"splits": paths}, tmp_path)
+    table1 = pd.read_csv(tmp_path / "table1.csv").set_index(["Subgroup", "Attribute"])
+    assert ("insurance", "Medicare") not in table1.index  # not analysed for MIMIC, CheXpert has none
 
 
 def test_the_auc_table_carries_each_seeds_test_auroc():

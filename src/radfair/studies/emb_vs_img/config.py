@@ -65,6 +65,8 @@ class EmbVsImgConfig(StrictModel):
     missing_embeddings: Literal["drop", "error"] = "drop"
     split: SplitConfig = SplitConfig()
     attributes: list[str] = list(ATTRIBUTES)
+    # a dataset's own attributes (e.g. the paper's: insurance for MIMIC only, not for ALL); default: ``attributes``
+    attributes_by_dataset: dict[str, list[str]] = {}
     threshold: Literal["f1", "balanced", "youden"] = "f1"
     level: float = 0.95
     bootstrap: int = Field(1000, ge=0, description="patient-level replicates (with seed resampling) for intervals and the arm comparison")
@@ -84,6 +86,9 @@ class EmbVsImgConfig(StrictModel):
 
     def root_of(self, source: str) -> str:
         return self.roots.get(source, self.releases)
+
+    def attributes_of(self, dataset: str) -> list[str]:
+        return self.attributes_by_dataset.get(dataset, self.attributes)
 
     def resolved(self) -> EmbVsImgConfig:
         """Paths made absolute (relative to the working directory)."""

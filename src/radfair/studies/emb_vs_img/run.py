@@ -108,8 +108,10 @@ def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width:
 def write_data_tables(config: EmbVsImgConfig, manifest: dict, out: Path) -> None:
     """The paper's Table 1 (subgroup shares) and Table 2 (split sizes) of the study's own splits."""
     splits = {dataset: pd.read_parquet(manifest["splits"][dataset]) for dataset in config.datasets}
-    write_table(table1_frame(splits, config.attributes), out / "table1.csv")
-    write_text(out / "table1.md", f"# Table 1 — datasets and subgroups ({config.name})\n\n" + table1(splits, config.attributes))
+    analysed = {d: df.drop(columns=[a for a in config.attributes if a not in config.attributes_of(d)], errors="ignore")
+                for d, df in splits.items()}  # an attribute not analysed for a dataset is blank there, as in the paper
+    write_table(table1_frame(analysed, config.attributes), out / "table1.csv")
+    write_text(out / "table1.md", f"# Table 1 — datasets and subgroups ({config.name})\n\n" + table1(analysed, config.attributes))
     write_table(table2_frame(splits), out / "table2.csv")
     write_text(out / "table2.md", f"# Table 2 — training, validation and test splits ({config.name})\n\n" + table2(splits))
 
@@ -170,7 +172,7 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
     for dataset, runs in pd.DataFrame([vars(p) for p in planned]).groupby("dataset", sort=False):
         scored = {(r.arm, r.seed): pd.read_parquet(RunStore(store).output(r.spec, "scored")) for r in runs.itertuples()}
         paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} (runs/{r.spec.run_id}/scored.parquet)" for r in runs.itertuples()}
-        result = evaluate_dataset(scored, dataset, config.attributes, threshold=config.threshold, summary_exclude=config.summary_exclude,
+        result = evaluate_dataset(scored, dataset, config.attributes_of(dataset), threshold=config.threshold, summary_exclude=config.summary_exclude,
                                   bootstrap=config.bootstrap, seed=config.bootstrap_seed, level=config.level,
                                   averaging=config.averaging, counting=config.counting, paths=paths,
                                   threshold_in_bootstrap=config.threshold_in_bootstrap)

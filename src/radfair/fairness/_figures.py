@@ -96,6 +96,14 @@ def _panels(group_metrics: pd.DataFrame, gaps: pd.DataFrame | None, limit: int =
     return labels[:limit]
 
 
+def _save(fig, path) -> None:
+    """PNG at 80 dpi, zlib level 1: a third of the default level's encoding time for a few more bytes."""
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
+    plt.close(fig)
+
+
 def _grid(n: int, width: float = 3.0, height: float = 2.6):
     import matplotlib
 
@@ -168,8 +176,7 @@ def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, 
         axes[0].text(-0.02, tick, name, transform=axes[0].get_yaxis_transform(), ha="right", va="center", fontsize=7)
     axes[0].set_ylim(y - 0.5, -0.5)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def roc_figure(roc: pd.DataFrame, group_metrics: pd.DataFrame, path, title: str, gaps: pd.DataFrame | None = None) -> None:
@@ -200,8 +207,7 @@ def roc_figure(roc: pd.DataFrame, group_metrics: pd.DataFrame, path, title: str,
     if labels:
         axes.ravel()[0].legend(fontsize=6, loc="lower right")
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def reliability_figure(curves: pd.DataFrame, path, title: str = "", gaps: pd.DataFrame | None = None) -> None:
@@ -228,8 +234,7 @@ def reliability_figure(curves: pd.DataFrame, path, title: str = "", gaps: pd.Dat
     if labels:
         axes.ravel()[0].legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _draw(job):

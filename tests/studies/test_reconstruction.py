@@ -71,7 +71,8 @@ def _config(root, **changes) -> ReconstructionConfig:
         xray={"labels": ["pleural_effusion", "cardiomegaly", "edema"], "degradation": {"photons": [3000], "size": 32},
               "classifier": {"batch_size": 32, "optim": {"lr": 1e-3}, "loop": once},
               "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},
-        mri={"degradation": {"accelerations": [4]}, "slices": {"size": 32},
+        mri={"degradation": {"accelerations": [4]},
+             "slices": {"size": 32, "inference": {"include_empty": True, "slice_range": [2, 6]}},  # 8-slice volumes
              "classifier": {"model": "resnet18", "loop": once},
              "segmenter": {"widths": [8, 16], "bottleneck": 32, "loop": once},
              "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},

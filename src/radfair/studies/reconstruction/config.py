@@ -14,7 +14,7 @@ from ...training.loop import LoopConfig
 from ...training.mri_downstream import MRI_LABELS
 from ...training.reconstruction import ReconstructorConfig
 from ...training.steps import OptimConfig
-from ...training.volumes import SliceSettings
+from ...training.volumes import DownstreamSlices
 from ..emb_vs_img.config import SyntheticReleases
 
 
@@ -135,6 +135,9 @@ class SegmenterSettings(StrictModel):
     bottleneck: int = 1024
     pixel_loss: Literal["bce", "l1"] = "l1"  # the paper: L1 on the sigmoid output
     dice_weight: float = 0.5
+    # a slice empty in truth and prediction: NaN, left out of the patient's mean (the paper is silent; see
+    # radfair.training.segmenter.SegmenterRunConfig)
+    empty_slices: Literal["both_empty_nan", "ignore_empty", "empty_is_one"] = "both_empty_nan"
     batch_size: int = 8
     optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.0)
     loop: LoopConfig = LoopConfig(epochs=20, patience=5)
@@ -147,7 +150,7 @@ class MriStudy(StrictModel):
     source: str = "ucsf-pdgm"  # a registered MRI dataset with y_high_grade / y_glioblastoma labels and mask_path
     labels: list[str] = list(MRI_LABELS)
     degradation: MriDegradation = MriDegradation()
-    slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
+    slices: DownstreamSlices = DownstreamSlices()  # the downstream models' size, training and inference slices (paper defaults)
     classifier: SliceClassifierSettings = SliceClassifierSettings()
     segmenter: SegmenterSettings = SegmenterSettings()
     reconstructors: dict[str, StudyReconstructor] = _reconstructors()

@@ -1,7 +1,9 @@
 """Study 2, UCSF-PDGM part: radially undersampled FLAIR -> reconstructors -> frozen slice classifier and segmenter.
 
 The slice classifier (high grade, glioblastoma; per-patient median of slice scores) and the tumour U-Net train
-on the clean volumes of the downstream patients only; each reconstructor (kind x acceleration) trains on the
+on the clean volumes of the downstream patients only, on ``mri.slices.train`` (the paper: every slice), and score
+``mri.slices.inference`` (the paper: slices 60-130, whatever the mask; a patient's Dice is the mean of its
+per-slice Dice, appendix "Diagnostic Hyperparameters"); each reconstructor (kind x acceleration) trains on the
 kept axial slices of the reconstruction patients' (undersampled, clean) volume pairs and reconstructs whole
 val/test volumes; ``score-volumes`` scores each reconstruction with both frozen models. Segmentation fairness
 (ΔDice, SER) and mean Dice come from :func:`radfair.fairness.paired_segmentation_comparison` on the same
@@ -103,7 +105,7 @@ class MriPart(DatasetPart):
             model=c.model, weights=c.weights, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
         self.segmenter = mri_downstream.run_spec(
             "train-segmenter", device=device, label="ucsf-segmenter", cohort=str(self.cohort), widths=s.widths, bottleneck=s.bottleneck,
-            pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
+            pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, empty_slices=s.empty_slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
         return {"classifier": self.classifier, "segmenter": self.segmenter}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:

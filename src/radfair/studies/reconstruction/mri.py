@@ -29,7 +29,6 @@ from .parts import (
     DatasetPart,
     Key,
     PartOutputs,
-    analysed_attributes,
     classifier_shift,
     mitigation_references,
     quality_rows,
@@ -127,7 +126,7 @@ class MriPart(DatasetPart):
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
         thresholds, labels = self.thresholds(clean, out)
-        attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
+        attributes = [x for x in a.attributes if x in clean.columns and clean[x].notna().any()]
         segmented = pd.read_parquet(self.runs.output(self.segmenter, "segmentation")).query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)
         scores, segmentations = {}, {}

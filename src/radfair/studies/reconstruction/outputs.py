@@ -13,13 +13,18 @@ from ...training.classify import load_classifier
 from .examples import examples_figure, gradcam_figure
 from .figures import figure2_performance_vs_noise, figure3_bias_change_hist, figure_bias_change
 from .mitigation_outputs import write_mitigation_outputs
-from .tables import performance_table, table1_baseline_fairness, table2_shift_by_reconstructor
+from .tables import performance_table, subgroup_table, table1_baseline_fairness, table2_shift_by_reconstructor
 
 # Keyed by the part (xray | mri); file names carry the part's dataset short name (``part.short``: the X-ray part's
 # registered dataset, e.g. chexpert or nih-cxr14; ucsf for the MRI part), so CheXpert's files keep the paper's names.
 FIGURE_METRICS = {"xray": ("fig4", ("eodd_worst", "eop")), "mri": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
 # (the paper's Figures 16/17, EOP before and after mitigation, are the *_eop files)
 TABLE_NUMBER = {"xray": "table7", "mri": "table8"}
+# Tables 5/6: patients per subgroup (part -> number, row attributes, column attribute): CheXpert sex x age by race,
+# UCSF-PDGM age by sex (a part without race recorded: sex x age only)
+SUBGROUP_TABLES = {"xray": ("table5", ["sex", "age_binary"], "race"), "mri": ("table6", ["age_binary"], "sex")}
+TABLE_TITLES = {"table5": "Table 5: patients per subgroup", "table6": "Table 6: patients per subgroup"}
+VARIANT = "race_merged"  # Figures 18-19: the merged race groups (AI/AN and NH/PI within Other under Table 5's scheme)
 
 
 def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame,
@@ -33,8 +38,13 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
     for part in parts:
         write_text(out / f"{TABLE_NUMBER[part.name]}_{part.short}.md",
                    f"# Performance: {part.dataset}\n\n" + performance_table(performance, part.dataset))
+        number, rows, column = SUBGROUP_TABLES[part.name]
+        column = column if column in part.split.columns and part.split[column].notna().any() else None
+        write_text(out / f"{number}_subgroups_{part.short}.md",
+                   f"# {TABLE_TITLES[number]} ({part.dataset})\n\n" + subgroup_table(part.split, rows, column, part.dataset))
     figure2_performance_vs_noise(performance, out / "fig2_performance_vs_noise.png")
     figure3_bias_change_hist(bias_shift, out / "fig3_bias_change_hist.png")
+    notes += _merged_race_figures(out, bias_shift, xray)
     for part in parts:
         prefix, metrics, short = *FIGURE_METRICS[part.name], part.short
         for metric in metrics:
@@ -48,6 +58,17 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
     if xray is not None:
         notes += _gradcam(out, xray, recon[xray.dataset])
     return notes
+
+
+def _merged_race_figures(out: Path, bias_shift: pd.DataFrame, xray) -> list[str]:
+    """Figures 18 (the bias-change distribution, Figure 3's) and 19 (the X-ray part's EODD change before and after
+    mitigation, Figure 4's) with the merged race groups in place of race; a note when race_merged was not analysed."""
+    if xray is None or not ((bias_shift["attribute"] == VARIANT) & (bias_shift["dataset"] == xray.dataset)).any():
+        return [f"fig18/fig19 not drawn: no {VARIANT} rows (list {VARIANT} in analysis.attributes, with race recorded)"]
+    figure3_bias_change_hist(bias_shift, out / "fig18_bias_change_hist_race_merged.png", variant=VARIANT)
+    figure_bias_change(bias_shift, xray.dataset, "eodd_worst", out / f"fig19_bias_change_{xray.short}_race_merged_eodd_worst.png",
+                       attributes=[VARIANT])
+    return []
 
 
 def _gradcam(out: Path, xray, recon: dict) -> list[str]:

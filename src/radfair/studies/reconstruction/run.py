@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...data.race import RACE_SCHEMES
 from ...execution import run_grid
 from ...io import write_json, write_table
 from ...training.checkpoint import check_device
@@ -151,7 +152,9 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
                         "multiple_testing": f"Holm (FWER) and Benjamini–Hochberg (FDR) within the confirmatory family "
                                             f"({multiple_testing['size']} rows: {multiple_testing['family']}); BH within the "
                                             f"exploratory rest; p-values: {multiple_testing['p_value_method']}",
-                        "race": "small groups merged into Other" if a.race_merge_small else "race as recorded",
+                        "race": f"race grouped by the {a.race_scheme} scheme; race_merged: its merged variant ("
+                                f"{', '.join(f'{k} into {v}' for k, v in RACE_SCHEMES[a.race_scheme].merged.items())}), "
+                                "exploratory, Figures 18-19",
                         "psnr_baseline": "the degraded input's PSNR/SSIM against the clean image",
                         **({"mitigation": "primary comparison: each strategy against the same-budget standard fine-tune "
                                           "(mitigation_vs_standard.csv, comparison = primary); secondary: against the original "

@@ -279,7 +279,8 @@ def test_a_volume_without_kept_slices_is_warned_not_silently_dropped(ucsf, tmp_p
     expected = cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"]
     assert table["image_id"].tolist() == expected.tolist() and (table["n_slices"] == 2).all()  # inference: no mask
     assert "have no slice kept by slices.train" in (tmp_path / "run" / "run.log").read_text()
-    beyond = {**slices, "inference": {"include_empty": True, "slice_range": [60, 130]}}  # the paper's range, 8-slice volumes
+    # the paper's range on 8-slice volumes, taken from the every-slice training cache: no slice for any volume
+    beyond = {"size": 32, "train": {"include_empty": True}, "inference": {"include_empty": True, "slice_range": [60, 130]}}
     spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8, slices=beyond, batch_size=4,
                     loop={"epochs": 1, "patience": None})
     with pytest.warns(Warning, match=f"{len(expected)} volume.*slices.inference"):

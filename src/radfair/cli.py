@@ -112,11 +112,14 @@ def cohort(
     root_mimic_iv: Annotated[Path | None, typer.Option(help="MIMIC-IV folder, if not below --root.")] = None,
     uncertain: Annotated[str, typer.Option(help="Uncertain (-1) labels become: zeros, ones or ignore (NaN).")] = "zeros",
     views: Annotated[str, typer.Option(help="frontal (default) or all.")] = "frontal",
+    race_scheme: Annotated[str, typer.Option(help="How race is grouped: six-groups (Study 1: White, Black, Asian, Hispanic, "
+                                             "Native, Other) or table5 (the reconstruction paper: AI/AN, Asian, Black, "
+                                             "NH/PI, Other, White).")] = "six-groups",
 ):
     """Build the canonical cohort table (one row per image) from a dataset release."""
     from .data.cohort import build_cohort, save_cohort
 
-    table, meta = build_cohort(source, root, root_mimic_iv, uncertain, views)
+    table, meta = build_cohort(source, root, root_mimic_iv, uncertain, views, race_scheme)
     save_cohort(table, meta, out)
     for name, prov in meta["provenance"].items():
         console.print(f"{name}: read release at {prov['release']}"

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radfair.data.cohort import build_cohort
+from radfair.data.cohort import build_cohort, save_cohort
 from radfair.data.discover import find_release
 from radfair.data.mimic import load_mimic
 from radfair.data.race import harmonise_one
@@ -45,6 +45,53 @@ def copy_root(synth_root, tmp_path):
 )
 def test_race_mapping_table(race, ethnicity, expected):
     assert harmonise_one(race, ethnicity) == expected
+
+
+@pytest.mark.parametrize(
+    "race, ethnicity, expected",
+    [
+        ("White", "Hispanic/Latino", "White"),  # ethnicity is not a group in Table 5
+        ("White, Hispanic", None, "White"),
+        ("Other, Hispanic", "Hispanic/Latino", "Other"),
+        ("Asian - Historical Conv", None, "Asian"),
+        ("American Indian or Alaska Native", None, "AI/AN"),
+        ("Native American, non-Hispanic", None, "AI/AN"),
+        ("Native Hawaiian or Other Pacific Islander", None, "NH/PI"),
+        ("Pacific Islander, non-Hispanic", None, "NH/PI"),
+        ("HISPANIC/LATINO - PUERTO RICAN", None, "Other"),
+        ("Race and Ethnicity Unknown", None, None),
+        ("Patient Refused", "Patient Refused", None),
+    ],
+)
+def test_table5_scheme_keeps_ai_an_and_nh_pi_apart_and_ignores_ethnicity(race, ethnicity, expected):
+    assert harmonise_one(race, ethnicity, scheme="table5") == expected
+
+
+def test_race_schemes_merge_their_indigenous_groups_into_other_and_refuse_unknown_names():
+    from radfair.data.race import RACE_SCHEMES, harmonise_race, merged_race
+
+    values = pd.Series(["AI/AN", "NH/PI", "Asian", None, "Other"])
+    assert merged_race(values, "table5").tolist() == ["Other", "Other", "Asian", None, "Other"]
+    assert merged_race(pd.Series(["Native", "Hispanic"]), "six-groups").tolist() == ["Other", "Hispanic"]
+    assert RACE_SCHEMES["table5"].groups == ("AI/AN", "Asian", "Black", "NH/PI", "Other", "White")  # the paper's columns
+    with pytest.raises(RadfairInputError, match="race_scheme.*table5"):
+        harmonise_race(values, scheme="table6")
+
+
+def test_a_cohort_built_under_the_table5_scheme_records_it_and_splits(synth_root, tmp_path):
+    from radfair.data.splits import split_cohort_file
+
+    root, _ = synth_root
+    cohort, meta = build_cohort("chexpert", root, race_scheme="table5")
+    assert meta["race_scheme"] == "table5" and set(cohort["race"].dropna()) <= {"AI/AN", "Asian", "Black", "NH/PI", "Other", "White"}
+    assert "Hispanic" not in set(cohort["race"].dropna())
+    six, _ = build_cohort("chexpert", root)
+    assert (cohort["race"].isna() == six["race"].isna()).all()  # the same unknowns under both schemes
+    save_cohort(cohort, meta, tmp_path / "c.parquet")
+    split = split_cohort_file(tmp_path / "c.parquet", tmp_path / "s.parquet")  # validated against its recorded scheme
+    assert len(split) == len(cohort)
+    with pytest.raises(RadfairInputError, match="--race-scheme"):
+        build_cohort("chexpert", root, race_scheme="nine")
 
 
 def test_chexpert_cohort_schema_and_join(synth_root):

@@ -20,7 +20,8 @@ from radfair.training.mri_downstream import run_spec
 from radfair.training.reconstruct_run import ReconstructorRunConfig
 
 RECON = {"kind": "unet", "widths": [4, 8], "bottleneck": 8, "optim": {"lr": 1e-3, "weight_decay": 0.0}}
-SLICES = {"size": 32, "min_tumour_pixels": 1}
+# the paper's protocol on 8-slice volumes: train on every slice, score a fixed range whatever the mask
+SLICES = {"size": 32, "train": {"include_empty": True}, "inference": {"include_empty": True, "slice_range": [2, 6]}}
 ONCE = {"epochs": 1, "patience": None}
 
 

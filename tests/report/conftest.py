@@ -145,7 +145,7 @@ def study2_dir(tmp_path_factory):
                    "xray": {"source": "chexpert", "labels": LABELS,
                             "degradation": {"mode": "physical", "photons": [3000.0], "size": 32, "seed": 0},
                             "classifier": {"model": "densenet121"}, "reconstructors": {"unet": {}, "pix2pix": {}}},
-                   "analysis": {"attributes": ["sex"], "race_merge_small": False, "merge_below": 50, "threshold": "balanced",
+                   "analysis": {"attributes": ["sex"], "race_scheme": "table5", "threshold": "balanced",
                                 "bootstrap": 50, "seed": 0, "level": 0.95}},
         "data": {"chexpert": {"split": str(out / "data" / "xray_split.parquet")}},
         "runs": {"chexpert": {"downstream/classifier": "clf001", "unet/xray_physical_3000": None}},

@@ -179,3 +179,30 @@ def test_a_new_study2_figure_gets_its_number_in_the_caption_and_a_missing_shift_
     (tmp_path / "study.json").write_text(json.dumps({"study": "reconstruction", "config": {}}))
     page = build_page(tmp_path)
     assert page.findings[0].startswith("No fairness shift") and any("no bias_shift.csv" in w for w in page.warnings)
+
+
+def test_study2_tables_5_6_and_figures_18_19_keep_the_papers_numbers(study2_dir, tmp_path):
+    """Tables 5-6 as the study writes them (subgroup_table) and Figures 18-19 are found by name, in the paper's order."""
+    import shutil
+
+    from radfair.io import write_text
+    from radfair.studies.reconstruction.tables import subgroup_table
+
+    from .conftest import _png
+
+    folder = tmp_path / "study2"
+    shutil.copytree(study2_dir, folder)
+    split = pd.DataFrame({"patient_id": ["p1", "p2", "p3"], "split": ["train", "val", "test"], "sex": ["Female", "Male", "Male"],
+                          "age_binary": ["<=62", ">62", ">62"], "race": ["AI/AN", "White", None]})
+    write_text(folder / "table5_subgroups_chexpert.md", "# Table 5\n\n" + subgroup_table(split, ["sex", "age_binary"], "race", "chexpert"))
+    write_text(folder / "table6_subgroups_ucsf.md", "# Table 6\n\n" + subgroup_table(split, ["age_binary"], "sex", "ucsf-pdgm"))
+    _png(folder / "fig18_bias_change_hist_race_merged.png", "fig18")
+    _png(folder / "fig19_bias_change_chexpert_race_merged_eodd_worst.png", "fig19")
+    page = build_page(folder)
+    sources = [t.source for t in page.tables]
+    assert sources[:4] == ["table1.md", "table5_subgroups_chexpert.md", "table6_subgroups_ucsf.md", "table7.md"]
+    assert page.tables[1].caption.startswith("Table 5 (subgroups chexpert)") and page.tables[2].caption.startswith("Table 6")
+    captions = {f.path: f.caption for f in page.figures}
+    assert captions["fig18_bias_change_hist_race_merged.png"].startswith("Figure 18")
+    assert captions["fig19_bias_change_chexpert_race_merged_eodd_worst.png"].startswith("Figure 19")
+    assert "race scheme table5" in dict(page.methods)["Attributes"]

@@ -11,7 +11,8 @@ PAPER = {
     "reconstruction": {"xray.reconstructors.unet.optim.lr": 1e-3, "xray.reconstructors.pix2pix.batch_size": 32,
                        "xray.reconstructors.irsde.loop.epochs": 40, "mri.reconstructors.irsde.loop.epochs": 300,
                        "xray.classifier.image_size": 224, "xray.classifier.loop.epochs": 50, "split.shared_training": ["mri"],
-                       "mri.segmenter.pixel_loss": "l1", "analysis.age_split": "patient-median"},
+                       "mri.segmenter.pixel_loss": "l1", "analysis.age_split": "patient-median",
+                       "mri.slices.train.include_empty": True, "mri.slices.inference.slice_range": [60, 130]},
     "emb-vs-img": {"arms.emb.batch_size": 48, "arms.img.image_size": 224, "split.fractions": [0.8, 0.1, 0.1]},
 }
 

@@ -41,6 +41,40 @@ def test_the_fairness_views_keep_each_datasets_middle_level():
     assert "| Median % change | 4.00 |" in table2_shift_by_reconstructor(shift)
 
 
+def test_subgroup_counts_add_up_per_split_and_list_every_subgroup():
+    from radfair.studies.reconstruction.tables import subgroup_counts
+
+    split = pd.DataFrame({"patient_id": ["a", "a", "b", "c", "d", "e"], "split": ["train", "train", "train", "val", "test", "test"],
+                          "sex": ["Female", "Female", "Male", "Male", "Female", None],
+                          "age_binary": ["<=62", "<=62", ">62", ">62", "<=62", ">62"],
+                          "race": ["AI/AN", "AI/AN", "White", None, "White", "White"]})
+    counts = subgroup_counts(split, ["sex", "age_binary"], "race")
+    assert list(counts.columns) == ["split", "sex", "age_binary", "AI/AN", "White", "unknown", "total"]
+    totals = counts[counts["sex"] == "total"].set_index("split")["total"]
+    assert totals.to_dict() == {"all": 5, "train": 2, "val": 1, "test": 2}  # patients, not images
+    test = counts[(counts["split"] == "test") & (counts["sex"] != "total")]
+    assert test["total"].tolist() == [1, 0, 1] and test["sex"].tolist() == ["Female", "Male", "unknown"]  # zeros kept
+    assert counts.loc[(counts["split"] == "all") & (counts["sex"] == "Female"), "AI/AN"].tolist() == [1]
+    assert subgroup_counts(split, ["age_binary"], None)["total"].tolist()[:3] == [2, 3, 5]
+
+
+def test_race_merged_follows_the_scheme_and_stays_out_of_the_confirmatory_family():
+    from types import SimpleNamespace
+
+    from radfair.studies.reconstruction.analysis import confirmatory_mask
+    from radfair.studies.reconstruction.data import add_race_merged
+    from radfair.studies.reconstruction.tables import bias_rows
+
+    cohort = add_race_merged(pd.DataFrame({"race": ["AI/AN", "NH/PI", "Black", None]}), "table5")
+    assert cohort["race_merged"].tolist() == ["Other", "Other", "Black", None]
+    rows = pd.DataFrame({"dataset": "chexpert", "level": "L", "mitigation": "standard", "label": "edema", "metric": "eodd_worst",
+                         "attribute": ["sex", "race", "race_merged"], "pct_change": [1.0, 2.0, 3.0]})
+    family = SimpleNamespace(metrics=["eodd_worst"], mitigation=["standard"], levels="all")
+    assert confirmatory_mask(rows, family, {}).tolist() == [True, True, False]
+    assert bias_rows(rows)["attribute"].tolist() == ["sex", "race"]
+    assert bias_rows(rows, variant="race_merged")["attribute"].tolist() == ["sex", "race_merged"]  # Figure 18's rows
+
+
 def test_grid_adjustment_covers_every_row_and_ignores_nan():
     table = pd.DataFrame({"p_value": [0.01, 0.04, np.nan, 0.03]})
     adjusted = adjust_grid(table)
@@ -84,11 +118,12 @@ def _config(root, **changes) -> ReconstructionConfig:
         xray={"labels": ["pleural_effusion", "cardiomegaly", "edema"], "degradation": {"photons": [3000], "size": 32},
               "classifier": {"batch_size": 32, "optim": {"lr": 1e-3}, "loop": once},
               "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},
-        mri={"degradation": {"accelerations": [4]}, "slices": {"size": 32},
+        mri={"degradation": {"accelerations": [4]},
+             "slices": {"size": 32, "inference": {"include_empty": True, "slice_range": [2, 6]}},  # 8-slice volumes
              "classifier": {"model": "resnet18", "loop": once},
              "segmenter": {"widths": [8, 16], "bottleneck": 32, "loop": once},
              "reconstructors": recons, "training": {"batch_size": 16, "loop": once}},
-        analysis={"bootstrap": 50, "attributes": ["sex", "age_binary", "race"]})
+        analysis={"bootstrap": 50, "attributes": ["sex", "age_binary", "race", "race_merged"]})
     return ReconstructionConfig(**{**settings, **changes})
 
 
@@ -96,7 +131,9 @@ PAPER_FILES = ["bias_shift.csv", "performance.csv", "table1_baseline_fairness.md
                "table7_chexpert.md", "table8_ucsf.md", "fig2_performance_vs_noise.png", "fig3_bias_change_hist.png",
                "fig4_bias_change_chexpert_eodd_worst.png", "fig4_bias_change_chexpert_eop.png",
                "fig5_bias_change_ucsf_delta_dice.png", "fig5_bias_change_ucsf_ser.png", "examples_chexpert.png",
-               "examples_ucsf.png", "gradcam_chexpert.png", "fig10_classification_vs_noise_ucsf.png", "study.json"]
+               "examples_ucsf.png", "gradcam_chexpert.png", "fig10_classification_vs_noise_ucsf.png", "table5_subgroups_chexpert.md",
+               "table6_subgroups_ucsf.md", "fig18_bias_change_hist_race_merged.png", "fig19_bias_change_chexpert_race_merged_eodd_worst.png",
+               "study.json"]
 
 
 @pytest.mark.slow
@@ -110,11 +147,13 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
     assert set(shift["dataset"]) == {"chexpert", "ucsf-pdgm"} and set(shift["mitigation"]) == {"standard"}
     assert set(shift["reconstructor"]) == {"unet", "pix2pix", "irsde"}
     xray = shift[shift["dataset"] == "chexpert"]
-    assert {"eodd_worst", "eodd_mean", "eop"} <= set(xray["metric"]) and set(xray["attribute"]) == {"sex", "age_binary", "race"}
+    assert {"eodd_worst", "eodd_mean", "eop"} <= set(xray["metric"])
+    assert set(xray["attribute"]) == {"sex", "age_binary", "race", "race_merged"}
     seg = shift[shift["label"] == "tumour_segmentation"]
     assert set(seg["metric"]) == {"delta_dice", "ser"} and "race" not in set(seg["attribute"])  # UCSF-PDGM records no race
     confirmatory = shift[shift["family"] == "confirmatory"]
     assert len(confirmatory) and set(confirmatory["metric"]) <= {"eodd_worst", "ser"}
+    assert "race_merged" not in set(confirmatory["attribute"])  # the appendix's re-grouping is exploratory
     tested = confirmatory.dropna(subset=["p_value"])
     assert len(tested) and (tested["p_holm"] >= tested["p_value"]).all()
     assert shift.loc[shift["family"] == "exploratory", "p_holm"].isna().all()  # exploratory rows: BH only
@@ -133,6 +172,12 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
     table2 = (out / "table2_shift_by_reconstructor.md").read_text()  # the paper's scope first, then every level pooled
     level = shift.loc[shift["dataset"] == "chexpert", "level"].iloc[0]
     assert f"at the middle level (chexpert: {level}" in table2 and "## Every level pooled (exploratory)" in table2
+    xray_split = pd.read_parquet(out / "data" / "xray_split.parquet")
+    assert set(xray_split["race"].dropna()) <= {"AI/AN", "Asian", "Black", "NH/PI", "Other", "White"}  # Table 5's groups
+    assert set(xray_split["race_merged"].dropna()) <= {"Asian", "Black", "Other", "White"}
+    assert "race_merged" not in (out / "table1_baseline_fairness.md").read_text()
+    table5 = (out / "table5_subgroups_chexpert.md").read_text()
+    assert "| all | total |" in table5 and f"| {xray_split['patient_id'].nunique()} |" in table5
     table7 = (out / "table7_chexpert.md").read_text()
     assert "| nan" not in table7 and "pleural_effusion" in table7
     again = run_study(config, out, progress=False, log=lambda m: None)

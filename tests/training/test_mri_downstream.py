@@ -22,15 +22,26 @@ from radfair.training.mri_downstream import (
     score_volumes,
     soft_dice_loss,
 )
-from radfair.training.volumes import SegmentationBatches, SliceSettings, slice_arrays, unit_volume
+from radfair.training.segmenter import segmentation_table
+from radfair.training.volumes import (
+    DownstreamSlices,
+    SegmentationBatches,
+    SliceSelection,
+    SliceSettings,
+    selected_rows,
+    slice_arrays,
+    unit_volume,
+)
 
-SLICES = {"size": 32, "min_tumour_pixels": 1}
+TUMOUR = {"size": 32, "min_tumour_pixels": 1}  # the slices with tumour (cache tests)
+# the paper's protocol on 8-slice volumes: train on every slice, infer on a fixed range whatever the mask
+SLICES = {"size": 32, "train": {"include_empty": True}, "inference": {"include_empty": True, "slice_range": [2, 6]}}
 FAST_LOOP = {"epochs": 2, "patience": None}
 
 
 def test_slice_cache_has_aligned_images_and_masks(ucsf):
     cohort = pd.read_parquet(ucsf)
-    data = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False)
+    data = slice_arrays(cohort, ucsf, SliceSettings(**TUMOUR), progress=False)
     n = len(data.index)
     assert data.images.shape == data.masks.shape == (n, 32, 32) and data.images.dtype == data.masks.dtype == np.uint8
     assert list(data.index.columns) == ["image_id", "patient_id", "slice", "tumour_pixels"]
@@ -47,7 +58,7 @@ def test_slice_cache_has_aligned_images_and_masks(ucsf):
         labels = read_nifti(paths.loc[image_id, "mask_path"])[0]
         assert group["slice"].tolist() == [z for z in range(labels.shape[-1]) if (labels[..., z] > 0).any()]
     # cached: a second call reads the same files; other settings make another cache
-    again = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False)
+    again = slice_arrays(cohort, ucsf, SliceSettings(**TUMOUR), progress=False)
     assert again.images.filename == data.images.filename
     everything = slice_arrays(cohort, ucsf, SliceSettings(size=16, include_empty=True), progress=False)
     assert everything.images.shape == (6 * 8, 16, 16) and set(everything.masks.ravel()) <= {0, 1}
@@ -56,19 +67,74 @@ def test_slice_cache_has_aligned_images_and_masks(ucsf):
 def test_slice_cache_refuses_bad_input(ucsf, tmp_path):
     cohort = pd.read_parquet(ucsf)
     with pytest.raises(RadfairInputError, match="mask_path"):
-        slice_arrays(cohort.drop(columns=["mask_path"]), ucsf, SliceSettings(**SLICES), progress=False)
+        slice_arrays(cohort.drop(columns=["mask_path"]), ucsf, SliceSettings(**TUMOUR), progress=False)
     with pytest.raises(RadfairInputError, match="min_tumour_pixels"):
         slice_arrays(cohort, ucsf, SliceSettings(size=32, min_tumour_pixels=-1), progress=False)
     flat = tmp_path / "flat.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((32, 32), np.uint8), np.eye(4)), flat)
     with pytest.raises(RadfairInputError, match="flat.nii.gz.*3-D volume"):
-        slice_arrays(cohort.assign(mask_path=str(flat)), ucsf, SliceSettings(**SLICES), progress=False)
+        slice_arrays(cohort.assign(mask_path=str(flat)), ucsf, SliceSettings(**TUMOUR), progress=False)
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a volume")
     bad = cohort.assign(path=[str(broken)] + cohort["path"].tolist()[1:])
     bad.to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(RadfairInputError, match="broken.nii.gz"):
-        slice_arrays(bad, tmp_path / "bad.parquet", SliceSettings(**SLICES), progress=False)
+        slice_arrays(bad, tmp_path / "bad.parquet", SliceSettings(**TUMOUR), progress=False)
+
+
+def test_a_selection_covers_another_only_when_it_keeps_every_slice_the_other_keeps():
+    every, paper = SliceSelection(include_empty=True), SliceSelection(include_empty=True, slice_range=(60, 130))
+    tumour, big_tumour = SliceSelection(min_tumour_pixels=1), SliceSelection(min_tumour_pixels=5)
+    assert every.covers(paper) and every.covers(tumour) and tumour.covers(big_tumour)
+    assert not paper.covers(every) and not tumour.covers(paper) and not big_tumour.covers(tumour)
+    assert not SliceSelection(include_empty=True, slice_range=(61, 130)).covers(paper)
+    z, pixels = np.arange(8), np.array([0, 3, 0, 7, 1, 0, 0, 2])
+    assert np.flatnonzero(paper.keep(z + 58, pixels)).tolist() == [2, 3, 4, 5, 6, 7]  # slices 60..65: the mask plays no part
+    assert np.flatnonzero(big_tumour.keep(z, pixels)).tolist() == [3]
+    with pytest.raises(RadfairInputError, match="slices.inference.slice_range"):
+        DownstreamSlices(inference={"slice_range": (5, 5)}).check()
+
+
+def test_inference_rows_of_the_training_cache_are_the_inference_cache(ucsf):
+    """The paper's inference slices taken from the every-slice training cache equal a cache built for them alone."""
+    cohort = pd.read_parquet(ucsf)
+    slices = DownstreamSlices.model_validate(SLICES)
+    every = slice_arrays(cohort, ucsf, slices.training(), progress=False)
+    assert len(every) == 6 * 8  # every slice of every volume, tumour or not
+    rows = selected_rows(every, slices.inference, cohort["image_id"][cohort["split"] == "test"])
+    alone = slice_arrays(cohort[cohort["split"] == "test"].reset_index(drop=True), ucsf, slices.inferring(), progress=False)
+    pd.testing.assert_frame_equal(every.index.iloc[rows].reset_index(drop=True), alone.index)
+    np.testing.assert_array_equal(every.images[rows], alone.images)
+    assert alone.index.groupby("image_id")["slice"].apply(list).map([2, 3, 4, 5].__eq__).all()
+
+
+def test_patient_dice_is_the_mean_of_its_slice_dice_then_groups_average_patients():
+    """Hand computation: per-slice Dice (empty truth and prediction: NaN, left out), mean per patient, mean per group."""
+    from radfair.fairness import dice, group_dice
+
+    def masks(*cells):  # one 2x2 mask per slice from its pixel list
+        out = np.zeros((len(cells), 2, 2), bool)
+        for i, pixels in enumerate(cells):
+            for r, c in pixels:
+                out[i, r, c] = True
+        return out
+
+    truth = masks([(0, 0), (0, 1)], [(0, 0)], [], [], [(1, 1)], [])
+    pred = masks([(0, 0)], [(0, 0)], [], [(1, 0)], [], [])
+    per_slice = dice(pred, truth, "both_empty_nan")
+    np.testing.assert_allclose(per_slice, [2 / 3, 1.0, np.nan, 0.0, 0.0, np.nan])  # 2*1/(1+2); perfect; both empty; FP; FN
+    counts = pd.DataFrame({"patient_id": ["a", "a", "a", "b", "b", "c"], "dice_slice": per_slice,
+                           "intersection": (pred & truth).sum((1, 2)), "pred_pixels": pred.sum((1, 2)),
+                           "true_pixels": truth.sum((1, 2))})
+    cohort = pd.DataFrame({"image_id": ["ia", "ib", "ic"], "patient_id": ["a", "b", "c"], "split": "test", "sex": ["F", "F", "M"]})
+    table = segmentation_table(cohort, np.arange(3), counts).set_index("patient_id")
+    assert table.loc["a", "dice"] == pytest.approx((2 / 3 + 1.0) / 2) and table.loc["a", "n_dice_slices"] == 2
+    assert table.loc["b", "dice"] == 0.0 and np.isnan(table.loc["c", "dice"]) and table["n_slices"].tolist() == [3, 2, 1]
+    assert table.loc["a", "dice_volume"] == pytest.approx(2 * 2 / (2 + 3))  # the stacked slices, for comparison
+    groups = group_dice(table["dice"].to_numpy(), np.array([0, 0, 1]), 2)[0]
+    np.testing.assert_allclose(groups, [((2 / 3 + 1.0) / 2 + 0.0) / 2, np.nan])  # patient c (no defined slice) drops out
+    ignore = dice(pred, truth, "ignore_empty")
+    assert np.isnan(ignore[3]) and dice(pred, truth, "empty_is_one")[2] == 1.0  # the other conventions, for contrast
 
 
 def test_patient_score_is_the_median_of_its_slices():
@@ -90,7 +156,7 @@ def test_dice_from_counts_and_soft_dice():
 
 
 def test_segmentation_batches_replay_their_seeded_order(ucsf):
-    data = slice_arrays(pd.read_parquet(ucsf), ucsf, SliceSettings(**SLICES), progress=False)
+    data = slice_arrays(pd.read_parquet(ucsf), ucsf, SliceSettings(**TUMOUR), progress=False)
     batches = SegmentationBatches(data.images, data.masks, 2, shuffle=True, seed=3)
     first = [b["index"].tolist() for b in batches.epoch(1)]
     assert [b["index"].tolist() for b in batches.epoch(1, start=1)] == first[1:]
@@ -139,6 +205,8 @@ def test_slice_classifier_run_scores_val_and_test_patients_by_median(classifier_
         assert column in scored.columns
     assert scored[["p_high_grade", "p_glioblastoma"]].stack().between(0, 1).all()
     slices = pd.read_parquet(run_dir / "slice_scores.parquet")
+    assert (slices.groupby("image_id")["slice"].apply(list).map([2, 3, 4, 5].__eq__)).all()  # the inference range, no mask
+    assert set(slices["image_id"]) == set(expected) and (slices["tumour_pixels"] == 0).any()
     medians = slices.groupby("patient_id")[["p_high_grade", "p_glioblastoma"]].median()
     np.testing.assert_allclose(scored.set_index("patient_id")[medians.columns].loc[medians.index], medians)
     assert (scored.set_index("patient_id")["n_slices"] == slices.groupby("patient_id").size()).all()
@@ -154,11 +222,12 @@ def test_segmenter_run_writes_patient_dice_recomputable_from_counts(segmenter_ru
     table = pd.read_parquet(run_dir / "segmentation.parquet")
     cohort = pd.read_parquet(ucsf)
     assert table["image_id"].tolist() == cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"].tolist()
-    assert {"image_id", "patient_id", "split", "sex", "age", "age_group", "dice", "intersection", "pred_pixels",
-            "true_pixels", "dice_slice_mean", "n_slices"} <= set(table.columns)
-    defined = table["dice"].dropna()
-    assert defined.between(0, 1).all() and (table["true_pixels"] > 0).all()
-    np.testing.assert_allclose(table["dice"], 2 * table["intersection"] / (table["pred_pixels"] + table["true_pixels"]))
+    assert {"image_id", "patient_id", "split", "sex", "age", "age_group", "dice", "n_dice_slices", "dice_volume", "intersection",
+            "pred_pixels", "true_pixels", "n_slices"} <= set(table.columns)
+    assert table["dice"].dropna().between(0, 1).all() and (table["n_slices"] == 4).all()  # slices 2-5 of every volume
+    assert (table["n_dice_slices"] <= table["n_slices"]).all()
+    total = table["pred_pixels"] + table["true_pixels"]
+    np.testing.assert_allclose(table["dice_volume"], np.where(total > 0, 2 * table["intersection"] / total.where(total > 0, 1), np.nan))
     assert (table["intersection"] <= table[["pred_pixels", "true_pixels"]].min(axis=1)).all()
     assert execute(spec, run_dir, progress=False).status == "skipped"
 
@@ -178,7 +247,7 @@ def test_frozen_models_score_clean_and_degraded_volumes(classifier_run, segmente
     assert scored["image_id"].tolist() == clean["image_id"].tolist()
     assert scored[["p_high_grade", "p_glioblastoma"]].stack().between(0, 1).all()
     assert not np.allclose(scored["p_high_grade"], clean["p_high_grade"], atol=0, rtol=0)
-    assert (scored["n_slices"] == clean["n_slices"]).all()  # slices are chosen by the true masks: paired
+    assert (scored["n_slices"] == clean["n_slices"]).all()  # the same inference slices: paired
     with pytest.warns(Warning):
         run_audit(scored, AuditConfig(attributes=["sex"], bootstrap=0, threshold="balanced"), compare=clean)
     seg = score_volumes(segmenter_dir, table, tmp_path / "deg_seg.parquet", column="path_degraded", progress=False)
@@ -193,18 +262,27 @@ def test_frozen_models_score_clean_and_degraded_volumes(classifier_run, segmente
 
 def test_a_volume_without_kept_slices_is_warned_not_silently_dropped(ucsf, tmp_path):
     cohort = pd.read_parquet(ucsf)
-    index = slice_arrays(cohort, ucsf, SliceSettings(**SLICES), progress=False).index
+    index = slice_arrays(cohort, ucsf, SliceSettings(**TUMOUR), progress=False).index
     largest = index.groupby("image_id")["tumour_pixels"].max()
     threshold = int(largest.min()) + 1  # drops the volume(s) whose largest tumour slice is the smallest
     dropped = set(largest.index[largest < threshold])
     kept_splits = set(cohort.loc[~cohort["image_id"].isin(dropped), "split"])
     if not {"train", "val"} <= kept_splits:
         pytest.skip("the smallest tumours hold every train or val volume")
-    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8,
-                    slices={"size": 32, "min_tumour_pixels": threshold}, batch_size=4, loop={"epochs": 1, "patience": None})
-    with pytest.warns(Warning, match=f"{len(dropped)} volume"):
+    # training on tumour slices only (does not cover the inference range: a second cache); inference 6-10 of 8 slices
+    slices = {"size": 32, "train": {"min_tumour_pixels": threshold}, "inference": {"include_empty": True, "slice_range": [6, 10]}}
+    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8, slices=slices, batch_size=4,
+                    loop={"epochs": 1, "patience": None})
+    with pytest.warns(Warning, match=f"{len(dropped)} volume.*slices.train"):
         assert execute(spec, tmp_path / "run", progress=False).status == "done"
     table = pd.read_parquet(tmp_path / "run" / "segmentation.parquet")
-    expected = cohort.loc[cohort["split"].isin(["val", "test"]) & ~cohort["image_id"].isin(dropped), "image_id"]
-    assert table["image_id"].tolist() == expected.tolist()
-    assert "have no slice with enough tumour pixels" in (tmp_path / "run" / "run.log").read_text()
+    expected = cohort.loc[cohort["split"].isin(["val", "test"]), "image_id"]
+    assert table["image_id"].tolist() == expected.tolist() and (table["n_slices"] == 2).all()  # inference: no mask
+    assert "have no slice kept by slices.train" in (tmp_path / "run" / "run.log").read_text()
+    # the paper's range on 8-slice volumes, taken from the every-slice training cache: no slice for any volume
+    beyond = {"size": 32, "train": {"include_empty": True}, "inference": {"include_empty": True, "slice_range": [60, 130]}}
+    spec = run_spec("train-segmenter", cpus=1, cohort=str(ucsf), widths=[8], bottleneck=8, slices=beyond, batch_size=4,
+                    loop={"epochs": 1, "patience": None})
+    with pytest.warns(Warning, match=f"{len(expected)} volume.*slices.inference"):
+        assert execute(spec, tmp_path / "beyond", progress=False).status == "done"
+    assert pd.read_parquet(tmp_path / "beyond" / "segmentation.parquet").empty

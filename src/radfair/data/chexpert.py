@@ -52,12 +52,13 @@ PATH_PATTERN = re.compile(r"(?:^|/)(patient\d+)/(study\d+)/(view\d+_[^/]+)$")
 PATH_EXPECTED = ".../patientNNNNN/studyN/viewN_<frontal|lateral>.jpg"
 
 
-def read_demo(path: Path) -> pd.DataFrame:
-    """The CHEXPERT DEMO spreadsheet (.xlsx or .csv) with columns PATIENT, PRIMARY_RACE, ETHNICITY."""
+def read_demo(path: Path, race_scheme: str = "six-groups") -> pd.DataFrame:
+    """The CHEXPERT DEMO spreadsheet (.xlsx or .csv) with columns PATIENT, PRIMARY_RACE, ETHNICITY; race harmonised
+    under ``race_scheme`` (:data:`radfair.data.race.RACE_SCHEMES`)."""
     demo = read_table(path, "the CHEXPERT DEMO spreadsheet")
     require_columns(demo, DEMO_COLUMNS, path)
     demo = demo.drop_duplicates("PATIENT")
-    return pd.DataFrame({"patient": demo["PATIENT"].astype(str), "race": harmonise_race(demo["PRIMARY_RACE"], demo["ETHNICITY"])})
+    return pd.DataFrame({"patient": demo["PATIENT"].astype(str), "race": harmonise_race(demo["PRIMARY_RACE"], demo["ETHNICITY"], race_scheme)})
 
 
 def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
@@ -102,7 +103,8 @@ def read_label_csv(path: Path, uncertain: str) -> pd.DataFrame:
     return out
 
 
-def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
+def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path | None = None,
+                  race_scheme: str = "six-groups") -> tuple[pd.DataFrame, dict]:
     """Load CheXpert train+valid into the canonical cohort table.
 
     Returns the table and a provenance dict (release folder, files used, where race came from).
@@ -122,7 +124,7 @@ def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path |
         df["race"] = None
         df = df.drop(columns=["_patient"])
     else:
-        races = read_demo(demo_path)
+        races = read_demo(demo_path, race_scheme)
         df = df.merge(races, how="left", left_on="_patient", right_on="patient").drop(columns=["_patient", "patient"])
         df["race"] = df["race"].astype(object).where(df["race"].notna(), None)
     df["age_group"] = age_group(df["age"])
@@ -134,7 +136,7 @@ def load_chexpert(root: str | Path, uncertain: str = "zeros", demo: str | Path |
 
 
 def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
-    return load_chexpert(request.root, request.uncertain)
+    return load_chexpert(request.root, request.uncertain, race_scheme=request.race_scheme)
 
 
 DATASET = register(Dataset(

@@ -60,8 +60,9 @@ def _labels(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.DataFrame(out, index=raw.index)
 
 
-def load_manifest(root: str | Path) -> tuple[pd.DataFrame, dict]:
-    """The cohort table of a manifest file (one row per manifest row) and its provenance. See the module docstring."""
+def load_manifest(root: str | Path, race_scheme: str = "six-groups") -> tuple[pd.DataFrame, dict]:
+    """The cohort table of a manifest file (one row per manifest row) and its provenance; race harmonised under
+    ``race_scheme`` (:data:`radfair.data.race.RACE_SCHEMES`). See the module docstring."""
     path = Path(root)
     if path.is_dir():
         raise RadfairInputError(MISSING_FILE.format(path=path, what="expected a manifest file (.csv, .csv.gz or .parquet), not a folder"))
@@ -89,7 +90,7 @@ def load_manifest(root: str | Path) -> tuple[pd.DataFrame, dict]:
             "view": view,
             "sex": harmonise_sex(raw["sex"], path, "sex") if "sex" in raw.columns else None,
             "age": parse_age(raw["age"], path, "age") if "age" in raw.columns else float("nan"),
-            "race": harmonise_race(raw["race"]) if "race" in raw.columns else None,
+            "race": harmonise_race(raw["race"], scheme=race_scheme) if "race" in raw.columns else None,
             "insurance": raw["insurance"].astype(object).where(~unknown_marker_mask(raw["insurance"]), None) if "insurance" in raw.columns else None,
         },
         index=raw.index,
@@ -104,7 +105,7 @@ def load_manifest(root: str | Path) -> tuple[pd.DataFrame, dict]:
 
 
 def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
-    return load_manifest(request.root)
+    return load_manifest(request.root, request.race_scheme)
 
 
 DATASET = register(Dataset(

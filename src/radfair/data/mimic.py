@@ -94,8 +94,10 @@ def study_insurance(studies: pd.DataFrame, adm: pd.DataFrame) -> pd.Series:
     return merged.set_index("index")["insurance_group"].reindex(studies.index)
 
 
-def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: str = "zeros") -> tuple[pd.DataFrame, dict]:
-    """Load MIMIC-CXR-JPG joined with MIMIC-IV demographics into the canonical cohort table."""
+def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: str = "zeros",
+               race_scheme: str = "six-groups") -> tuple[pd.DataFrame, dict]:
+    """Load MIMIC-CXR-JPG joined with MIMIC-IV demographics into the canonical cohort table (race under
+    ``race_scheme``, :data:`radfair.data.race.RACE_SCHEMES`)."""
     cxr = find_release(root, "mimic-cxr-jpg")
     iv = find_release(root_iv or root, "mimic-iv")
     meta_path, label_path, split_path = cxr / METADATA, cxr / CHEXPERT, cxr / SPLIT
@@ -115,7 +117,7 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
     require_columns(adm, ("subject_id", "admittime", "insurance", race_column), adm_path)
     with decoding(adm_path, "admittime as a date-time"):
         adm["admittime"] = pd.to_datetime(adm["admittime"])
-    adm["race_group"] = harmonise_race(adm[race_column])
+    adm["race_group"] = harmonise_race(adm[race_column], scheme=race_scheme)
     adm["insurance_group"] = harmonise_insurance(adm["insurance"])
 
     df = meta.merge(labels, on=["subject_id", "study_id"], how="left", validate="many_to_one", indicator="_labelled")
@@ -161,7 +163,7 @@ def load_mimic(root: str | Path, root_iv: str | Path | None = None, uncertain: s
 
 
 def _load(request: LoadRequest) -> tuple[pd.DataFrame, dict]:
-    return load_mimic(request.root, request.extra_root, request.uncertain)
+    return load_mimic(request.root, request.extra_root, request.uncertain, request.race_scheme)
 
 
 DATASET = register(Dataset(

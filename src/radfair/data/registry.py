@@ -27,11 +27,13 @@ from ..errors import BAD_OPTION, RadfairInputError
 @dataclass(frozen=True)
 class LoadRequest:
     """What ``radfair cohort`` passes to a loader: the user's ``--root`` (a folder, or a file for the
-    manifest), an optional second root (MIMIC-IV beside MIMIC-CXR-JPG) and the uncertain-label policy."""
+    manifest), an optional second root (MIMIC-IV beside MIMIC-CXR-JPG), the uncertain-label policy and the race
+    scheme (:data:`radfair.data.race.RACE_SCHEMES`; a loader with race harmonises it under this scheme)."""
 
     root: Path
     extra_root: Path | None = None
     uncertain: str = "zeros"
+    race_scheme: str = "six-groups"
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,9 @@ def require_columns(df: pd.DataFrame, columns, path) -> None:
         raise RadfairInputError(MISSING_COLUMNS.format(path=path, columns=missing, expected=list(columns)))
 
 
-def validate_cohort(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
-    """Check a cohort table against the schema; returns it unchanged or raises RadfairInputError."""
+def validate_cohort(df: pd.DataFrame, path="cohort", races: tuple[str, ...] = RACES) -> pd.DataFrame:
+    """Check a cohort table against the schema (``races``: the groups of its race scheme, by default Study 1's six,
+    :data:`radfair.data.race.RACE_SCHEMES`); returns it unchanged or raises RadfairInputError."""
     require_columns(df, REQUIRED_COLUMNS, path)
     if df.empty:
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=path, step="loading (the cohort is empty)"))
@@ -178,7 +179,7 @@ def validate_cohort(df: pd.DataFrame, path="cohort") -> pd.DataFrame:
     duplicated = df["image_id"][df["image_id"].duplicated()]
     if len(duplicated):
         raise RadfairInputError(DUPLICATE_IDS.format(path=path, column="image_id", values=preview(duplicated)))
-    for column, allowed in (("sex", SEXES), ("age_group", AGE_GROUPS), ("race", RACES), ("view", VIEWS)):
+    for column, allowed in (("sex", SEXES), ("age_group", AGE_GROUPS), ("race", races), ("view", VIEWS)):
         values = df[column].dropna()
         bad = values[~values.isin(allowed)]
         if len(bad):

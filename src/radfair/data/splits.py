@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import BAD_OPTION, MISSING_COLUMNS, PATIENT_IN_TWO_SPLITS, RadfairInputError, preview
 from ..io import output_file, read_metadata, read_table, write_table
+from .race import DEFAULT_SCHEME, race_scheme
 from .schema import patient_sex, validate_cohort
 
 SPLITS = ("train", "val", "test")
@@ -111,8 +112,9 @@ def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, strat
     """Read a cohort, add ``split`` under ``rule`` (None: the rule its dataset declares, kept in the cohort's
     metadata as ``split_rule``; else ``patient``), write it to ``out``; returns the table."""
     output_file(out)
-    cohort = patient_sex(validate_cohort(read_table(cohort_path, "cohort table"), cohort_path), cohort_path)
     meta = read_metadata(cohort_path) if Path(cohort_path).suffix == ".parquet" else {}
+    races = race_scheme(meta.get("race_scheme", DEFAULT_SCHEME), f"{cohort_path}: metadata race_scheme").groups
+    cohort = patient_sex(validate_cohort(read_table(cohort_path, "cohort table"), cohort_path, races), cohort_path)
     rule = rule or meta.get("split_rule", "patient")
     if rule not in RULES:
         raise RadfairInputError(BAD_OPTION.format(option="--rule", value=rule, expected=list(RULES)))

@@ -111,9 +111,10 @@ class MitigatedStep:
     def tumour_dice(self, batch: dict, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Soft Dice of the frozen segmenter on the batch's rows whose mask holds tumour, and those rows' groups.
 
-        The mask is resized (nearest) to the segmenter's output size. Slices without tumour are left out, as the
-        frozen model is scored on tumour slices only (:mod:`radfair.training.volumes`); their Dice is 0 for any
-        positive prediction and would only push the segmenter's output down.
+        The mask is resized (nearest) to the segmenter's output size. Slices without tumour are left out of this
+        training term: their soft Dice is 0 for any positive prediction and 0/0 for none, so it would only push the
+        segmenter's output down (the reported Dice, per inference slice, counts them through false positives only:
+        ``empty_slices`` of :class:`radfair.training.segmenter.SegmenterRunConfig`).
         """
         probabilities = torch.sigmoid(self._logits(output))
         mask = batch["mask"]

@@ -6,7 +6,8 @@ named in ``performance_key`` / ``fairness_key`` for :func:`radfair.mitigation.ch
 
 * classifier downstream: ``val_auroc`` (mean over labels) and ``val_eodd`` (mean over attributes and labels of the
   hard worst-case EODD at balanced thresholds chosen per label on the classifier's clean validation scores);
-* segmenter downstream (UCSF-PDGM): ``val_dice`` (mean patient Dice over the kept tumour slices) and ``val_dice_gap``
+* segmenter downstream (UCSF-PDGM): ``val_dice`` (mean over patients of the mean per-slice Dice on the segmenter's
+  inference slices) and ``val_dice_gap``
   (mean over attributes of ΔDice = max − min group mean Dice, the worst case over groups).
 
 Volumes are scored exactly as ``score-volumes`` scores them (:func:`radfair.training.mri_downstream.score_volumes`).
@@ -160,7 +161,7 @@ def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: di
                 "val_dice_gap": _nanmean([np.nan if v is None else v for v in gaps.values()]),
                 "val_dice_gap_clean": _nanmean([np.nan if v is None else v for v in clean_gaps.values()]),
                 "dice_gap": gaps, "dice_gap_convention": "val_dice_gap: mean over attributes of max − min group mean "
-                                                         "patient Dice (stacked kept tumour slices)",
+                                                         "patient Dice (mean per-slice Dice on the inference slices)",
                 "n_val": int(len(paired))}
     labels = config.labels
     groups = np.stack([category_codes(paired[a], categories[a]) for a in attributes], 1) if attributes else np.zeros((len(paired), 0), np.int64)

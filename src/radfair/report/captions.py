@@ -48,6 +48,10 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
         ("table2*.md", "Table 2 layout (as written by the study run)."),
         ("table3*.md", "Table 3 layout (as written by the study run)."),
         ("table4*.md", "Table 4 layout (as written by the study run)."),
+        ("table5*.md", "Table 5 ({rest}): patients of the X-ray dataset per subgroup, sex x age at the median (rows) by race "
+                       "group (columns; the race scheme in study.json conventions), over all splits then per split."),
+        ("table6*.md", "Table 6 ({rest}): patients of UCSF-PDGM per subgroup, age at the median (rows) by sex (columns), over "
+                       "all splits then per split."),
         ("table7*.md", "Table 7 layout (as written by the study run)."),
         ("table8*.md", "Table 8 layout (as written by the study run)."),
         ("examples_*.png", "Example images ({rest}): clean, degraded and reconstructed versions of the same test images, as "
@@ -67,6 +71,11 @@ CAPTIONS: dict[str, list[tuple[str, str]]] = {
                        "the confirmatory family (study.json, multiple_testing)."),
         ("fig5_bias_change*.png", "Figure 5 ({rest}): the same for UCSF-PDGM at the middle acceleration (the paper's: R = 8) (slice classifier EODD/EOP, segmenter ΔDice/SER), with paired "
                        "patient-bootstrap 95% intervals; marks = significant after Holm within the confirmatory family."),
+        ("fig18_bias_change*.png", "Figure 18: the distribution of the bias change as in Figure 3, with the merged race groups "
+                        "(race_merged: AI/AN and NH/PI within Other) in place of race."),
+        ("fig19_bias_change*.png", "Figure 19 ({rest}): the change of worst-case EODD from clean to reconstructed test images per "
+                        "finding, reconstructor and mitigation strategy, as Figure 4's race panel, with the merged race groups; "
+                        "paired patient-bootstrap 95% intervals (race_merged rows are exploratory: no Holm marks)."),
         ("fig11_lambda*.png", "Figure 11: the validation λ sweep of the EODD-loss mitigation: worst-case EODD and mean AUROC against λ; "
                         "the same-budget standard fine-tune dashed, the chosen λ circled."),
         ("fig12_lambda*.png", "Figure 12: the validation λ sweep of the adversarial mitigation: worst-case EODD and mean AUROC against "

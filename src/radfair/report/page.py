@@ -447,8 +447,9 @@ def _study2_page(folder: Path, record: dict, warnings: list[str]) -> dict:
         ("Thresholds", record.get("conventions", {}).get("thresholds", f"{analysis.get('threshold')} on clean validation images")),
         ("Bootstrap", f"{analysis.get('bootstrap')} paired replicates, unit: patient, seed {analysis.get('seed')}, "
                       f"{100 * float(analysis.get('level', 0.95)):g}% percentile intervals"),
-        ("Attributes", ", ".join(analysis.get("attributes", [])) + (f" (race groups under {analysis.get('merge_below')} test patients "
-                                                                     "merged into Other)" if analysis.get("race_merge_small") else "")),
+        ("Attributes", ", ".join(analysis.get("attributes", [])) + (f" (race scheme {analysis['race_scheme']}; race_merged: its "
+                                                                     "merged variant, exploratory, Figures 18-19)"
+                                                                     if analysis.get("race_scheme") else "")),
         ("MRI part", "; ".join(f"{k}: {json.dumps(v)}" for k, v in (config.get("mri") or {}).items()
                                if not isinstance(v, dict)) or ("configured (see the recorded configuration)" if config.get("mri") else "none")),
         ("Multiple testing", f"{record.get('conventions', {}).get('multiple_testing') or 'Holm (FWER) and Benjamini-Hochberg (FDR) over the grid'} "

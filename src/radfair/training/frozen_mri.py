@@ -47,8 +47,10 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
     A ``train-slice-classifier`` run writes the scored-table contract (one row per patient, median of slice
     scores); a ``train-segmenter`` run writes the segmentation table. ``volumes_path`` may be the split cohort
     (``column="path"``), ``degraded.parquet`` (``column="path_degraded"``, one ``level``) or a table of
-    reconstructed volumes; columns it lacks come from the run's cohort by ``image_id``. Slices are chosen with
-    the true masks, so clean and reconstructed tables score the same slices. ``splits=None`` scores every row.
+    reconstructed volumes; columns it lacks come from the run's cohort by ``image_id``. The slices scored are the
+    run's inference selection (``slices.inference``; the paper: 60-130, whatever the mask), so clean and
+    reconstructed tables score the same slices; the segmenter's Dice uses the run's ``empty_slices`` convention.
+    ``splits=None`` scores every row.
     """
     check_device(device)
     run_dir = Path(run_dir)
@@ -61,8 +63,8 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=volumes_path, step=f"keeping splits {list(splits or [])}"))
     check_volume_table(table, volumes_path, column)
     one_volume_per_patient(table, volumes_path)
-    data = slice_arrays(table, volumes_path, config.slices, column=column, progress=progress)
-    warn_without_slices(table, data, lambda m: None, str(volumes_path))
+    data = slice_arrays(table, volumes_path, config.slices.inferring(), column=column, progress=progress)
+    warn_without_slices(table, data.index, lambda m: None, str(volumes_path), "slices.inference")
     owner = slice_rows(table, data)
     all_slices, all_rows = np.arange(len(data)), np.arange(len(table))
     meta = {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "kind": kind, "best_epoch": best["epoch"],
@@ -76,7 +78,8 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
         result = patient_table(table, all_rows, slice_scores, labels)
     else:
         step = SegmenterStep(model, None)
-        result = segmentation_table(table, all_rows, segment_slices(step, data, all_slices, config.eval_batch_size, device))
+        counts = segment_slices(step, data, all_slices, config.eval_batch_size, device, config.empty_slices)
+        result = segmentation_table(table, all_rows, counts)
     write_table(result, out, meta)
     return result
 

@@ -17,14 +17,14 @@ from ..errors import BAD_VALUES, MISSING_COLUMNS, RadfairInputError, RadfairWarn
 from ..io import read_table
 from .checkpoint import load_checkpoint
 from .classify import read_split_cohort
-from .volumes import SliceData, check_volume_table
+from .volumes import DownstreamSlices, SliceData, check_volume_table, selected_rows, slice_arrays
 
 MRI_LABELS = ["high_grade", "glioblastoma"]
 
 
 def check_sizes(config) -> None:
     """Batch sizes and epochs of a downstream run config are positive (one-line input errors)."""
-    config.slices.check()
+    config.slices.check()  # DownstreamSlices: the size and both selections
     for option, value in (("batch_size", config.batch_size), ("eval_batch_size", config.eval_batch_size), ("loop.epochs", config.loop.epochs)):
         if value < 1:
             raise RadfairInputError(f"{option}: {value!r} is not valid; expected a positive integer")
@@ -51,14 +51,28 @@ def slice_rows(cohort: pd.DataFrame, data: SliceData) -> np.ndarray:
     return pd.Index(cohort["image_id"].astype(str)).get_indexer(data.index["image_id"].astype(str))
 
 
-def warn_without_slices(cohort: pd.DataFrame, data: SliceData, log, where: str) -> None:
-    """Volumes with no kept slice cannot be scored: say how many and which (never drop them silently)."""
-    absent = cohort["image_id"][~cohort["image_id"].astype(str).isin(set(data.index["image_id"].astype(str)))]
+def warn_without_slices(cohort: pd.DataFrame, index: pd.DataFrame, log, where: str, option: str) -> None:
+    """Volumes of ``cohort`` with no slice in ``index`` (the slices kept by the selection ``option``) cannot be
+    trained on or scored: say how many and which (never drop them silently)."""
+    absent = cohort["image_id"][~cohort["image_id"].astype(str).isin(set(index["image_id"].astype(str)))]
     if len(absent):
-        message = (f"{where}: {len(absent)} volume(s) {preview(absent, 3)} have no slice with enough tumour pixels "
-                   "(slices.min_tumour_pixels); they get no score")
+        message = (f"{where}: {len(absent)} volume(s) {preview(absent, 3)} have no slice kept by {option} (too few slices "
+                   "for its slice_range, or no slice with enough tumour pixels); they are left out")
         log(message)
         warnings.warn(message, RadfairWarning, stacklevel=3)
+
+
+def inference_slices(cohort: pd.DataFrame, path, slices: DownstreamSlices, train: SliceData, column: str, progress: bool,
+                     splits: tuple[str, ...] = ("val", "test")) -> tuple[SliceData, np.ndarray]:
+    """(data, positions): the inference slices (``slices.inference``) of the cohort's ``splits`` volumes.
+
+    When the training selection covers the inference one (the paper: every slice ⊇ slices 60-130), they are rows of
+    the training cache ``train`` (one cache, no second copy); otherwise a cache of those volumes alone is built."""
+    scored = cohort["split"].isin(splits).to_numpy()
+    if slices.train.covers(slices.inference):
+        return train, selected_rows(train, slices.inference, cohort.loc[scored, "image_id"])
+    data = slice_arrays(cohort[scored].reset_index(drop=True), path, slices.inferring(), column=column, progress=progress)
+    return data, np.arange(len(data))
 
 
 def best_checkpoint(run_dir: Path) -> dict:
@@ -98,5 +112,5 @@ def volumes_with_cohort(volumes_path, column: str, cohort_path: str, level: str 
     return merged.reset_index(drop=True)
 
 
-__all__ = ["MRI_LABELS", "best_checkpoint", "check_sizes", "one_volume_per_patient", "read_volume_cohort", "slice_rows",
+__all__ = ["MRI_LABELS", "best_checkpoint", "check_sizes", "inference_slices", "one_volume_per_patient", "read_volume_cohort", "slice_rows",
            "volumes_with_cohort", "warn_without_slices"]

@@ -1,11 +1,15 @@
 """The ``train-segmenter`` run kind (Study 2, UCSF-PDGM): a tumour U-Net trained on clean volumes, then frozen.
 
-The radfair U-Net with one logit channel, soft Dice + BCE (or L1 on the sigmoid, the paper's code) on slices
-(:class:`SegmenterStep`). Outputs ``segmentation.parquet`` (one row per val/test patient: ``dice`` of the
-stacked kept slices at sigmoid >= 0.5, the counts ``intersection, pred_pixels, true_pixels`` it is computed
-from, and ``dice_slice_mean``, the paper's mean of per-slice Dice), ``history.csv``, ``metrics.json``, the best
-checkpoint. Per-slice Dice of boolean masks is :func:`radfair.fairness.dice`; :func:`dice_from_counts` is the
-same formula on summed counts (a patient's stacked slices).
+The radfair U-Net with one logit channel, soft Dice + BCE (or L1 on the sigmoid, the paper's code) on the
+training slices (``slices.train``; the paper: every slice) (:class:`SegmenterStep`). Outputs
+``segmentation.parquet`` (one row per val/test patient, scored on the inference slices ``slices.inference``, the
+paper's slices 60-130 whatever the mask): ``dice``, the paper's Dice (appendix "Diagnostic Hyperparameters": "computed
+separately for each slice, then averaged across slices per patient"; the mean across patients is the study's),
+``n_dice_slices`` (the slices with a defined Dice), ``dice_volume`` (Dice of the stacked slices) with the counts
+``intersection, pred_pixels, true_pixels`` it is computed from; ``history.csv``, ``metrics.json``, the best
+checkpoint. Per-slice Dice of boolean masks at sigmoid >= 0.5 is :func:`radfair.fairness.dice` under the run's
+``empty_slices`` convention (:data:`radfair.fairness.EMPTY_CONVENTIONS`); :func:`dice_from_counts` is the same
+formula on summed counts.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from ..io import write_json, write_table
 from ..models.mri import build_segmenter
 from .inputs import RowView
 from .loop import LoopConfig, fit
-from .mri_common import best_checkpoint, read_volume_cohort, slice_rows, warn_without_slices
+from .mri_common import best_checkpoint, inference_slices, read_volume_cohort, slice_rows, warn_without_slices
 from .steps import OptimConfig, make_optimizer
-from .volumes import SegmentationBatches, SliceData, SliceSettings, slice_arrays
+from .volumes import DownstreamSlices, SegmentationBatches, SliceData, slice_arrays
 
 
 class SegmenterRunConfig(StrictModel):
@@ -39,7 +43,11 @@ class SegmenterRunConfig(StrictModel):
     bottleneck: int = 1024
     pixel_loss: Literal["bce", "l1"] = "bce"
     dice_weight: float = 0.5
-    slices: SliceSettings = SliceSettings()
+    slices: DownstreamSlices = DownstreamSlices()
+    # what a slice whose truth is empty scores (radfair.fairness.dice); the paper is silent. "both_empty_nan": a
+    # slice empty in truth and prediction is left out of the patient's mean (neither perfect nor failed), a false
+    # positive on it scores 0, so tumour-free slices of the inference range count only through false positives
+    empty_slices: Literal["both_empty_nan", "ignore_empty", "empty_is_one"] = "both_empty_nan"
     batch_size: int = 8
     eval_batch_size: int = 32
     seed: int = 0
@@ -95,8 +103,10 @@ def dice_from_counts(intersection, pred_pixels, true_pixels) -> np.ndarray:
         return np.where(total > 0, 2 * inter / np.where(total > 0, total, 1), np.nan)
 
 
-def segment_slices(step: SegmenterStep, data: SliceData, slices: np.ndarray, batch_size: int, device) -> pd.DataFrame:
-    """Per-slice counts of the predicted and true masks, and the slice's Dice."""
+def segment_slices(step: SegmenterStep, data: SliceData, slices: np.ndarray, batch_size: int, device,
+                   empty: str = "both_empty_nan") -> pd.DataFrame:
+    """Per-slice counts of the predicted and true masks of the cached slices at positions ``slices``, and each
+    slice's Dice (``dice_slice``) under the ``empty`` convention of :func:`radfair.fairness.dice`."""
     step.net.eval()
     batches = SegmentationBatches(RowView(data.images, slices), RowView(data.masks, slices), batch_size, shuffle=False, device=device)
     parts = []
@@ -106,7 +116,7 @@ def segment_slices(step: SegmenterStep, data: SliceData, slices: np.ndarray, bat
         true = batch["mask"] > 0.5
         pred_np, true_np = pred[:, 0].cpu().numpy(), true[:, 0].cpu().numpy()
         parts.append(np.stack([(pred_np & true_np).sum((1, 2)), pred_np.sum((1, 2)), true_np.sum((1, 2))], 1))
-        parts[-1] = np.concatenate([parts[-1], mask_dice(pred_np, true_np)[:, None]], 1)
+        parts[-1] = np.concatenate([parts[-1], mask_dice(pred_np, true_np, empty)[:, None]], 1)
     counts = np.concatenate(parts) if parts else np.zeros((0, 4))
     table = data.index.iloc[slices][["image_id", "patient_id", "slice"]].reset_index(drop=True)
     table["intersection"], table["pred_pixels"], table["true_pixels"] = (counts[:, k].astype(np.int64) for k in range(3))
@@ -115,21 +125,28 @@ def segment_slices(step: SegmenterStep, data: SliceData, slices: np.ndarray, bat
 
 
 SEGMENTATION_CARRIED = ("image_id", "patient_id", "split", "sex", "age", "age_group")
+DICE_RULE = ("dice: mean over the patient's inference slices of per-slice Dice (empty-truth convention {empty}); "
+             "dice_volume: Dice of the stacked inference slices")
 
 
 def segmentation_table(cohort: pd.DataFrame, rows: np.ndarray, slice_counts: pd.DataFrame) -> pd.DataFrame:
-    """One row per patient of ``cohort.iloc[rows]`` with slices: stacked-mask Dice, its counts, mean per-slice Dice."""
+    """One row per patient of ``cohort.iloc[rows]`` that has slices, in cohort order.
+
+    ``dice``: the mean of the patient's per-slice Dice (``slice_counts["dice_slice"]``), slices whose Dice is
+    undefined (NaN under the convention) left out; NaN when none is defined (the patient then drops out of group
+    means, :func:`radfair.fairness.group_dice`). ``n_dice_slices``: the slices averaged; ``n_slices``: the slices
+    scored; ``dice_volume``: Dice of the stacked slices from the summed counts ``intersection, pred_pixels,
+    true_pixels``. Reconstruction paper, appendix "Diagnostic Hyperparameters"."""
     grouped = slice_counts.groupby("patient_id", sort=False)
-    per = grouped[["intersection", "pred_pixels", "true_pixels"]].sum()
-    per["dice_slice_mean"] = grouped["dice_slice"].mean()  # NaN slices (both empty) skipped, as in the paper's code
+    per = pd.DataFrame({"dice": grouped["dice_slice"].mean(), "n_dice_slices": grouped["dice_slice"].count()})
+    per = per.join(grouped[["intersection", "pred_pixels", "true_pixels"]].sum())
+    per.insert(2, "dice_volume", dice_from_counts(per["intersection"], per["pred_pixels"], per["true_pixels"]))
     per["n_slices"] = grouped.size()
     per = per.reset_index()
     base = cohort.iloc[rows]
     base = base[base["patient_id"].isin(per["patient_id"])]
     keep = [c for c in SEGMENTATION_CARRIED if c in base.columns]
-    table = base[keep].reset_index(drop=True).merge(per, on="patient_id", how="left")
-    table.insert(len(keep), "dice", dice_from_counts(table["intersection"], table["pred_pixels"], table["true_pixels"]))
-    return table
+    return base[keep].reset_index(drop=True).merge(per, on="patient_id", how="left")
 
 
 def _segmenter(config: SegmenterRunConfig, device) -> SegmenterStep:
@@ -138,11 +155,12 @@ def _segmenter(config: SegmenterRunConfig, device) -> SegmenterStep:
 
 
 def run_segmenter(config_dict: dict, ctx) -> dict[str, str]:
-    """The ``train-segmenter`` run: train on train slices, then per-patient Dice of val and test with the best checkpoint."""
+    """The ``train-segmenter`` run: train on the train volumes' training slices (validation loss on the val volumes'),
+    then per-patient Dice of val and test on their inference slices with the best checkpoint."""
     config = SegmenterRunConfig.model_validate(config_dict)
     cohort, _ = read_volume_cohort(config.cohort, config.column, None)
-    data = slice_arrays(cohort, config.cohort, config.slices, column=config.column, progress=ctx.progress)
-    warn_without_slices(cohort, data, ctx.log, config.cohort)
+    data = slice_arrays(cohort, config.cohort, config.slices.training(), column=config.column, progress=ctx.progress)
+    warn_without_slices(cohort, data.index, ctx.log, config.cohort, "slices.train")
     owner = slice_rows(cohort, data)
     split = cohort["split"].to_numpy()[owner]
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
@@ -163,10 +181,13 @@ def run_segmenter(config_dict: dict, ctx) -> dict[str, str]:
                      progress=ctx.progress, log=ctx.log)
     best = best_checkpoint(ctx.run_dir)
     step.net.load_state_dict(best["modules"]["model"])
-    counts = segment_slices(step, data, np.flatnonzero(np.isin(split, ("val", "test"))), config.eval_batch_size, device)
-    table = segmentation_table(cohort, np.flatnonzero(cohort["split"].isin(("val", "test")).to_numpy()), counts)
+    scored = cohort["split"].isin(("val", "test")).to_numpy()
+    infer, rows = inference_slices(cohort, config.cohort, config.slices, data, config.column, ctx.progress)
+    warn_without_slices(cohort[scored], infer.index.iloc[rows], ctx.log, config.cohort, "slices.inference")
+    counts = segment_slices(step, infer, rows, config.eval_batch_size, device, config.empty_slices)
+    table = segmentation_table(cohort, np.flatnonzero(scored), counts)
     meta = {"run": {"kind": "train-segmenter", "best_epoch": best["epoch"], "threshold": "sigmoid >= 0.5",
-                    "dice": "stacked kept slices per patient; dice_slice_mean = mean of per-slice Dice", "column": config.column}}
+                    "dice": DICE_RULE.format(empty=config.empty_slices), "column": config.column}}
     write_table(table, ctx.run_dir / "segmentation.parquet", meta)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
     write_json(ctx.run_dir / "metrics.json", {
@@ -186,5 +207,5 @@ TRAIN_SEGMENTER = declare(
              "best_checkpoint": "checkpoints/best.pt"})
 
 
-__all__ = ["SEGMENTATION_CARRIED", "SegmenterRunConfig", "SegmenterStep", "TRAIN_SEGMENTER", "dice_from_counts", "run_segmenter",
+__all__ = ["DICE_RULE", "SEGMENTATION_CARRIED", "SegmenterRunConfig", "SegmenterStep", "TRAIN_SEGMENTER", "dice_from_counts", "run_segmenter",
            "segment_slices", "segmentation_table", "soft_dice_loss"]

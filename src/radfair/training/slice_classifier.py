@@ -2,8 +2,10 @@
 
 Reconstruction paper §3.3 and appendix "Diagnostic Hyperparameters": MONAI ResNet-50 (``resnet18`` for the
 demo), masked BCE over ``y_high_grade`` and ``y_glioblastoma`` (:class:`radfair.training.steps.ClassifierStep`)
-on slices (:mod:`radfair.training.volumes`). A patient's score is the **median** of its slices' sigmoid scores
-(:func:`aggregate_patients`). Outputs ``scored.parquet`` (one row per val/test patient, the scored-table contract
+on the training slices (``slices.train``; the paper: every slice of every volume, :mod:`radfair.training.volumes`).
+Val and test patients are scored on their inference slices (``slices.inference``; the paper: slices 60-130, chosen
+without the tumour mask): a patient's score is the **median** of those slices' sigmoid scores
+(:func:`aggregate_patients`; the paper: "a patient-level score as the median across slices"). Outputs ``scored.parquet`` (one row per val/test patient, the scored-table contract
 of :func:`radfair.training.classify.scored_table`, ready for ``radfair audit``), ``slice_scores.parquet``,
 ``history.csv``, ``metrics.json`` (patient AUROC), the best checkpoint. No threshold is chosen here.
 """
@@ -25,9 +27,16 @@ from ..models.mri import SliceClassifier
 from .classify import predict_scores, scored_table
 from .inputs import ImageBatches, RowView
 from .loop import LoopConfig, fit
-from .mri_common import MRI_LABELS, best_checkpoint, read_volume_cohort, slice_rows, warn_without_slices
+from .mri_common import (
+    MRI_LABELS,
+    best_checkpoint,
+    inference_slices,
+    read_volume_cohort,
+    slice_rows,
+    warn_without_slices,
+)
 from .steps import ClassifierStep, OptimConfig, make_optimizer
-from .volumes import SliceData, SliceSettings, slice_arrays
+from .volumes import DownstreamSlices, SliceData, slice_arrays
 
 
 class SliceClassifierRunConfig(StrictModel):
@@ -39,7 +48,7 @@ class SliceClassifierRunConfig(StrictModel):
     model: Literal["resnet50", "resnet18"] = "resnet50"
     conv1_stride: int = 2
     weights: str | None = None
-    slices: SliceSettings = SliceSettings()
+    slices: DownstreamSlices = DownstreamSlices()
     batch_size: int = 16
     eval_batch_size: int = 64
     seed: int = 0
@@ -47,8 +56,12 @@ class SliceClassifierRunConfig(StrictModel):
     loop: LoopConfig = LoopConfig(epochs=20, patience=5)
 
 
+AGGREGATION = "median over the patient's inference slices (slices.inference)"
+
+
 def aggregate_patients(slices: pd.DataFrame, labels: list[str], how: str = "median") -> pd.DataFrame:
-    """One row per patient: ``p_<label>`` = the median (paper) of the patient's slice scores, plus ``n_slices``."""
+    """One row per patient: ``p_<label>`` = the median (paper, appendix "Diagnostic Hyperparameters") of the
+    patient's slice scores, plus ``n_slices``. No mask enters: which slices are scored is the inference selection."""
     columns = [f"p_{k}" for k in labels]
     grouped = slices.groupby("patient_id", sort=False)
     out = grouped[columns].agg(how)
@@ -93,19 +106,19 @@ def score_slices(model, data: SliceData, cohort: pd.DataFrame, owner: np.ndarray
 
 
 def run_slice_classifier(config_dict: dict, ctx) -> dict[str, str]:
-    """The ``train-slice-classifier`` run: train on train slices (early stopping on val slices), then score val and
-    test patients with the best checkpoint (median over slices)."""
+    """The ``train-slice-classifier`` run: train on the train volumes' training slices (early stopping on the val
+    volumes'), then score val and test patients on their inference slices with the best checkpoint (median)."""
     config = SliceClassifierRunConfig.model_validate(config_dict)
     cohort, labels = read_volume_cohort(config.cohort, config.column, config.labels)
-    data = slice_arrays(cohort, config.cohort, config.slices, column=config.column, progress=ctx.progress)
-    warn_without_slices(cohort, data, ctx.log, config.cohort)
+    data = slice_arrays(cohort, config.cohort, config.slices.training(), column=config.column, progress=ctx.progress)
+    warn_without_slices(cohort, data.index, ctx.log, config.cohort, "slices.train")
     owner = slice_rows(cohort, data)
     split = cohort["split"].to_numpy()[owner]
     y = cohort[[f"y_{k}" for k in labels]].to_numpy(np.float32)[owner]
     device = torch.device(ctx.device)
     train_rows, val_rows = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     if not len(train_rows) or not len(val_rows):
-        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.cohort, step="keeping train and val slices with tumour"))
+        raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=config.cohort, step="keeping train and val slices (slices.train)"))
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)  # weights init; restored from last.pt on resume
         model = build_classifier(config, len(labels), ctx.log).to(device)
@@ -119,12 +132,13 @@ def run_slice_classifier(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, train, val, config.loop, ctx.run_dir, device=device, progress=ctx.progress, log=ctx.log)
     best = best_checkpoint(ctx.run_dir)
     model.load_state_dict(best["modules"]["model"])
-    scored = np.flatnonzero(np.isin(split, ("val", "test")))
-    slice_scores = score_slices(model, data, cohort, owner, scored, labels, config, device)
-    rows = np.flatnonzero(cohort["split"].isin(("val", "test")).to_numpy())
-    table = patient_table(cohort, rows, slice_scores, labels)
+    scored = cohort["split"].isin(("val", "test")).to_numpy()
+    infer, rows = inference_slices(cohort, config.cohort, config.slices, data, config.column, ctx.progress)
+    warn_without_slices(cohort[scored], infer.index.iloc[rows], ctx.log, config.cohort, "slices.inference")
+    slice_scores = score_slices(model, infer, cohort, slice_rows(cohort, infer), rows, labels, config, device)
+    table = patient_table(cohort, np.flatnonzero(scored), slice_scores, labels)
     meta = {"run": {"kind": "train-slice-classifier", "model": config.model, "best_epoch": best["epoch"], "labels": labels,
-                    "aggregation": "median over the patient's kept slices", "column": config.column}}
+                    "aggregation": AGGREGATION, "column": config.column}}
     write_table(slice_scores, ctx.run_dir / "slice_scores.parquet", meta)
     write_table(table, ctx.run_dir / "scored.parquet", meta)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
@@ -135,7 +149,7 @@ def run_slice_classifier(config_dict: dict, ctx) -> dict[str, str]:
 def _classifier_metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) -> dict:
     from .classify import _metrics
 
-    return {**_metrics(table, labels, result, best_epoch), "unit": "patient (median of slice scores)"}
+    return {**_metrics(table, labels, result, best_epoch), "unit": f"patient ({AGGREGATION})"}
 
 
 TRAIN_SLICE_CLASSIFIER = declare(

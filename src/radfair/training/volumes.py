@@ -8,8 +8,10 @@ reconstructed volumes, so a frozen model sees every input the same way):
 * axial slices are taken along the last NIfTI axis and resized bilinearly (antialiased, in float) to
   ``size`` x ``size``, then quantised to uint8 (:func:`radfair.training.inputs.resize_to_uint8`);
 * the tumour mask is BraTS labels > 0, resized with nearest neighbours and stored as 0/1;
-* a slice is kept when its resized mask has at least ``min_tumour_pixels`` tumour pixels (or always, with
-  ``include_empty``), optionally only within ``slice_range`` (the paper evaluated slices 60-130).
+* a slice is kept by a :class:`SliceSelection`: when its resized mask has at least ``min_tumour_pixels`` tumour
+  pixels (or always, with ``include_empty``), optionally only within ``slice_range``. The downstream models
+  (:class:`DownstreamSlices`) have one selection for training and one for inference; the paper trains on every
+  slice and infers on every slice of 60-130, whatever the mask (appendix "Diagnostic Hyperparameters").
 
 The cache (the study's ``image-cache/volume-slices``, see :func:`slice_arrays`) holds
 ``slices-<key>.npy`` (images), ``slices-<key>.mask.npy`` and ``slices-<key>.index.parquet`` (one row per
@@ -38,24 +40,81 @@ from ..readers import read_nifti
 from .inputs import IndexBatches, _key, _locked, image_cache_root, resize_to_uint8
 
 
-class SliceSettings(StrictModel):
-    """Which slices are kept and at what size (hashed into the cache key and the run id)."""
+class SliceSelection(StrictModel):
+    """Which axial slices of a volume are kept (hashed into the cache key and the run id).
 
-    size: int = 256
+    ``include_empty``: every slice, whatever its mask (``min_tumour_pixels`` is then not used); else the slices
+    whose resized tumour mask has at least ``max(min_tumour_pixels, 1)`` pixels. ``slice_range``: [first, last)
+    axial slice numbers (None = all)."""
+
     min_tumour_pixels: int = 1
     include_empty: bool = False
-    slice_range: tuple[int, int] | None = None  # [first, last) axial slice numbers; None = all
+    slice_range: tuple[int, int] | None = None
 
-    def check(self) -> SliceSettings:
-        if self.size < 16:
-            raise RadfairInputError(BAD_OPTION.format(option="slices.size", value=self.size, expected="at least 16 pixels"))
+    def check(self, option: str = "slices"):
+        """Raise :class:`RadfairInputError` naming ``option`` for a negative pixel count or an empty/negative range."""
         if self.min_tumour_pixels < 0:
-            raise RadfairInputError(BAD_OPTION.format(option="slices.min_tumour_pixels", value=self.min_tumour_pixels,
+            raise RadfairInputError(BAD_OPTION.format(option=f"{option}.min_tumour_pixels", value=self.min_tumour_pixels,
                                                       expected="a number >= 0"))
         if self.slice_range is not None and not 0 <= self.slice_range[0] < self.slice_range[1]:
-            raise RadfairInputError(BAD_OPTION.format(option="slices.slice_range", value=list(self.slice_range),
+            raise RadfairInputError(BAD_OPTION.format(option=f"{option}.slice_range", value=list(self.slice_range),
                                                       expected="[first, last) with 0 <= first < last"))
         return self
+
+    def keep(self, z: np.ndarray, tumour_pixels: np.ndarray) -> np.ndarray:
+        """Boolean (n,): which of the slices numbered ``z`` (n,) with ``tumour_pixels`` (n,) this selection keeps."""
+        z, counts = np.asarray(z), np.asarray(tumour_pixels)
+        keep = np.ones(len(z), bool) if self.include_empty else counts >= max(self.min_tumour_pixels, 1)
+        if self.slice_range is not None:
+            keep &= (z >= self.slice_range[0]) & (z < self.slice_range[1])
+        return keep
+
+    def covers(self, other: SliceSelection) -> bool:
+        """True when every slice ``other`` keeps is kept here too (whatever the volumes), so ``other``'s slices
+        can be taken from a cache built with this selection."""
+        if self.slice_range is not None and (other.slice_range is None or other.slice_range[0] < self.slice_range[0]
+                                             or other.slice_range[1] > self.slice_range[1]):
+            return False
+        return self.include_empty or (not other.include_empty and max(other.min_tumour_pixels, 1) >= max(self.min_tumour_pixels, 1))
+
+
+class SliceSettings(SliceSelection):
+    """A :class:`SliceSelection` at a size: what one slice cache holds (hashed into the cache key and the run id)."""
+
+    size: int = 256
+
+    def check(self, option: str = "slices") -> SliceSettings:
+        if self.size < 16:
+            raise RadfairInputError(BAD_OPTION.format(option=f"{option}.size", value=self.size, expected="at least 16 pixels"))
+        super().check(option)
+        return self
+
+
+class DownstreamSlices(StrictModel):
+    """The slices of the UCSF-PDGM downstream models (slice classifier, segmenter): one size, a ``train`` selection
+    (training and the validation loss) and an ``inference`` selection (every score and Dice a run or a frozen
+    model reports). Defaults: the paper's (appendix "Diagnostic Hyperparameters": "trained on a per-slice level
+    using all available MRI slices"; "At inference ... slices 60-130"), so no selection uses the ground-truth mask
+    at inference."""
+
+    size: int = 256
+    train: SliceSelection = SliceSelection(include_empty=True)
+    inference: SliceSelection = SliceSelection(include_empty=True, slice_range=(60, 130))
+
+    def check(self, option: str = "slices") -> DownstreamSlices:
+        """Raise :class:`RadfairInputError` naming the option for a size under 16 or a bad selection."""
+        SliceSettings(size=self.size).check(option)
+        self.train.check(f"{option}.train")
+        self.inference.check(f"{option}.inference")
+        return self
+
+    def training(self) -> SliceSettings:
+        """The training selection at ``size`` (what the training cache holds)."""
+        return SliceSettings(size=self.size, **self.train.model_dump())
+
+    def inferring(self) -> SliceSettings:
+        """The inference selection at ``size``."""
+        return SliceSettings(size=self.size, **self.inference.model_dump())
 
 
 @dataclass
@@ -88,12 +147,18 @@ def tumour_slices(path: str, size: int) -> np.ndarray:
     return out
 
 
-def _kept(masks: np.ndarray, settings: SliceSettings) -> np.ndarray:
-    counts = masks.sum(axis=(1, 2))
-    keep = np.ones(len(masks), bool) if settings.include_empty else counts >= max(settings.min_tumour_pixels, 1)
-    if settings.slice_range is not None:
-        z = np.arange(len(masks))
-        keep &= (z >= settings.slice_range[0]) & (z < settings.slice_range[1])
+def _kept(masks: np.ndarray, settings: SliceSelection) -> np.ndarray:
+    return np.flatnonzero(settings.keep(np.arange(len(masks)), masks.sum(axis=(1, 2))))
+
+
+def selected_rows(data: SliceData, selection: SliceSelection, image_ids=None) -> np.ndarray:
+    """Positions (into ``data``) of the cached slices ``selection`` keeps, optionally only of volumes ``image_ids``.
+
+    Exact when the cache's own selection covers ``selection`` (:meth:`SliceSelection.covers`): the index holds
+    each slice's number and tumour pixel count, the rule's only inputs."""
+    keep = selection.keep(data.index["slice"].to_numpy(), data.index["tumour_pixels"].to_numpy())
+    if image_ids is not None:
+        keep &= data.index["image_id"].astype(str).isin({str(i) for i in image_ids}).to_numpy()
     return np.flatnonzero(keep)
 
 
@@ -218,4 +283,5 @@ class SegmentationBatches(IndexBatches):
         return {"x": x, "mask": mask, "index": idx, "size": len(idx)}
 
 
-__all__ = ["SegmentationBatches", "SliceData", "SliceSettings", "check_volume_table", "slice_arrays", "tumour_slices", "unit_volume"]
+__all__ = ["DownstreamSlices", "SegmentationBatches", "SliceData", "SliceSelection", "SliceSettings", "check_volume_table",
+           "selected_rows", "slice_arrays", "tumour_slices", "unit_volume"]

@@ -31,6 +31,15 @@ from ...fairness import (
 from ...io import write_table
 
 FAIRNESS_METRICS = ("eodd_worst", "eodd_mean", "eop", "gap")
+#: Attributes that re-group another (variant -> the attribute it re-groups): the appendix's sensitivity analysis
+#: (race with AI/AN and NH/PI within Other, Figures 18-19). Analysed like any attribute, but left out of the
+#: confirmatory family, the pooled Tables 1-3, Figures 3-5 and the mitigation losses, where race would count twice.
+VARIANTS = {"race_merged": "race"}
+
+
+def headline_attributes(attributes) -> list[str]:
+    """``attributes`` without the re-grouping variants (:data:`VARIANTS`)."""
+    return [a for a in attributes if a not in VARIANTS]
 
 
 def clean_thresholds(clean: pd.DataFrame, labels: list[str], rule: str, path: Path) -> tuple[Path, list[str], list[str]]:
@@ -70,12 +79,14 @@ def adjust_grid(bias_shift: pd.DataFrame) -> pd.DataFrame:
 
 
 def confirmatory_mask(bias_shift: pd.DataFrame, family, middle_levels: dict[str, str]) -> np.ndarray:
-    """True for the rows of the confirmatory family (:class:`~.config.ConfirmatoryFamily`).
+    """True for the rows of the confirmatory family (:class:`~.config.ConfirmatoryFamily`); re-grouping variants
+    (:data:`VARIANTS`) never belong to it.
 
     ``middle_levels``: each dataset's middle degradation level, used when ``family.levels == "middle"``.
     """
     rows = bias_shift
     in_family = rows["metric"].isin(family.metrics) & rows["mitigation"].isin(family.mitigation)
+    in_family &= ~rows["attribute"].isin(list(VARIANTS))  # a re-grouping (race_merged) is exploratory
     if family.levels == "middle":
         in_family &= rows["level"] == rows["dataset"].map(middle_levels)
     elif family.levels != "all":

@@ -14,7 +14,7 @@ from ...training.loop import LoopConfig
 from ...training.mri_downstream import MRI_LABELS
 from ...training.reconstruction import ReconstructorConfig
 from ...training.steps import OptimConfig
-from ...training.volumes import SliceSettings
+from ...training.volumes import DownstreamSlices
 from ..emb_vs_img.config import SyntheticReleases
 
 
@@ -136,6 +136,9 @@ class SegmenterSettings(StrictModel):
     bottleneck: int = 1024
     pixel_loss: Literal["bce", "l1"] = "l1"  # the paper: L1 on the sigmoid output
     dice_weight: float = 0.5
+    # a slice empty in truth and prediction: NaN, left out of the patient's mean (the paper is silent; see
+    # radfair.training.segmenter.SegmenterRunConfig)
+    empty_slices: Literal["both_empty_nan", "ignore_empty", "empty_is_one"] = "both_empty_nan"
     batch_size: int = 8
     optim: OptimConfig = OptimConfig(lr=1e-3, weight_decay=0.0)
     loop: LoopConfig = LoopConfig(epochs=20, patience=5)
@@ -148,7 +151,7 @@ class MriStudy(StrictModel):
     source: str = "ucsf-pdgm"  # a registered MRI dataset with y_high_grade / y_glioblastoma labels and mask_path
     labels: list[str] = list(MRI_LABELS)
     degradation: MriDegradation = MriDegradation()
-    slices: SliceSettings = SliceSettings()  # the downstream models' slices (the paper evaluated slices 60-130)
+    slices: DownstreamSlices = DownstreamSlices()  # the downstream models' size, training and inference slices (paper defaults)
     classifier: SliceClassifierSettings = SliceClassifierSettings()
     segmenter: SegmenterSettings = SegmenterSettings()
     reconstructors: dict[str, StudyReconstructor] = _reconstructors()
@@ -178,7 +181,7 @@ class MitigationStudy(StrictModel):
     weights_by_dataset: dict[str, list[float]] = {}  # a dataset's own sweep (else weights)
     reconstructors: list[str] | None = None  # None: every reconstructor of the part
     levels: list[str] | None = None  # None: each part's middle level (CheXpert: the paper's fairness level)
-    attributes: list[str] | None = None  # None: the analysis attributes
+    attributes: list[str] | None = None  # None: the analysis attributes without the variants (race_merged)
     epochs: int = 10
     patience: int | None = 3
     batch_size: int = 16
@@ -218,14 +221,19 @@ class ConfirmatoryFamily(StrictModel):
 
 
 class Analysis(StrictModel):
-    attributes: list[str] = ["sex", "age_binary", "race"]
+    """The shift analysis. ``attributes`` may name ``race_merged``, the race scheme's merged variant (Table 5 scheme:
+    AI/AN and NH/PI within Other, the paper's Figures 18-19): analysed as its own attribute, it is a re-grouping of
+    race, so it stays out of the confirmatory family, the pooled Tables 1-3, Figures 3-5 and the mitigation losses,
+    and has its own Figures 18-19. ``race_scheme``: how the X-ray part's race is grouped
+    (:data:`radfair.data.race.RACE_SCHEMES`; ``table5``: the paper's Table 5)."""
+
+    attributes: list[str] = ["sex", "age_binary", "race", "race_merged"]
+    race_scheme: Literal["table5", "six-groups"] = "table5"
     # "patient-median": each patient's age against the median over patients, <= / > (the paper: <= 62 / > 62 on
     # CheXpert); "image-median": the median over images, >= / < (radfair's earlier rule)
     age_split: Literal["patient-median", "image-median"] = "patient-median"
     p_value: Literal["bootstrap-normal", "bootstrap-count"] = "bootstrap-normal"
     confirmatory: ConfirmatoryFamily = ConfirmatoryFamily()
-    race_merge_small: bool = False
-    merge_below: int = 50
     threshold: Literal["balanced", "f1", "youden"] = "balanced"
     bootstrap: int = 1000
     seed: int = 0

@@ -8,8 +8,9 @@
 * ``age_binary``: the paper's dichotomy at the dataset median, named with it: ``analysis.age_split =
   patient-median`` compares each patient's (first) age with the median over patients, ``<=62`` / ``>62``;
   ``image-median`` the median over images, ``>=63`` / ``<63``;
-* ``race_merged``: race with groups of fewer than ``merge_below`` test patients merged into Other (the
-  paper's appendix variant); kept beside ``race``.
+* ``race``: grouped under ``analysis.race_scheme`` (the paper's Table 5 groups: AI/AN, Asian, Black, NH/PI,
+  Other, White); ``race_merged``: the scheme's merged variant (AI/AN and NH/PI within Other, the appendix's
+  Figures 18-19), kept beside ``race``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ...data.cohort import build_cohort
+from ...data.race import merged_race
 from ...data.splits import assign_splits, check_patient_level, patient_key
 from ...io import write_json, write_table
 from ..emb_vs_img.data import ensure_releases, synthetic_settings
@@ -43,11 +45,9 @@ def add_age_binary(cohort: pd.DataFrame, rule: str = "patient-median") -> pd.Dat
     return cohort
 
 
-def add_race_merged(cohort: pd.DataFrame, merge_below: int) -> pd.DataFrame:
-    test = cohort[cohort["split"] == "test"].drop_duplicates("patient_id")
-    counts = test["race"].value_counts()
-    small = set(counts[counts < merge_below].index) - {"Other"}
-    cohort["race_merged"] = cohort["race"].where(~cohort["race"].isin(small), "Other")
+def add_race_merged(cohort: pd.DataFrame, scheme: str) -> pd.DataFrame:
+    """``race_merged``: ``race`` with the groups ``scheme`` merges moved into the group they join (missing stays missing)."""
+    cohort["race_merged"] = merged_race(cohort["race"], scheme)
     return cohort
 
 
@@ -58,14 +58,14 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
     manifest_path = folder / f"{dataset}_manifest.json"
     root = config.root_of(dataset)
     settings = {"releases": config.releases, **({"root": root} if root != config.releases else {}), "source": source, "split": config.split.model_dump(mode="json"),
-                "merge_below": config.analysis.merge_below,
+                "race_scheme": config.analysis.race_scheme,
                 "age_split": config.analysis.age_split, "synthetic": synthetic_settings(config)}
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         if manifest["settings"] == settings and Path(manifest["split"]).is_file():
             return manifest
     ensure_releases(config, log)
-    cohort, _ = build_cohort(source, root)
+    cohort, _ = build_cohort(source, root, race_scheme=config.analysis.race_scheme)
     cohort["split"] = assign_splits(cohort, config.split.fractions, config.split.seed)
     check_patient_level(cohort, source)
     key = pd.Series(patient_key(cohort["patient_id"], config.split.seed + 1), index=cohort.index)
@@ -76,7 +76,7 @@ def prepare_split(config: ReconstructionConfig, out: Path, dataset: str, source:
         cohort["recon_split"] = np.where(train, "both", "shared")
     else:
         cohort["recon_split"] = np.where(~train, "shared", np.where(cohort["patient_id"].isin(recon_patients), "reconstruction", "classifier"))
-    cohort = add_race_merged(add_age_binary(cohort, config.analysis.age_split), config.analysis.merge_below)
+    cohort = add_race_merged(add_age_binary(cohort, config.analysis.age_split), config.analysis.race_scheme)
     path = folder / f"{dataset}_split.parquet"
     write_table(cohort, path, {"split": {**config.split.model_dump(mode="json"), "unit": "patient"}})
     counts = cohort.groupby(["split", "recon_split"])["patient_id"].nunique().reset_index().to_dict("records")

@@ -1,6 +1,7 @@
 """The reconstruction paper's figures (matplotlib, PNG): Figure 2 (performance vs noise: CheXpert mean AUROC,
 UCSF-PDGM Dice), Figure 10 (UCSF-PDGM classification vs noise), Figure 3 (distribution of bias changes), Figures 4/5
-(bias change per task with intervals; mitigation strategies as extra bars).
+(bias change per task with intervals; mitigation strategies as extra bars), and Figures 18/19, the same as Figures
+3/4 with the merged race groups (``race_merged``) in place of race.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ...io import atomic_path  # noqa: E402
-from .tables import DATASET_NAMES, RECON_NAMES, bias_rows  # noqa: E402
+from .tables import DATASET_NAMES, RECON_NAMES, attribute_rows, bias_rows  # noqa: E402
 
 ALPHA = 0.05
 
@@ -79,10 +80,11 @@ def figure10_classification_vs_noise(performance: pd.DataFrame, dataset: str, pa
     save(fig, path)
 
 
-def figure3_bias_change_hist(shift: pd.DataFrame, path: Path, scope: str = "") -> None:
+def figure3_bias_change_hist(shift: pd.DataFrame, path: Path, scope: str = "", variant: str | None = None) -> None:
     """Histogram of % changes of EODD (worst case) / SER over every standard reconstruction of ``shift`` (the caller
-    chooses the levels; ``scope`` names them in the title), per attribute; medians as vertical lines."""
-    rows = bias_rows(shift)
+    chooses the levels; ``scope`` names them in the title), per attribute; medians as vertical lines. ``variant``
+    (e.g. ``race_merged``): its rows in place of the attribute it re-groups (Figure 18)."""
+    rows = bias_rows(shift, variant=variant)
     rows = rows[np.isfinite(rows["pct_change"].astype(float))]
     fig, ax = plt.subplots(figsize=(7, 4))
     for number, (attribute, part) in enumerate(rows.groupby("attribute", sort=False)):
@@ -92,14 +94,18 @@ def figure3_bias_change_hist(shift: pd.DataFrame, path: Path, scope: str = "") -
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("bias change, % of the clean-image value (clipped to ±300 %)")
     ax.set_ylabel("cells (dataset × level × reconstructor × task)")
-    ax.set_title("Bias change with reconstruction (vertical lines: medians)" + (f"\n{scope}" if scope else ""), fontsize=10)
+    ax.set_title("Bias change with reconstruction (vertical lines: medians)" + (f"; race as {variant}" if variant else "")
+                 + (f"\n{scope}" if scope else ""), fontsize=10)
     ax.legend(fontsize=8)
     save(fig, path)
 
 
-def figure_bias_change(shift: pd.DataFrame, dataset: str, metric: str, path: Path) -> None:
+def figure_bias_change(shift: pd.DataFrame, dataset: str, metric: str, path: Path, attributes: list[str] | None = None) -> None:
     """One panel per attribute: absolute change of ``metric`` per task and (reconstructor, mitigation), with the paired
-    bootstrap 95 % interval as the error bar; a star marks Holm-adjusted p < 0.05. Levels are pooled side by side."""
+    bootstrap 95 % interval as the error bar; a star marks Holm-adjusted p < 0.05 (confirmatory rows; the others have
+    no Holm p). Levels are pooled side by side. ``attributes``: the panels (None: the headline attributes, without
+    the re-grouping variants; Figure 19: ``["race_merged"]``)."""
+    shift = attribute_rows(shift) if attributes is None else shift[shift["attribute"].isin(attributes)]
     rows = shift[(shift["dataset"] == dataset) & (shift["metric"] == metric)]
     attributes = list(dict.fromkeys(rows["attribute"]))
     fig, axes = plt.subplots(len(attributes), 1, figsize=(max(7, 0.9 * rows["label"].nunique() * max(1, rows["level"].nunique())),

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ...errors import RadfairInputError
 from ...execution import RunSpec, RunStore
-from .parts import FINETUNE, STANDARD, Key
+from .parts import FINETUNE, STANDARD, Key, headline_attributes
 
 SWEEP_METRICS = ("val_psnr", "val_auroc", "val_eodd", "val_eodd_clean", "val_dice", "val_dice_gap", "val_dice_gap_clean")
 
@@ -63,7 +63,8 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
 
     m = config.mitigation
     split = part.split
-    attributes = [a for a in (m.attributes or config.analysis.attributes) if a in split.columns and split[a].notna().any()]
+    chosen = m.attributes or headline_attributes(config.analysis.attributes)  # never race twice (race_merged) in the loss
+    attributes = [a for a in chosen if a in split.columns and split[a].notna().any()]
     task, fields, model = part.mitigation_downstream()
     loop = LoopConfig(epochs=m.epochs, patience=m.patience, monitor=VALIDATION_KEY, mode="min")
     runs = [("standard", 0.0)] + [(s, 0.0) for s in m.strategies if s == "reweighting"]

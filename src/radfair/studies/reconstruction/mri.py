@@ -1,7 +1,9 @@
 """Study 2, UCSF-PDGM part: radially undersampled FLAIR -> reconstructors -> frozen slice classifier and segmenter.
 
 The slice classifier (high grade, glioblastoma; per-patient median of slice scores) and the tumour U-Net train
-on the clean volumes of the downstream patients only; each reconstructor (kind x acceleration) trains on the
+on the clean volumes of the downstream patients only, on ``mri.slices.train`` (the paper: every slice), and score
+``mri.slices.inference`` (the paper: slices 60-130, whatever the mask; a patient's Dice is the mean of its
+per-slice Dice, appendix "Diagnostic Hyperparameters"); each reconstructor (kind x acceleration) trains on the
 kept axial slices of the reconstruction patients' (undersampled, clean) volume pairs and reconstructs whole
 val/test volumes; ``score-volumes`` scores each reconstruction with both frozen models. Segmentation fairness
 (ΔDice, SER) and mean Dice come from :func:`radfair.fairness.paired_segmentation_comparison` on the same
@@ -27,7 +29,6 @@ from .parts import (
     DatasetPart,
     Key,
     PartOutputs,
-    analysed_attributes,
     classifier_shift,
     mitigation_references,
     quality_rows,
@@ -103,7 +104,7 @@ class MriPart(DatasetPart):
             model=c.model, weights=c.weights, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
         self.segmenter = mri_downstream.run_spec(
             "train-segmenter", device=device, label="ucsf-segmenter", cohort=str(self.cohort), widths=s.widths, bottleneck=s.bottleneck,
-            pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
+            pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, empty_slices=s.empty_slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
         return {"classifier": self.classifier, "segmenter": self.segmenter}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
@@ -125,7 +126,7 @@ class MriPart(DatasetPart):
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
         thresholds, labels = self.thresholds(clean, out)
-        attributes = [x for x in analysed_attributes(a.attributes, a.race_merge_small) if clean[x].notna().any()]
+        attributes = [x for x in a.attributes if x in clean.columns and clean[x].notna().any()]
         segmented = pd.read_parquet(self.runs.output(self.segmenter, "segmentation")).query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)
         scores, segmentations = {}, {}

@@ -18,13 +18,18 @@ from .figures import (
     figure_bias_change,
 )
 from .mitigation_outputs import write_mitigation_outputs
-from .tables import performance_table, table1_baseline_fairness, table2_shift_by_reconstructor
+from .tables import performance_table, subgroup_table, table1_baseline_fairness, table2_shift_by_reconstructor
 
 # Keyed by the part (xray | mri); file names carry the part's dataset short name (``part.short``: the X-ray part's
 # registered dataset, e.g. chexpert or nih-cxr14; ucsf for the MRI part), so CheXpert's files keep the paper's names.
 FIGURE_METRICS = {"xray": ("fig4", ("eodd_worst", "eop")), "mri": ("fig5", ("eodd_worst", "eop", "delta_dice", "ser"))}
 # (the paper's Figures 16/17, EOP before and after mitigation, are the *_eop files)
 TABLE_NUMBER = {"xray": "table7", "mri": "table8"}
+# Tables 5/6: patients per subgroup (part -> number, row attributes, column attribute): CheXpert sex x age by race,
+# UCSF-PDGM age by sex (a part without race recorded: sex x age only)
+SUBGROUP_TABLES = {"xray": ("table5", ["sex", "age_binary"], "race"), "mri": ("table6", ["age_binary"], "sex")}
+TABLE_TITLES = {"table5": "Table 5: patients per subgroup", "table6": "Table 6: patients per subgroup"}
+VARIANT = "race_merged"  # Figures 18-19: the merged race groups (AI/AN and NH/PI within Other under Table 5's scheme)
 
 
 def at_levels(shift: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
@@ -50,11 +55,16 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
     for part in parts:
         write_text(out / f"{TABLE_NUMBER[part.name]}_{part.short}.md",
                    f"# Performance: {part.dataset}\n\n" + performance_table(performance, part.dataset))
+        number, rows, column = SUBGROUP_TABLES[part.name]
+        column = column if column in part.split.columns and part.split[column].notna().any() else None
+        write_text(out / f"{number}_subgroups_{part.short}.md",
+                   f"# {TABLE_TITLES[number]} ({part.dataset})\n\n" + subgroup_table(part.split, rows, column, part.dataset))
     figure2_performance_vs_noise(performance, out / "fig2_performance_vs_noise.png")
     mri = next((p for p in parts if p.name == "mri"), None)
     if mri is not None and ((performance["dataset"] == mri.dataset) & (performance["metric"] == "auc")).any():
         figure10_classification_vs_noise(performance, mri.dataset, out / f"fig10_classification_vs_noise_{mri.short}.png")
     figure3_bias_change_hist(fair, out / "fig3_bias_change_hist.png", scope)
+    notes += _merged_race_figures(out, fair, xray, scope)
     for part in parts:
         prefix, metrics, short = *FIGURE_METRICS[part.name], part.short
         for metric in metrics:
@@ -68,6 +78,17 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
     if xray is not None:
         notes += _gradcam(out, xray, recon[xray.dataset])
     return notes
+
+
+def _merged_race_figures(out: Path, bias_shift: pd.DataFrame, xray, scope: str = "") -> list[str]:
+    """Figures 18 (the bias-change distribution, Figure 3's) and 19 (the X-ray part's EODD change before and after
+    mitigation, Figure 4's) with the merged race groups in place of race; a note when race_merged was not analysed."""
+    if xray is None or not ((bias_shift["attribute"] == VARIANT) & (bias_shift["dataset"] == xray.dataset)).any():
+        return [f"fig18/fig19 not drawn: no {VARIANT} rows (list {VARIANT} in analysis.attributes, with race recorded)"]
+    figure3_bias_change_hist(bias_shift, out / "fig18_bias_change_hist_race_merged.png", scope, variant=VARIANT)
+    figure_bias_change(bias_shift, xray.dataset, "eodd_worst", out / f"fig19_bias_change_{xray.short}_race_merged_eodd_worst.png",
+                       attributes=[VARIANT])
+    return []
 
 
 def _gradcam(out: Path, xray, recon: dict) -> list[str]:

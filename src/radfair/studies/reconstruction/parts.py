@@ -15,7 +15,7 @@ import pandas as pd
 
 from ...execution import RunSpec, RunStore
 from ...training.reconstruct_run import TRAIN_RECONSTRUCTOR, ReconstructorRunConfig
-from .analysis import FAIRNESS_METRICS, paired_shift
+from .analysis import FAIRNESS_METRICS, VARIANTS, headline_attributes, paired_shift
 
 Key = tuple[str, str, str]  # (reconstructor, level, mitigation)
 STANDARD = "standard"
@@ -103,10 +103,6 @@ def with_study_attributes(table: pd.DataFrame, split: pd.DataFrame) -> pd.DataFr
     return table.merge(split[["image_id", *add]], on="image_id", how="left") if add else table
 
 
-def analysed_attributes(attributes: list[str], merge_race: bool) -> list[str]:
-    return [("race_merged" if a == "race" and merge_race else a) for a in attributes]
-
-
 def quality_rows(dataset: str, key: Key, reconstructed: Path) -> pd.DataFrame:
     """PSNR and SSIM of the test reconstructions, with the degraded input's as the baseline."""
     quality = pd.read_parquet(reconstructed).query("split == 'test'")
@@ -132,5 +128,5 @@ def classifier_shift(dataset: str, key: Key, clean: pd.DataFrame, recon: pd.Data
                                                           "baseline", "reconstructed", "delta", "ci_low", "ci_high", "p_value"]])
 
 
-__all__ = ["DatasetPart", "FINETUNE", "Key", "PartOutputs", "STANDARD", "mitigation_references", "analysed_attributes", "classifier_shift", "quality_rows", "reconstructor_spec",
+__all__ = ["DatasetPart", "FINETUNE", "Key", "PartOutputs", "STANDARD", "VARIANTS", "classifier_shift", "headline_attributes", "mitigation_references", "quality_rows", "reconstructor_spec",
            "with_study_attributes"]

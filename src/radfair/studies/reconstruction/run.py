@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ...data.race import RACE_SCHEMES
 from ...execution import run_grid
 from ...io import write_json, write_table
 from ...training.checkpoint import check_device
@@ -37,6 +38,13 @@ def _threads_per_run(executor: str, jobs: int) -> int:
     (torch's default, every core per process), two local jobs on two cores oversubscribe and spin-wait: measured
     epochs of the same segmenter varied from 1.7 s to 28 s while another run trained beside it."""
     return 0 if executor == "local" and jobs == 1 else max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _selection(selection) -> str:
+    """A slice selection in words (study.json conventions)."""
+    where = f"slices {selection.slice_range[0]}-{selection.slice_range[1] - 1}" if selection.slice_range else "every slice number"
+    what = "every slice" if selection.include_empty else f"slices with >= {max(selection.min_tumour_pixels, 1)} tumour pixels"
+    return f"{what} ({where})"
 
 
 def _parts(config: ReconstructionConfig, out: Path, store: Path, log) -> list:
@@ -134,12 +142,19 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
                         "bootstrap": f"{a.bootstrap} paired patient-level replicates (same resamples for clean and reconstructed)",
                         "eodd": "eodd_worst = max(ΔTPR, ΔFPR); eodd_mean = (ΔTPR + ΔFPR)/2 (the reference code's EODD); "
                                 "eop = ΔTPR; each the max over group pairs",
-                        "segmentation": "ΔDice = max − min group mean Dice; SER = max/min group (1 − Dice); Dice per patient over "
-                                        "the kept tumour slices",
+                        "segmentation": "ΔDice = max − min group mean Dice; SER = max/min group (1 − Dice); a patient's Dice = "
+                                        "the mean of per-slice Dice over the inference slices (mri.slices.inference), "
+                                        f"empty-truth convention {config.mri.segmenter.empty_slices if config.mri else 'n/a'}; "
+                                        "group Dice = the mean over its patients",
+                        "mri_slices": (f"downstream models trained on {_selection(config.mri.slices.train)}, scored on "
+                                       f"{_selection(config.mri.slices.inference)}; classification: median of the slice scores "
+                                       "per patient" if config.mri else "n/a"),
                         "multiple_testing": f"Holm (FWER) and Benjamini–Hochberg (FDR) within the confirmatory family "
                                             f"({multiple_testing['size']} rows: {multiple_testing['family']}); BH within the "
                                             f"exploratory rest; p-values: {multiple_testing['p_value_method']}",
-                        "race": "small groups merged into Other" if a.race_merge_small else "race as recorded",
+                        "race": f"race grouped by the {a.race_scheme} scheme; race_merged: its merged variant ("
+                                f"{', '.join(f'{k} into {v}' for k, v in RACE_SCHEMES[a.race_scheme].merged.items())}), "
+                                "exploratory, Figures 18-19",
                         "psnr_baseline": "the degraded input's PSNR/SSIM against the clean image",
                         **({"mitigation": "primary comparison: each strategy against the same-budget standard fine-tune "
                                           "(mitigation_vs_standard.csv, comparison = primary); secondary: against the original "

@@ -2,7 +2,7 @@
 
 * ``predict-classifier``: a frozen ``train-classifier`` run scores a reconstruction run's images (X-ray);
 * ``score-volumes``: a frozen ``train-slice-classifier`` or ``train-segmenter`` run scores a reconstruction
-  run's volumes (UCSF-PDGM), with the run's own slice preprocessing and the true masks choosing the slices.
+  run's volumes (UCSF-PDGM), with the run's own slice preprocessing and inference slices (no mask chooses them).
 
 Both are small next to training (one forward pass over the scored splits): half a GPU each on CUDA.
 """

@@ -6,7 +6,10 @@
 * Tables 7 and 8 — per level: AUROC per task (and their average), Dice, PSNR, SSIM for the clean baseline
   (PSNR/SSIM baseline: the degraded input) and each reconstructor.
 
-Only standard (unmitigated) reconstructions enter Tables 1, 2, 7 and 8. A cell without a value says why.
+Only standard (unmitigated) reconstructions enter Tables 1, 2, 7 and 8, and only the headline attributes: a
+re-grouping variant (``race_merged``, :data:`.analysis.VARIANTS`) is the appendix's sensitivity analysis, drawn in
+Figures 18-19. Tables 5 and 6 count the patients of each subgroup per split (:func:`subgroup_counts`). A cell without
+a value says why.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ...report.markdown import markdown_table
+from .analysis import VARIANTS
 
 BIAS_METRIC = {"classification": "eodd_worst", "segmentation": "ser"}
 SEGMENTATION_TASK = "tumour_segmentation"
@@ -26,8 +30,19 @@ def task_kind(label: str) -> str:
     return "segmentation" if label == SEGMENTATION_TASK else "classification"
 
 
-def bias_rows(shift: pd.DataFrame, mitigation: str | None = "standard") -> pd.DataFrame:
-    """The rows of the headline bias metric: EODD (worst case) for classifiers, SER for the segmenter."""
+def attribute_rows(shift: pd.DataFrame, variant: str | None = None) -> pd.DataFrame:
+    """The rows of the headline attributes; with ``variant`` (a key of :data:`.analysis.VARIANTS`, e.g. ``race_merged``)
+    its rows replace those of the attribute it re-groups (the paper's Figures 18-19)."""
+    hidden = set(VARIANTS) - {variant}
+    if variant is not None:
+        hidden.add(VARIANTS[variant])
+    return shift[~shift["attribute"].isin(hidden)]
+
+
+def bias_rows(shift: pd.DataFrame, mitigation: str | None = "standard", variant: str | None = None) -> pd.DataFrame:
+    """The rows of the headline bias metric: EODD (worst case) for classifiers, SER for the segmenter, of the headline
+    attributes (:func:`attribute_rows`)."""
+    shift = attribute_rows(shift, variant)
     kinds = shift["label"].map(task_kind)
     keep = shift["metric"] == kinds.map(BIAS_METRIC)
     if mitigation is not None:
@@ -75,6 +90,47 @@ def table_by_attribute(shift: pd.DataFrame, column: str) -> str:
     return markdown_table(table.round(2).reset_index().fillna("n/a"))
 
 
+UNKNOWN = "unknown"
+SPLITS = ("train", "val", "test")
+
+
+def subgroup_counts(split: pd.DataFrame, rows: list[str], column: str | None) -> pd.DataFrame:
+    """Tables 5-6: patients per subgroup, over all splits then per split (``split`` column, the study's saved split).
+
+    One line per combination of the ``rows`` attributes (e.g. sex x age_binary), one count column per group of
+    ``column`` (e.g. race; None: no column split) and ``total``; a "total" line closes each split. A patient counts
+    once, with its first row's values (sex and age_binary are per patient in the study's split); a missing value is
+    the group "unknown" (never dropped), so every block adds up to the split's patients."""
+    patients = split.drop_duplicates("patient_id")
+    groups = [] if column is None else sorted(patients[column].dropna().astype(str).unique())
+    groups += [UNKNOWN] if column is not None and patients[column].isna().any() else []
+    blocks, lines = [], None
+    for name in ("all", *SPLITS):
+        part = patients if name == "all" else patients[patients["split"] == name]
+        keys = part[rows].astype(object).where(part[rows].notna(), UNKNOWN).astype(str)
+        values = (part[column].astype(object).where(part[column].notna(), UNKNOWN).astype(str) if column is not None
+                  else pd.Series("total", index=part.index))
+        table = pd.crosstab([keys[r] for r in rows], values).reindex(columns=groups or ["total"], fill_value=0)
+        lines = table.sort_index().index if lines is None else lines  # every split lists every subgroup (0 included)
+        table = table.reindex(lines, fill_value=0)
+        if groups:
+            table["total"] = table.sum(axis=1)
+        table = table.sort_index().reset_index()
+        totals = {r: "total" if i == 0 else "" for i, r in enumerate(rows)} | table[groups + ["total"]].sum().to_dict()
+        table = pd.concat([table, pd.DataFrame([totals])], ignore_index=True)
+        blocks.append(table.assign(split=name)[["split", *rows, *groups, "total"]])
+    return pd.concat(blocks, ignore_index=True)
+
+
+def subgroup_table(split: pd.DataFrame, rows: list[str], column: str | None, dataset: str) -> str:
+    """Markdown of :func:`subgroup_counts` with a line that says what is counted."""
+    counts = subgroup_counts(split, rows, column)
+    by = " x ".join(rows) + (f" (rows) and {column} (columns)" if column else " (rows)")
+    return (f"Patients of {DATASET_NAMES.get(dataset, dataset)} per subgroup, by {by}: all splits, then train, val and test "
+            "(the study's saved split; train holds the reconstructor and downstream training patients). \"unknown\": the "
+            "attribute is not recorded.\n\n" + markdown_table(counts.astype(object)))
+
+
 def performance_table(performance: pd.DataFrame, dataset: str) -> str:
     """Tables 7/8: rows (level, metric, task), columns Baseline and each reconstructor, standard training only."""
     perf = performance[(performance["dataset"] == dataset) & (performance["mitigation"] == "standard")]
@@ -110,4 +166,5 @@ def _row(level: str, metric: str, task: str, cell: pd.DataFrame) -> dict:
     return row
 
 
-__all__ = ["bias_rows", "performance_table", "table1_baseline_fairness", "table2_shift_by_reconstructor", "table_by_attribute"]
+__all__ = ["attribute_rows", "bias_rows", "performance_table", "subgroup_counts", "subgroup_table", "table1_baseline_fairness",
+           "table2_shift_by_reconstructor", "table_by_attribute"]

@@ -23,7 +23,6 @@ from .parts import (
     DatasetPart,
     Key,
     PartOutputs,
-    analysed_attributes,
     classifier_shift,
     mitigation_references,
     quality_rows,
@@ -90,7 +89,7 @@ class XrayPart(DatasetPart):
         a, out = self.config.analysis, PartOutputs()
         clean = self.clean_scores()
         thresholds, labels = self.thresholds(clean, out)
-        attributes = analysed_attributes(a.attributes, a.race_merge_small)
+        attributes = a.attributes
         scores = {}
         for key, spec in recon.items():
             scored = pd.read_parquet(self.runs.output(scoring[key]["classifier"], "scored"))

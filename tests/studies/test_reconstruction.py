@@ -34,7 +34,7 @@ def test_the_fairness_views_keep_each_datasets_middle_level():
 
     shift = pd.DataFrame({"dataset": ["chexpert"] * 3 + ["ucsf-pdgm"] * 2, "level": ["p100k", "p10k", "p3k", "R4", "R8"],
                           "label": ["edema"] * 3 + ["tumour_segmentation"] * 2, "metric": ["eodd_worst"] * 3 + ["ser"] * 2,
-                          "mitigation": "standard", "reconstructor": "unet", "pct_change": [1.0, 2.0, 30.0, 4.0, 50.0]})
+                          "mitigation": "standard", "reconstructor": "unet", "attribute": "sex", "pct_change": [1.0, 2.0, 30.0, 4.0, 50.0]})
     middle = at_levels(shift, {"chexpert": "p10k", "ucsf-pdgm": "R8"})
     assert middle["pct_change"].tolist() == [2.0, 50.0]
     assert "| Median % change | 26.00 |" in table2_shift_by_reconstructor(middle)

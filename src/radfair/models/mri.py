@@ -46,9 +46,10 @@ class SliceClassifier(nn.Module):
         return self.out(self.backbone(x))
 
 
-def build_segmenter(widths: Sequence[int] = (64, 128, 256, 512), bottleneck: int = 1024) -> UNet:
-    """A tumour segmenter: U-Net, 1 input channel in [0, 1], 1 output channel of logits."""
-    return UNet(1, 1, widths, bottleneck, output="linear")
+def build_segmenter(widths: Sequence[int] = (64, 128, 256, 512), bottleneck: int = 1024, norm: bool = False) -> UNet:
+    """A tumour segmenter: U-Net, 1 input channel in [0, 1], 1 output channel of logits; ``norm``: BatchNorm after every
+    convolution (:class:`radfair.models.reconstruction.UNet`)."""
+    return UNet(1, 1, widths, bottleneck, output="linear", norm=norm)
 
 
 __all__ = ["SLICE_CLASSIFIERS", "SliceClassifier", "build_segmenter"]

@@ -28,14 +28,16 @@ def load_frozen(run_dir: str | Path, device: str = "cpu"):
     with its best checkpoint's weights, in eval mode, and that checkpoint."""
     run_dir = Path(run_dir)
     record = require_record(run_dir, set(KINDS))
-    config = KINDS[record["kind"]].settings.model_validate(record["config"])
+    # a segmenter recorded before the ``norm`` setting existed was trained without BatchNorm
+    settings = {"norm": False, **record["config"]} if record["kind"] != TRAIN_SLICE_CLASSIFIER.name else record["config"]
+    config = KINDS[record["kind"]].settings.model_validate(settings)
     best = load_checkpoint(run_output(run_dir, "best_checkpoint"))
     if best is None:
         raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
     if record["kind"] == TRAIN_SLICE_CLASSIFIER.name:
         model = build_classifier(config.model_copy(update={"weights": None}), len(config.labels), print)
     else:
-        model = build_segmenter(config.widths, config.bottleneck)
+        model = build_segmenter(config.widths, config.bottleneck, config.norm)
     model.load_state_dict(best["modules"]["model"])
     return record, config, model.to(device).eval(), best
 

@@ -41,6 +41,7 @@ class SegmenterRunConfig(StrictModel):
     column: str = "path"
     widths: list[int] = [64, 128, 256, 512]
     bottleneck: int = 1024
+    norm: bool = True  # BatchNorm after every convolution (radfair.models.reconstruction.UNet); records without it: False
     pixel_loss: Literal["bce", "l1"] = "bce"
     dice_weight: float = 0.5
     slices: DownstreamSlices = DownstreamSlices()
@@ -150,7 +151,7 @@ def segmentation_table(cohort: pd.DataFrame, rows: np.ndarray, slice_counts: pd.
 
 
 def _segmenter(config: SegmenterRunConfig, device) -> SegmenterStep:
-    net = build_segmenter(config.widths, config.bottleneck).to(device)
+    net = build_segmenter(config.widths, config.bottleneck, config.norm).to(device)
     return SegmenterStep(net, make_optimizer(net.parameters(), config.optim), config.pixel_loss, config.dice_weight)
 
 

@@ -1,7 +1,11 @@
 """U-Net for image-to-image reconstruction (reconstruction paper §3.2), optionally time-conditioned.
 
 Four resolution levels of two 3x3 convolutions + ReLU each (widths 64-128-256-512 in the paper), a
-bottleneck (1024), transposed-convolution upsampling with skip connections, and **no BatchNorm**.
+bottleneck (1024), transposed-convolution upsampling with skip connections, and **no BatchNorm** for the
+reconstructors (Ronneberger 2015). ``norm=True`` puts a BatchNorm after every convolution (conv -> BN -> ReLU), as
+segmentation U-Nets have: without it a tumour segmenter trained with Adam on mostly-background slices drives every
+weight the same way and its logits diverge to -inf within a few dozen steps (measured on the demo: every
+prediction empty, Dice 0).
 With ``time_dim`` set, a sinusoidal embedding of the diffusion step is mapped by an MLP and added to
 every block (the IR-SDE noise network); ``cond_channels`` extra input channels carry the condition
 (the degraded image for IR-SDE). Input sizes must be divisible by 2**levels.
@@ -30,25 +34,27 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class _Block(nn.Module):
-    def __init__(self, cin: int, cout: int, time_dim: int | None):
+    def __init__(self, cin: int, cout: int, time_dim: int | None, norm: bool = False):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1, bias=not norm)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=not norm)
+        self.norm1 = nn.BatchNorm2d(cout) if norm else nn.Identity()
+        self.norm2 = nn.BatchNorm2d(cout) if norm else nn.Identity()
         self.act = nn.ReLU(inplace=True)
         self.time = nn.Linear(time_dim, cout) if time_dim else None
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
-        h = self.act(self.conv1(x))
+        h = self.act(self.norm1(self.conv1(x)))
         if self.time is not None and temb is not None:
             h = h + self.time(temb)[:, :, None, None]
-        return self.act(self.conv2(h))
+        return self.act(self.norm2(self.conv2(h)))
 
 
 class UNet(nn.Module):
     """``forward(x, t=None)``: x is (B, in_channels + cond_channels, H, W); returns (B, out_channels, H, W)."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (64, 128, 256, 512),
-                 bottleneck: int = 1024, time_dim: int | None = None, output: str = "sigmoid"):
+                 bottleneck: int = 1024, time_dim: int | None = None, output: str = "sigmoid", norm: bool = False):
         super().__init__()
         self.levels = len(widths)
         self.time_dim = time_dim
@@ -56,15 +62,15 @@ class UNet(nn.Module):
         self.down = nn.ModuleList()
         cin = in_channels
         for w in widths:
-            self.down.append(_Block(cin, w, time_dim))
+            self.down.append(_Block(cin, w, time_dim, norm))
             cin = w
         self.pool = nn.MaxPool2d(2)
-        self.middle = _Block(cin, bottleneck, time_dim)
+        self.middle = _Block(cin, bottleneck, time_dim, norm)
         self.up, self.merge = nn.ModuleList(), nn.ModuleList()
         cin = bottleneck
         for w in reversed(widths):
             self.up.append(nn.ConvTranspose2d(cin, w, 2, stride=2))
-            self.merge.append(_Block(2 * w, w, time_dim))
+            self.merge.append(_Block(2 * w, w, time_dim, norm))
             cin = w
         self.head = nn.Conv2d(cin, out_channels, 1)
         if output not in ("sigmoid", "residual", "linear"):

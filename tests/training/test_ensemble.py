@@ -123,29 +123,32 @@ class CrashingBatches(MemberBatches):
 
 def test_an_interrupted_ensemble_resumes_to_the_bits_of_an_uninterrupted_one(tmp_path):
     x, y = toy_data()
-    config = LoopConfig(epochs=20, patience=2, checkpoint_minutes=1e-9)  # last.pt after every batch
+    config = LoopConfig(epochs=20, patience=2, checkpoint_minutes=0)
     train = MemberBatches(x[:480], y[:480], 32, seeds=SEEDS)
     whole = ensemble_step(2e-2, dropout=0.3)
     uninterrupted = fit(whole, train, val_batches(x, y), config, tmp_path / "whole", progress=False, log=quiet)
     stops = sorted(len(r.history) for r in uninterrupted.members.values())
     assert stops[0] < stops[-1]
-    crash_epoch = stops[0] + 1  # after a member has stopped and left the stacked model
+    crash_epoch = stops[0] + 1  # an epoch index after a member has stopped and left the stacked model
+
+    def crash_after(epoch_number: int):  # a crash between epochs, right after the epoch's checkpoint
+        def log(message: str):
+            if message.startswith(f"epoch {epoch_number}/"):
+                raise Crash()
+        return log
+
+    run_dir = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        fit(ensemble_step(2e-2, dropout=0.3), train, val_batches(x, y), config, run_dir, progress=False, log=crash_after(crash_epoch))
+    every_batch = config.model_copy(update={"checkpoint_minutes": 1e-9})  # last.pt after every batch (numbers unchanged)
     crashing = CrashingBatches(x[:480], y[:480], 32, seeds=SEEDS, epoch=crash_epoch, at=5)
-    with pytest.raises(Crash):
-        fit(ensemble_step(2e-2, dropout=0.3), crashing, val_batches(x, y), config, tmp_path / "resumed", progress=False, log=quiet)
-    last = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.pt")
+    with pytest.raises(Crash):  # killed inside an epoch
+        fit(ensemble_step(2e-2, dropout=0.3), crashing, val_batches(x, y), every_batch, run_dir, progress=False, log=quiet)
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert (last["epoch"], last["batch"]) == (crash_epoch, 5)
-
-    def crash_after_next_epoch(message: str):  # a crash between epochs, right after the epoch's checkpoint
-        if message.startswith(f"epoch {crash_epoch + 2}/"):
-            raise Crash()
-
-    with pytest.raises(Crash):
-        fit(ensemble_step(2e-2, dropout=0.3), train, val_batches(x, y), config, tmp_path / "resumed", progress=False,
-            log=crash_after_next_epoch)
     resumed_step = ensemble_step(2e-2, dropout=0.3)  # a fresh process: every member at full size again
-    resumed = fit(resumed_step, train, val_batches(x, y), config, tmp_path / "resumed", progress=False, log=quiet)
-    assert resumed.resumed_from == (crash_epoch + 2, 0)
+    resumed = fit(resumed_step, train, val_batches(x, y), config, run_dir, progress=False, log=quiet)
+    assert resumed.resumed_from == (crash_epoch, 5)
     assert resumed_step.active == whole.active
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed_step.model.state_dict()[key], value), key
@@ -154,7 +157,7 @@ def test_an_interrupted_ensemble_resumes_to_the_bits_of_an_uninterrupted_one(tmp
         assert again.best_epoch == member.best_epoch
         assert [r["val_loss"] for r in again.history] == [r["val_loss"] for r in member.history]
         a = load_checkpoint(tmp_path / "whole" / "checkpoints" / f"best-{name}.pt")["modules"]["model"]
-        b = load_checkpoint(tmp_path / "resumed" / "checkpoints" / f"best-{name}.pt")["modules"]["model"]
+        b = load_checkpoint(run_dir / "checkpoints" / f"best-{name}.pt")["modules"]["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -43,9 +43,13 @@ def plan_study1(config) -> dict:
     for dataset in config.datasets:
         train, val, test = PAPER_IMAGES.get(dataset, (0, 0, 0))
         for arm, a in config.arms.items():
-            for seed in config.seeds:
-                runs.append(_entry("train-classifier", config.device, a.model_dump(mode="json"), train, a.loop.epochs,
-                                   dataset=dataset, model=a.model, arm=arm, level=None, seed=seed))
+            if a.trains_together:  # one run trains every seed: seeds x images per epoch
+                runs.append(_entry("train-classifier-ensemble", config.device, a.model_dump(mode="json"), train * len(config.seeds),
+                                   a.loop.epochs, dataset=dataset, model=a.model, arm=arm, level=None, seed=None, seeds=list(config.seeds)))
+            else:
+                for seed in config.seeds:
+                    runs.append(_entry("train-classifier", config.device, a.model_dump(mode="json"), train, a.loop.epochs,
+                                       dataset=dataset, model=a.model, arm=arm, level=None, seed=seed))
             total = train + val + test
             if a.model in ("mlp", "linear"):
                 disk["embeddings_gb"] += total * 1376 * 4 / 1e9 if dataset != "all" else 0.0

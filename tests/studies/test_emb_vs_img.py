@@ -123,6 +123,15 @@ def test_figure1_orders_findings_by_gap_and_never_shifts_values_to_another_findi
     assert points == {"F": {"a": 2.0, "d": 1.0}, "M": {"a": 2.0, "d": 1.0}}  # 'b' missing for F shifts nothing
 
 
+def test_embedding_arms_train_their_seeds_together_unless_told_and_image_arms_cannot(tmp_path):
+    config = EmbVsImgConfig(releases="x")
+    assert config.arms["emb"].trains_together and not config.arms["img"].trains_together
+    assert not EmbVsImgConfig(releases="x", arms={"emb": {"model": "mlp", "ensemble": False}}).arms["emb"].trains_together
+    (tmp_path / "c.yaml").write_text("releases: x\narms: {img: {model: densenet121, ensemble: true}}\n")
+    with pytest.raises(RadfairInputError, match="ensemble: true needs an embedding model"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_config_unknown_key_and_wrong_type_are_one_line_errors(tmp_path):
     (tmp_path / "c.yaml").write_text("releases: x\nseedz: [1]\n")
     with pytest.raises(RadfairInputError, match=r"c.yaml: unknown key 'seedz'"):

@@ -166,3 +166,23 @@ def test_stacking_checks_its_members():
         StackedHead([head(0, 0.0), build_classifier("mlp", 3, in_features=20, hidden=(16, 4))])
     with pytest.raises(TypeError, match="only MLPHead and LinearProbe"):
         StackedHead([torch.nn.Linear(3, 2)])
+
+
+def test_ensemble_runs_name_one_output_per_seed_and_refuse_image_models(tmp_path):
+    from radfair.errors import RadfairInputError
+    from radfair.execution import RunStore
+    from radfair.training.classify import TRAIN_CLASSIFIER_ENSEMBLE, EnsembleRunConfig, resolve_config
+
+    cohort = tmp_path / "split.parquet"
+    cohort.write_bytes(b"stand-in: only its checksum enters the run id")
+    settings = dict(cohort=str(cohort), input="embeddings", model="mlp", root=str(tmp_path), labels=["edema"])
+    spec = TRAIN_CLASSIFIER_ENSEMBLE.spec(resolve_config(EnsembleRunConfig, seeds=[0, 3], **settings), {"cohort": str(cohort)})
+    store = RunStore(tmp_path / "runs")
+    assert store.output(spec, "scored-seed3") == store.path(spec) / "seed3" / "scored.parquet"  # known before the run exists
+    assert store.output(spec, "best_checkpoint-seed0") == store.path(spec) / "checkpoints" / "best-seed0.pt"
+    with pytest.raises(RadfairInputError, match="no output 'scored-seed1'"):
+        store.output(spec, "scored-seed1")
+    with pytest.raises(RadfairInputError, match="ensemble.*densenet121.*mlp, linear"):
+        resolve_config(EnsembleRunConfig, seeds=[0, 1], **{**settings, "input": "images", "model": "densenet121"})
+    with pytest.raises(RadfairInputError, match="seeds.*distinct"):
+        resolve_config(EnsembleRunConfig, seeds=[1, 1], **settings)

@@ -2,7 +2,8 @@
 
 Study 1 trains the embeddings head (:class:`radfair.models.MLPHead`, or :class:`radfair.models.LinearProbe`) with five
 seeds. :class:`StackedHead` holds the members' parameters stacked along a leading member axis (a linear layer's weight is
-``[S, out, in]``), so one forward and backward pass (``torch.baddbmm``) and one optimiser step serve every member. Each
+``[S, out, in]``), so one forward and backward pass (``torch.baddbmm`` on a GPU; one GEMM per member on CPU, where that is faster) and one
+optimiser step serve every member. Each
 member's numbers are its own: a stacked linear layer multiplies member ``s``'s rows by member ``s``'s weight only, a
 stacked BatchNorm normalises each member's batch with its own statistics, and Adam is elementwise, so a stacked Adam is
 ``S`` separate Adams. What is shared is only the random stream of dropout (each member's masks differ from the masks a
@@ -42,7 +43,12 @@ class StackedLinear(nn.Module):
         if x.dim() == 2:  # shared rows: one GEMM against every member's weights side by side
             y = torch.addmm(self.bias.reshape(-1), x, self.weight.reshape(members * out, width).t())
             return y.view(x.shape[0], members, out).transpose(0, 1)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        if x.is_cuda:  # one batched GEMM: on a GPU, launches (not FLOPs) bound a batch of 48
+            return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        # on CPU one multithreaded GEMM per member is faster than torch's batched GEMM (2 cores: 16.5 vs 20.6 ms per
+        # 5-seed step; docs/benchmarks.md), and is exactly the GEMM of the member's own nn.Linear
+        return torch.stack([torch.addmm(b, xs, w.t()) for xs, w, b in zip(x.unbind(0), self.weight.unbind(0), self.bias.unbind(0),
+                                                                            strict=True)])
 
 
 class StackedBatchNorm(nn.Module):

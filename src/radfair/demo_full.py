@@ -21,7 +21,6 @@ from pathlib import Path
 from rich.console import Console
 
 from .errors import RadfairInputError
-from .execution import RunStore
 from .fairness import AuditConfig, audit_files
 from .fairness._audit import check_config
 from .io import file_sha256, output_folder, write_json
@@ -85,7 +84,7 @@ def run_full_demo(out: str | Path = "demo_out", config_dir: str | Path = "config
     name, t = stage("audit_s", "audit of a trained model (embedding MLP, ALL cohort, seed 0)")
     record = json.loads((out / "study1" / "study.json").read_text())
     run = next(r for r in record["runs"] if all(r[k] == v for k, v in AUDIT_RUN.items()))
-    scored = RunStore(out / "study1" / "runs").output(run["run_id"], "scored")
+    scored = out / "study1" / run["scored"]  # this seed's scored table (its own run, or its ensemble run's seed folder)
     if _audit_needed(scored, out / "audit", audit_config):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -15,7 +15,7 @@ import radfair
 from radfair.execution import KINDS
 
 EXPECTED = {"train-classifier", "train-reconstructor", "train-mitigated-reconstructor", "predict-classifier", "score-volumes",
-            "train-slice-classifier", "train-segmenter"}
+            "train-slice-classifier", "train-segmenter", "train-classifier-ensemble"}
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +35,12 @@ def test_a_declaration_is_complete_and_lives_with_its_function(kinds, name):
     assert issubclass(kind.settings, BaseModel)
     assert kind.function.__module__ == kind.module and not kind.module.startswith("radfair.execution")
     assert importlib.import_module(kind.module).__dict__[kind.function.__name__] is kind.function
-    assert kind.outputs and all(re.fullmatch(r"[a-z_]+", n) for n in kind.outputs)
-    assert all(not Path(p).is_absolute() and ".." not in Path(p).parts for p in kind.outputs.values())
-    assert kind.optional <= set(kind.outputs)
+    # outputs that depend on the settings (one per seed of an ensemble) are named <output>-seed<k>
+    outputs = kind.outputs_for({"seeds": [0, 3]} if callable(kind.outputs) else None)
+    assert outputs and all(re.fullmatch(r"[a-z_]+(-seed[0-9]+)?", n) for n in outputs)
+    assert all(not Path(p).is_absolute() and ".." not in Path(p).parts for p in outputs.values())
+    assert len(set(outputs.values())) == len(outputs)
+    assert kind.optional <= set(outputs)
     assert kind.description  # the function's docstring, shown by the plan
 
 

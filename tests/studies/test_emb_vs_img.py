@@ -123,6 +123,15 @@ def test_figure1_orders_findings_by_gap_and_never_shifts_values_to_another_findi
     assert points == {"F": {"a": 2.0, "d": 1.0}, "M": {"a": 2.0, "d": 1.0}}  # 'b' missing for F shifts nothing
 
 
+def test_embedding_arms_train_their_seeds_together_unless_told_and_image_arms_cannot(tmp_path):
+    config = EmbVsImgConfig(releases="x")
+    assert config.arms["emb"].trains_together and not config.arms["img"].trains_together
+    assert not EmbVsImgConfig(releases="x", arms={"emb": {"model": "mlp", "ensemble": False}}).arms["emb"].trains_together
+    (tmp_path / "c.yaml").write_text("releases: x\narms: {img: {model: densenet121, ensemble: true}}\n")
+    with pytest.raises(RadfairInputError, match="ensemble: true needs an embedding model"):
+        load_config(tmp_path / "c.yaml")
+
+
 def test_config_unknown_key_and_wrong_type_are_one_line_errors(tmp_path):
     (tmp_path / "c.yaml").write_text("releases: x\nseedz: [1]\n")
     with pytest.raises(RadfairInputError, match=r"c.yaml: unknown key 'seedz'"):
@@ -147,10 +156,13 @@ def test_tiny_study_end_to_end_shares_one_test_set_and_a_rerun_reuses_every_run(
         assert (out / name).is_file(), name
     assert not (out / "fig1_chexpert_emb_insurance.png").exists()  # CheXpert has no insurance
     study = json.loads((out / "study.json").read_text())
-    assert len(study["runs"]) == 3 * 2 * 2
+    assert len(study["runs"]) == 3 * 2 * 2  # one entry per (dataset, arm, seed)
+    emb = [r for r in study["runs"] if r["arm"] == "emb"]
+    assert {r["kind"] for r in emb} == {"train-classifier-ensemble"} and len({r["run_id"] for r in emb}) == 3  # seeds together
+    assert {r["kind"] for r in study["runs"] if r["arm"] == "img"} == {"train-classifier"}
+    assert len({r["scored"] for r in study["runs"]}) == 12
     for dataset in ("mimic", "chexpert", "all"):
-        tests = [set(pd.read_parquet(out / "runs" / r["run_id"] / "scored.parquet").query("split == 'test'")["image_id"])
-                 for r in study["runs"] if r["dataset"] == dataset]
+        tests = [set(pd.read_parquet(out / r["scored"]).query("split == 'test'")["image_id"]) for r in study["runs"] if r["dataset"] == dataset]
         assert all(t == tests[0] for t in tests)  # every arm and seed: the same test images
     all_test = tests[0]
     mimic_test = set(pd.read_parquet(out / "data" / "split_mimic.parquet").query("split == 'test'")["image_id"])
@@ -161,7 +173,7 @@ def test_tiny_study_end_to_end_shares_one_test_set_and_a_rerun_reuses_every_run(
 
     start = time.perf_counter()
     again = run_study(config, out, progress=False, log=lambda m: None)
-    assert again["timings"]["runs_trained"] == 0 and again["timings"]["runs_skipped"] == 12
+    assert again["timings"]["runs_trained"] == 0 and again["timings"]["runs_skipped"] == 3 + 6  # 3 ensembles, 6 image runs
     assert time.perf_counter() - start < 60
     pd.testing.assert_frame_equal(again["summary"], tables["summary"])
 

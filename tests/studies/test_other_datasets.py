@@ -143,7 +143,7 @@ def test_study1_on_the_real_nih_images_with_an_embedding_arm_from_radfair_embed(
     study = json.loads((out / "study.json").read_text())
     assert study["data"]["embedding_width"] == 32 and study["data"]["dropped_without_embedding"] == {"nih-cxr14": 0}
     assert len(study["runs"]) == 4
-    tests = [set(pd.read_parquet(out / "runs" / r["run_id"] / "scored.parquet").query("split == 'test'")["image_id"]) for r in study["runs"]]
+    tests = [set(pd.read_parquet(out / r["scored"]).query("split == 'test'")["image_id"]) for r in study["runs"]]
     assert all(t == tests[0] for t in tests)  # both arms, every seed: the same real test images
     cost = tables["cost"].set_index(["dataset", "arm"])
     assert cost.loc[("nih-cxr14", "emb"), "forward_macs"] == 32 * 16 + 16 * (len(NIH_LABELS) + 1)  # the store's width, not 1376

@@ -46,6 +46,10 @@ def test_paper_configs_list_what_no_setting_removes():
     assert {"LPIPS (Tables 7-8)", "xray.classifier.weights", "mri.classifier.weights"} <= study2  # no weights file: random init, named
     study1 = {d["setting"] for d in deviations("emb-vs-img", _dump("emb-vs-img", "paper-emb-vs-img"))}
     assert "image baselines (MIMIC, CXP)" in study1
+    assert "seed training" in study1  # the embeddings arm's seeds trained together: named, with what differs (dropout)
+    separate = _dump("emb-vs-img", "paper-emb-vs-img")
+    separate["arms"]["emb"]["ensemble"] = False
+    assert "seed training" not in {d["setting"] for d in deviations("emb-vs-img", separate)}
 
 
 def test_a_user_override_is_named_as_one():

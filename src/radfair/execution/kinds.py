@@ -17,7 +17,8 @@ asks for no GPU.
 
 Outputs: ``{name: path relative to the run folder}``; a run function must return exactly these names (those in
 ``optional`` may be absent), which :func:`radfair.execution.store.execute` checks, and other runs read them as
-``RunStore.output(run, name)``.
+``RunStore.output(run, name)``. Where the outputs depend on the settings (an ensemble run writes one ``scored-seed<k>``
+per seed), ``outputs`` is a callable ``outputs(config) -> {name: path}``; :meth:`RunKind.outputs_for` resolves either.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class RunKind:
     name: str
     settings: type
     function: Callable
-    outputs: Mapping[str, str]
+    outputs: Mapping[str, str] | Callable[[dict], Mapping[str, str]]
     optional: frozenset[str] = frozenset()
     gpu: float | Callable[[dict], float] = 1.0
     cpus: int = 0
@@ -68,11 +69,20 @@ class RunKind:
         return RunSpec(self.name, config_dict, dict(inputs or {}), cpus=self.cpus if cpus is None else cpus,
                        gpus=self.gpu_share(config_dict, device), device=device, label=label, declaration=self)
 
-    def check_outputs(self, written: Mapping[str, str]) -> None:
+    def outputs_for(self, config: dict | None) -> Mapping[str, str]:
+        """The outputs a run of ``config`` (its settings' JSON dump) writes; ``config`` may be None for static outputs."""
+        if not callable(self.outputs):
+            return self.outputs
+        if config is None:
+            raise ValueError(f"run kind {self.name}: its outputs depend on the settings; no settings given")
+        return MappingProxyType(dict(self.outputs(config)))
+
+    def check_outputs(self, written: Mapping[str, str], config: dict | None = None) -> None:
         """A run function's returned outputs against the declaration; a mismatch is a bug of the run kind."""
-        missing = set(self.outputs) - self.optional - set(written)
-        undeclared = set(written) - set(self.outputs)
-        moved = {n for n in set(written) & set(self.outputs) if str(written[n]) != self.outputs[n]}
+        declared = self.outputs_for(config)
+        missing = set(declared) - self.optional - set(written)
+        undeclared = set(written) - set(declared)
+        moved = {n for n in set(written) & set(declared) if str(written[n]) != declared[n]}
         if missing or undeclared or moved:
             raise RuntimeError(f"run kind {self.name}: outputs differ from its declaration (missing {sorted(missing)}, "
                                f"undeclared {sorted(undeclared)}, other paths {sorted(moved)})")
@@ -83,12 +93,12 @@ _KINDS: dict[str, RunKind] = {}
 KINDS: Mapping[str, RunKind] = MappingProxyType(_KINDS)
 
 
-def declare(name: str, *, settings: type, function: Callable, outputs: Mapping[str, str], optional=(),
-            gpu: float | Callable[[dict], float] = 1.0, cpus: int = 0, description: str = "") -> RunKind:
+def declare(name: str, *, settings: type, function: Callable, outputs: Mapping[str, str] | Callable[[dict], Mapping[str, str]],
+            optional=(), gpu: float | Callable[[dict], float] = 1.0, cpus: int = 0, description: str = "") -> RunKind:
     """Register a run kind (idempotent for the same function; a second, different declaration of a name is an error)."""
-    kind = RunKind(name, settings, function, MappingProxyType(dict(outputs)), frozenset(optional), gpu, cpus,
-                   description or (function.__doc__ or "").strip().split("\n")[0], function.__module__)
-    if set(kind.optional) - set(outputs):
+    kind = RunKind(name, settings, function, outputs if callable(outputs) else MappingProxyType(dict(outputs)), frozenset(optional),
+                   gpu, cpus, description or (function.__doc__ or "").strip().split("\n")[0], function.__module__)
+    if not callable(outputs) and set(kind.optional) - set(outputs):
         raise ValueError(f"run kind {name}: optional outputs {sorted(set(kind.optional) - set(outputs))} are not declared")
     known = _KINDS.get(name)
     if known is not None and (known.function.__module__, known.function.__qualname__) != (function.__module__, function.__qualname__):

@@ -147,8 +147,9 @@ def corrupted_outputs(record: dict, run_dir: Path) -> list[str]:
     return bad
 
 
-def run_output(run_dir: str | Path, name: str, declaration: RunKind | None = None) -> Path:
-    """Output ``name`` of the run in ``run_dir`` (see :meth:`RunStore.output`)."""
+def run_output(run_dir: str | Path, name: str, declaration: RunKind | None = None, config: dict | None = None) -> Path:
+    """Output ``name`` of the run in ``run_dir`` (see :meth:`RunStore.output`); ``config`` (the run's settings) resolves
+    the outputs of a kind whose outputs depend on them, before its record exists."""
     run_dir = Path(run_dir)
     record = read_record(run_dir)
     if record is not None:
@@ -158,12 +159,14 @@ def run_output(run_dir: str | Path, name: str, declaration: RunKind | None = Non
             raise RadfairInputError(f"{run_dir}: the {record.get('kind')} run wrote no output {name!r}; "
                                     f"expected one of {sorted(record.get('outputs', {}))}")
         declaration = declaration or KINDS.get(record.get("kind"))
+        config = config if config is not None else record.get("config")
     if declaration is None:
         raise RadfairInputError(f"{run_dir}: not a run folder of a declared kind (no run.json); cannot find output {name!r}")
-    if name not in declaration.outputs:
+    outputs = declaration.outputs_for(config)
+    if name not in outputs:
         raise RadfairInputError(f"{run_dir}: run kind {declaration.name} has no output {name!r}; "
-                                f"expected one of {sorted(declaration.outputs)}")
-    return run_dir / declaration.outputs[name]
+                                f"expected one of {sorted(outputs)}")
+    return run_dir / outputs[name]
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -261,7 +264,7 @@ def execute(spec: RunSpec, run_dir: str | Path, *, progress: bool = True, overwr
             check_device(spec.device)  # where the run executes, not only on the driver
             with _threads(spec.cpus):
                 outputs = kind.function(spec.config, RunContext(run_dir, spec.device, spec.cpus, progress, log))
-            kind.check_outputs(outputs)
+            kind.check_outputs(outputs, spec.config)
         except BaseException as exc:
             record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             attempt.update(seconds=time.perf_counter() - start, status="failed")
@@ -313,7 +316,9 @@ class RunStore:
         """The file of output ``name`` of a run: as recorded in its ``run.json`` once done, else where its kind's
         declaration says it will be (so later runs can name it as an input before it exists). Raises
         ``RadfairInputError`` for a name the run neither recorded nor declares."""
-        return run_output(self.run_dir(run), name, run.declaration if isinstance(run, RunSpec) else None)
+        if isinstance(run, RunSpec):
+            return run_output(self.run_dir(run), name, run.declaration, run.config)
+        return run_output(self.run_dir(run), name)
 
     def records(self) -> list[tuple[Path, dict]]:
         if not self.root.is_dir():

@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import BAD_OPTION, RadfairInputError
 from .classifiers import EMBEDDING_DIM, PAPER_HIDDEN, DenseNetClassifier, LinearProbe, MLPHead
+from .ensemble import StackedHead
 from .weights import load_weights
 
 #: classifier name -> the input it reads ("embeddings" or "images")
@@ -24,4 +25,4 @@ def build_classifier(name: str, n_labels: int, *, in_features: int = EMBEDDING_D
     raise RadfairInputError(BAD_OPTION.format(option="--model", value=name, expected=list(CLASSIFIER_INPUTS)))
 
 
-__all__ = ["CLASSIFIER_INPUTS", "EMBEDDING_DIM", "DenseNetClassifier", "LinearProbe", "MLPHead", "build_classifier", "load_weights"]
+__all__ = ["CLASSIFIER_INPUTS", "EMBEDDING_DIM", "DenseNetClassifier", "LinearProbe", "MLPHead", "StackedHead", "build_classifier", "load_weights"]

@@ -310,11 +310,11 @@ def _audit_page(folder: Path, record: dict, warnings: list[str]) -> dict:
 def _runs(folder: Path, record: dict) -> list[dict]:
     runs = record.get("runs", [])
     if isinstance(runs, dict):  # {name: run_id} or nested {dataset: {name: run_id}}
-        items = [(name, run_id) for name, run_id in _flatten(runs) if run_id and run_id != "null"]
-    else:
-        items = [(r.get("label") or f"{r.get('dataset')}-{r.get('arm')}-seed{r.get('seed')}", r.get("run_id")) for r in runs]
+        items = [(name, run_id, None) for name, run_id in _flatten(runs) if run_id and run_id != "null"]
+    else:  # Study 1: one entry per (dataset, arm, seed); the seeds of an ensemble run share its run id
+        items = [(r.get("label") or f"{r.get('dataset')}-{r.get('arm')}-seed{r.get('seed')}", r.get("run_id"), r.get("seed")) for r in runs]
     out = []
-    for name, run_id in items:
+    for name, run_id, entry_seed in items:
         if not run_id:
             continue
         path = folder / "runs" / str(run_id) / "run.json"
@@ -326,7 +326,8 @@ def _runs(folder: Path, record: dict) -> list[dict]:
                 run = {}
             attempts = run.get("attempts") or [{}]
             row.update(status=run.get("status", "n/a"), seconds=run.get("seconds"), device=run.get("device") or attempts[-1].get("device", ""),
-                       seed=run.get("seed", run.get("config", {}).get("seed")), versions=attempts[-1].get("versions", {}))
+                       seed=entry_seed if entry_seed is not None else run.get("seed", run.get("config", {}).get("seed")),
+                       versions=attempts[-1].get("versions", {}))
         out.append(row)
     return out
 

@@ -186,6 +186,11 @@ KNOWN: dict[str, list[Known]] = {
               "DenseNet-121 trained by radfair on the shared split", "bug fixed (REFERENCE bug 1: models tested on different sets)"),
         Known("arms.img.weights", "ImageNet-initialised DenseNet-121 (CheXclusion)", "random initialisation",
               "unavailable offline: no local state-dict file named in arms.img.weights", _unweighted("arms.img.weights")),
+        Known("seed training", "five runs with different seeds (one after another)",
+              "an embeddings arm's seeds trained together as one batched ensemble: per seed the same initialisation, data "
+              "order, gradients, Adam state and early stopping as its own run; dropout masks differ",
+              "radfair design: speed (issue 19 item 5); `ensemble: false` in the arm trains one run per seed",
+              lambda c: any(a.get("ensemble") is not False and a.get("model") in ("mlp", "linear") for a in (c.get("arms") or {}).values())),
         Known("insurance on ALL", "insurance analysed for MIMIC only", "insurance also analysed for ALL (MIMIC rows only)",
               "the config analyses every attribute on every dataset with data (attributes_by_dataset.all omits it in the paper config)",
               lambda c: "all" in (c.get("datasets") or []) and "insurance" in ((c.get("attributes_by_dataset") or {}).get("all") or c.get("attributes") or [])),

@@ -4,6 +4,13 @@ This is the ``train-classifier`` run kind of the run store (``radfair train``, S
 cohort, build the inputs (:mod:`radfair.training.inputs`), train with the shared loop, then score the
 val and test rows with the **best** checkpoint into ``scored.parquet`` (the scored-table contract:
 ids, ``split``, attributes, ``y_<label>``, ``p_<label>``), ready for ``radfair audit``.
+
+The ``train-classifier-ensemble`` run kind trains several seeds of an embeddings head (MLP or linear probe) together
+(:class:`radfair.models.StackedHead`, issue 19 item 5): each seed initialised as its own ``train-classifier`` run
+would be (``torch.manual_seed(seed)``, then the head), each with its own data order, gradients, Adam state, early
+stopping and best checkpoint; one batched forward/backward and one optimiser step per iteration serve all seeds.
+Only dropout's random masks differ from separate runs. It writes the files of a ``train-classifier`` run per seed
+under ``seed<k>/`` (outputs ``scored-seed<k>``, ``history-seed<k>``, ``metrics-seed<k>``, ``best_checkpoint-seed<k>``).
 """
 
 from __future__ import annotations
@@ -20,18 +27,18 @@ from ..errors import BAD_OPTION, BAD_VALUES, MISSING_COLUMNS, RadfairInputError,
 from ..execution.kinds import declare
 from ..execution.store import require_record, run_output
 from ..io import read_table, write_json, write_table
-from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, build_classifier, load_weights
+from ..models import CLASSIFIER_INPUTS, EMBEDDING_DIM, StackedHead, build_classifier, load_weights
 from .checkpoint import check_device, load_checkpoint
-from .inputs import EmbeddingBatches, ImageBatches, RowView, embedding_matrix, image_array
+from .inputs import EmbeddingBatches, ImageBatches, MemberBatches, RowView, embedding_matrix, image_array
 from .loop import LoopConfig, fit
-from .steps import ClassifierStep, OptimConfig, make_optimizer
+from .steps import ClassifierStep, EnsembleClassifierStep, OptimConfig, make_optimizer
 
 #: Columns of the cohort carried into the scored table (when present).
 CARRIED = ("image_id", "patient_id", "study_id", "dataset", "path", "view", "sex", "age", "age_group", "race", "insurance", "site")
 
 
-class ClassifierRunConfig(StrictModel):
-    """Everything that determines a trained classifier (hashed into the run id)."""
+class ClassifierSettings(StrictModel):
+    """What determines a trained classifier apart from its seed (hashed into the run id)."""
 
     cohort: str
     input: Literal["embeddings", "images"]
@@ -43,7 +50,6 @@ class ClassifierRunConfig(StrictModel):
     eval_batch_size: int = 512
     hidden: list[int] = [768, 256]
     dropout: float = 0.3
-    seed: int = 0
     weights: str | None = None
     pixel_scaling: Literal["standard", "xrv"] = "standard"  # image input only (training.inputs.PIXEL_SCALINGS)
     missing_embeddings: Literal["error", "drop"] = "error"
@@ -51,9 +57,33 @@ class ClassifierRunConfig(StrictModel):
     loop: LoopConfig = LoopConfig()
 
 
-def resolve_config(**settings) -> ClassifierRunConfig:
-    """Validate settings, check that model and input agree, and make paths absolute."""
-    config = parse_config(ClassifierRunConfig, settings, "train settings")
+class ClassifierRunConfig(ClassifierSettings):
+    """Everything that determines a trained classifier (hashed into the run id)."""
+
+    seed: int = 0
+
+
+class EnsembleRunConfig(ClassifierSettings):
+    """Everything that determines the seeds of one embeddings classifier trained together (hashed into the run id)."""
+
+    seeds: list[int]
+
+
+def member_name(seed: int) -> str:
+    """An ensemble member's name (its outputs' suffix and folder): ``seed<k>``."""
+    return f"seed{seed}"
+
+
+def resolve_config(config_type: type[ClassifierSettings] = ClassifierRunConfig, **settings) -> ClassifierSettings:
+    """Validate settings (a :class:`ClassifierRunConfig`, or with ``config_type`` an :class:`EnsembleRunConfig`), check
+    that model and input agree, and make paths absolute. Bad settings raise ``RadfairInputError``."""
+    config = parse_config(config_type, settings, "train settings")
+    if isinstance(config, EnsembleRunConfig):
+        if config.input != "embeddings":
+            raise RadfairInputError(BAD_OPTION.format(option="ensemble", value=config.model,
+                                                      expected="a model on embeddings (mlp, linear); image models train one seed per run"))
+        if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+            raise RadfairInputError(BAD_OPTION.format(option="seeds", value=config.seeds, expected="one or more distinct seeds"))
     if config.model not in CLASSIFIER_INPUTS:
         raise RadfairInputError(BAD_OPTION.format(option="--model", value=config.model, expected=list(CLASSIFIER_INPUTS)))
     if CLASSIFIER_INPUTS[config.model] != config.input:
@@ -122,19 +152,25 @@ class Inputs:
             self.in_features = EMBEDDING_DIM
         self.used = self.cohort.iloc[self.rows].reset_index(drop=True)
 
-    def batches(self, mask: np.ndarray, labels: list[str], *, train: bool, device) -> EmbeddingBatches | ImageBatches:
+    def batches(self, mask: np.ndarray, labels: list[str], *, train: bool, device,
+                seeds: list[int] | None = None) -> EmbeddingBatches | ImageBatches | MemberBatches:
+        """Batches of the rows in ``mask``: shuffled per (seed, epoch) when ``train``; with ``seeds`` (embeddings, training)
+        one batch per seed side by side (:class:`MemberBatches`)."""
         rows = np.flatnonzero(mask)
         y = torch.from_numpy(self.used[[f"y_{k}" for k in labels]].to_numpy(np.float32)[rows])
         size = self.config.batch_size if train else self.config.eval_batch_size
         device = torch.device(device)
+        if seeds is not None:
+            return MemberBatches(self.x[torch.from_numpy(rows)], y, size, seeds=seeds, device=device)
+        seed = self.config.seed if train else 0  # evaluation order is the rows' order
         if self.config.input == "embeddings":
-            return EmbeddingBatches(self.x[torch.from_numpy(rows)], y, size, shuffle=train, seed=self.config.seed, device=device)
+            return EmbeddingBatches(self.x[torch.from_numpy(rows)], y, size, shuffle=train, seed=seed, device=device)
         view = RowView(self.x, self.rows[rows])
-        return ImageBatches(view, y, size, shuffle=train, seed=self.config.seed, device=device,
-                            channels_last=device.type == "cuda", scaling=self.config.pixel_scaling)
+        return ImageBatches(view, y, size, shuffle=train, seed=seed, device=device, channels_last=device.type == "cuda",
+                            scaling=self.config.pixel_scaling)
 
 
-def _model(config: ClassifierRunConfig, n_labels: int, log, in_features: int = EMBEDDING_DIM) -> torch.nn.Module:
+def _model(config: ClassifierSettings, n_labels: int, log, in_features: int = EMBEDDING_DIM) -> torch.nn.Module:
     model = build_classifier(config.model, n_labels, in_features=in_features, hidden=config.hidden, dropout=config.dropout)
     if config.weights:
         counts = load_weights(model, config.weights)
@@ -192,17 +228,77 @@ def run_training(config_dict: dict, ctx) -> dict[str, str]:
     scored_mask = np.isin(split, ("val", "test"))
     scores = predict_scores(model, inputs.batches(scored_mask, labels, train=False, device=device), device)
     table = scored_table(inputs.used[scored_mask], labels, scores)
-    write_table(table, ctx.run_dir / "scored.parquet", {"run": {"model": config.model, "input": config.input,
-                                                                "best_epoch": best["epoch"], "labels": labels}})
-    write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
-    write_json(ctx.run_dir / "metrics.json", _metrics(table, labels, result, best["epoch"]))
+    _write_outputs(ctx.run_dir, table, result, config, labels, best["epoch"])
     return dict(TRAIN_CLASSIFIER.outputs)
+
+
+def _write_outputs(folder: Path, table: pd.DataFrame, result, config: ClassifierSettings, labels: list[str], best_epoch: int,
+                   seed: int | None = None) -> None:
+    """``scored.parquet``, ``history.csv`` and ``metrics.json`` of one trained model in ``folder``."""
+    extra = {} if seed is None else {"seed": seed}
+    write_table(table, folder / "scored.parquet", {"run": {"model": config.model, "input": config.input, "best_epoch": best_epoch,
+                                                           "labels": labels, **extra}})
+    write_table(pd.DataFrame(result.history), folder / "history.csv")
+    write_json(folder / "metrics.json", _metrics(table, labels, result, best_epoch))
 
 
 TRAIN_CLASSIFIER = declare(
     "train-classifier", settings=ClassifierRunConfig, function=run_training,
     outputs={"scored": "scored.parquet", "history": "history.csv", "metrics": "metrics.json", "best_checkpoint": "checkpoints/best.pt"},
     gpu=lambda config: 1.0 if config["input"] == "images" else 0.25)  # the MLP/probe on embeddings: a quarter of a GPU
+
+
+def ensemble_outputs(config: dict) -> dict[str, str]:
+    """The outputs of a ``train-classifier-ensemble`` run of ``config``: the ensemble's ``history`` (members trained
+    and mean losses per epoch) and, per seed, a ``train-classifier`` run's outputs suffixed ``-seed<k>``."""
+    out = {"history": "history.csv"}
+    for seed in config["seeds"]:
+        name = member_name(seed)
+        out |= {f"scored-{name}": f"{name}/scored.parquet", f"history-{name}": f"{name}/history.csv",
+                f"metrics-{name}": f"{name}/metrics.json", f"best_checkpoint-{name}": f"checkpoints/best-{name}.pt"}
+    return out
+
+
+def run_ensemble_training(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``train-classifier-ensemble`` run: train every seed together (or resume), then score val and test with each
+    seed's best checkpoint (see the module docstring)."""
+    config = EnsembleRunConfig.model_validate(config_dict)
+    cohort, labels = read_split_cohort(config.cohort, config.labels)
+    device = torch.device(ctx.device)
+    inputs = Inputs(config, cohort, config.cohort, progress=ctx.progress, log=ctx.log)
+    split = inputs.used["split"].to_numpy()
+    names = [member_name(seed) for seed in config.seeds]
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        members = []
+        for seed in config.seeds:
+            torch.manual_seed(seed)  # each seed's weights exactly as its own train-classifier run initialises them
+            members.append(_model(config, len(labels), ctx.log if not members else lambda m: None, inputs.in_features))
+        torch.manual_seed(config.seeds[0])  # dropout of the ensemble; restored from last.pt on resume
+        model = StackedHead(members).to(device)
+        step = EnsembleClassifierStep(model, make_optimizer(model.parameters(), config.optim), names)
+        train = inputs.batches(split == "train", labels, train=True, device=device, seeds=config.seeds)
+        val = inputs.batches(split == "val", labels, train=False, device=device)
+        ctx.log(f"{config.model} on {config.input}, {len(names)} seeds trained together: {train.n_samples} train / {val.n_samples} val rows, "
+                f"{len(labels)} labels, {sum(p.numel() for p in members[0].parameters()):,} parameters per seed, device {device}")
+        result = fit(step, train, val, config.loop, ctx.run_dir, device=device, progress=ctx.progress, log=ctx.log)
+    scored_mask = np.isin(split, ("val", "test"))
+    scoring = inputs.batches(scored_mask, labels, train=False, device=device)
+    head = members[0]
+    for seed, name in zip(config.seeds, names, strict=True):
+        best = load_checkpoint(ctx.run_dir / "checkpoints" / f"best-{name}.pt")
+        if best is None:
+            raise RuntimeError(f"{name}: no epoch produced a finite validation loss; nothing to score (training diverged)")
+        head.load_state_dict(best["modules"]["model"])
+        table = scored_table(inputs.used[scored_mask], labels, predict_scores(head.to(device), scoring, device))
+        (ctx.run_dir / name).mkdir(exist_ok=True)
+        _write_outputs(ctx.run_dir / name, table, result.members[name], config, labels, best["epoch"], seed)
+    write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
+    return ensemble_outputs(config_dict)
+
+
+TRAIN_CLASSIFIER_ENSEMBLE = declare(
+    "train-classifier-ensemble", settings=EnsembleRunConfig, function=run_ensemble_training, outputs=ensemble_outputs,
+    gpu=0.25)  # several MLPs/probes on embeddings: still a quarter of a GPU
 
 
 def _metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) -> dict:

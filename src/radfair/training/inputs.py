@@ -417,6 +417,37 @@ class EmbeddingBatches(IndexBatches):
     """Rows of a float32 embedding tensor held in memory."""
 
 
+class MemberBatches:
+    """The training batches of several members trained together (:class:`radfair.training.steps.EnsembleClassifierStep`).
+
+    Batch ``i`` of an epoch is ``{"x": [S, B, d], "y": [S, B, labels], "index": [S, B], "size": B}`` where row ``s`` is
+    exactly batch ``i`` of ``IndexBatches(x, y, batch_size, shuffle=True, seed=seeds[s])``: each member's data order is
+    the one its own run draws from its (seed, epoch) generator (:func:`epoch_permutation`), so a resumed epoch replays
+    it. Every member has the same rows, hence the same number and sizes of batches.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seeds: list[int], device: torch.device | str = "cpu"):
+        self.members = [IndexBatches(x, y, batch_size, shuffle=True, seed=seed) for seed in seeds]
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.device = torch.device(device)
+        self.n_samples = len(y)
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[dict]:
+        orders = torch.stack([member.order(epoch) for member in self.members])  # [S, n]
+        members = len(self.members)
+        for i in range(start, len(self)):
+            idx = orders[:, i * self.batch_size:(i + 1) * self.batch_size]
+            flat = idx.reshape(-1)
+            x = self.x.index_select(0, flat).view(members, idx.shape[1], -1)
+            y = self.y.index_select(0, flat).view(members, idx.shape[1], -1)
+            if self.device.type != "cpu":
+                x, y = x.pin_memory().to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield {"x": x, "y": y, "index": idx, "size": idx.shape[1]}
+
+
 class ImageBatches(IndexBatches):
     """Rows of a uint8 (n, s, s) memmap, scaled to [0, 1], then by ``scaling`` (:data:`PIXEL_SCALINGS`), as
     (b, 1, s, s) float tensors."""

@@ -39,10 +39,25 @@ class ArmConfig(StrictModel):
     weights: str | None = None
     optim: OptimConfig = OptimConfig()
     loop: LoopConfig = LoopConfig(epochs=100, patience=5)
+    ensemble: bool | None = Field(None, description="train the seeds together as one batched ensemble, one run per dataset "
+                                                    "(embedding models only; their default); false: one run per seed")
+
+    @field_validator("ensemble")
+    @classmethod
+    def _ensemble_on_embeddings(cls, value: bool | None, info) -> bool | None:
+        if value and info.data.get("model") not in EMBEDDING_MODELS:
+            raise ValueError(f"ensemble: true needs an embedding model {list(EMBEDDING_MODELS)}; "
+                             f"{info.data.get('model')} trains one seed per run")
+        return value
 
     @property
     def on_embeddings(self) -> bool:
         return self.model in EMBEDDING_MODELS
+
+    @property
+    def trains_together(self) -> bool:
+        """Whether this arm's seeds train together (``ensemble``, default: on embeddings)."""
+        return self.on_embeddings if self.ensemble is None else self.ensemble
 
 
 class SplitConfig(StrictModel):

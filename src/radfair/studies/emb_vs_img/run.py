@@ -1,7 +1,8 @@
 """``radfair study emb-vs-img``: the embeddings paper's whole experiment as runs of the run store.
 
 datasets x arms (emb: MLP on foundation embeddings; img: DenseNet-121 on images) x seeds, every run of a
-dataset on the same saved split (:mod:`.data`). Finished runs are skipped, so a rerun only recomputes the
+dataset on the same saved split (:mod:`.data`). An embeddings arm trains its seeds together, one
+``train-classifier-ensemble`` run per dataset (``ensemble: false`` in the arm: one run per seed, as the image arm). Finished runs are skipped, so a rerun only recomputes the
 tables and figures (seconds). Outputs in ``OUT/``: ``auc.csv`` + ``table3.md``, ``fairness_summary.csv`` +
 ``table4.md``, ``disparities.csv``, ``gaps.csv``, ``arm_comparison.csv`` (paired emb − img tests), ``fig1_<dataset>_<arm>_<attribute>.png``, ``cost.csv``,
 ``study.json`` (config, conventions, data manifest, run ids, warnings, timings).
@@ -24,7 +25,13 @@ from ...io import write_json, write_table, write_text
 from ...models import build_classifier
 from ...models.cost import count_flops
 from ...training.checkpoint import check_device
-from ...training.classify import TRAIN_CLASSIFIER, resolve_config
+from ...training.classify import (
+    TRAIN_CLASSIFIER,
+    TRAIN_CLASSIFIER_ENSEMBLE,
+    EnsembleRunConfig,
+    member_name,
+    resolve_config,
+)
 from ..protocol import deviations
 from .config import EmbVsImgConfig, load_config
 from .data import prepare_data
@@ -37,10 +44,19 @@ PAPER_RATIOS = {"flops": 1700.0, "wall_clock": 50.0}
 
 @dataclass
 class PlannedRun:
+    """One (dataset, arm, seed) of the study and the run that trains it: a ``train-classifier`` run of its own, or (an
+    arm whose seeds train together) the dataset's ``train-classifier-ensemble`` run, whose outputs for this seed are
+    named ``<output>-seed<k>`` (``member``)."""
+
     dataset: str
     arm: str
     seed: int
     spec: RunSpec
+    member: str | None = None
+
+    def output(self, store: Path, name: str) -> Path:
+        """This seed's output ``name`` (``scored``, ``history``, ``metrics``, ``best_checkpoint``) in the run store."""
+        return RunStore(store).output(self.spec, f"{name}-{self.member}" if self.member else name)
 
 
 def _labels(config: EmbVsImgConfig, split_path: str) -> list[str]:
@@ -49,25 +65,47 @@ def _labels(config: EmbVsImgConfig, split_path: str) -> list[str]:
 
 
 def plan_runs(config: EmbVsImgConfig, manifest: dict, cpus: int) -> list[PlannedRun]:
+    """One :class:`PlannedRun` per (dataset, arm, seed); the seeds of an arm that trains them together share one spec."""
     planned = []
     store = config.embeddings or config.releases
     for dataset in config.datasets:
         split = manifest["splits"][dataset]
         labels = _labels(config, split)
         for arm, arm_config in config.arms.items():
+            settings = arm_config.model_dump(mode="json", exclude={"ensemble"})
+            common = dict(cohort=split, input="embeddings" if arm_config.on_embeddings else "images", root=store, labels=labels,
+                          missing_embeddings="error", **settings)
+            if arm_config.trains_together:
+                run_config = resolve_config(EnsembleRunConfig, seeds=list(config.seeds), **common)
+                spec = TRAIN_CLASSIFIER_ENSEMBLE.spec(run_config, {"cohort": run_config.cohort}, cpus=cpus, device=config.device,
+                                                      label=f"{dataset}-{arm}-seeds{'-'.join(map(str, config.seeds))}")
+                planned += [PlannedRun(dataset, arm, seed, spec, member_name(seed)) for seed in config.seeds]
+                continue
             for seed in config.seeds:
-                settings = arm_config.model_dump(mode="json")
-                run_config = resolve_config(cohort=split, input="embeddings" if arm_config.model in ("mlp", "linear") else "images",
-                                            root=store, labels=labels, seed=seed, missing_embeddings="error", **settings)
+                run_config = resolve_config(seed=seed, **common)
                 spec = TRAIN_CLASSIFIER.spec(run_config, {"cohort": run_config.cohort}, cpus=cpus, device=config.device,
                                              label=f"{dataset}-{arm}-seed{seed}")
                 planned.append(PlannedRun(dataset, arm, seed, spec))
     return planned
 
 
+def unique_specs(planned: list[PlannedRun]) -> list[RunSpec]:
+    """The runs to execute: each spec once, in plan order (an ensemble run serves several planned seeds)."""
+    return list({p.spec.run_id: p.spec for p in planned}.values())
+
+
+def _by(planned: list[PlannedRun], *fields: str) -> list[tuple[tuple, list[PlannedRun]]]:
+    """Planned runs grouped by ``fields``, groups and members in plan order."""
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for p in planned:
+        groups.setdefault(tuple(getattr(p, f) for f in fields), []).append(p)
+    return list(groups.items())
+
+
 def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width: int = EMBEDDING_DIM) -> pd.DataFrame:
     """Counted FLOPs/MACs per arm (``width``: the embedding store's vector width) and measured speed per (arm, dataset),
-    with emb/img ratios."""
+    with emb/img ratios. Seeds trained together count each seed's share of the ensemble's time: ``seconds_per_run``
+    is the ensemble run's seconds over its seeds and ``train_samples_per_s`` counts every seed's samples."""
     counted = {}
     n_labels = len(planned[0].spec.config["labels"])
     for arm, arm_config in config.arms.items():
@@ -79,9 +117,10 @@ def _cost(config: EmbVsImgConfig, planned: list[PlannedRun], store: Path, width:
         if arm_config.model == "densenet121" and size != 224:
             counted[f"{arm}@224"] = count_flops(model, torch.randn(2, 1, 224, 224))
     rows = []
-    for (dataset, arm), runs in pd.DataFrame([vars(p) for p in planned]).groupby(["dataset", "arm"], sort=False):
-        histories = [pd.read_csv(RunStore(store).output(p, "history")) for p in runs["spec"]]
-        seconds = [read_record(store / p.run_id)["seconds"] for p in runs["spec"]]
+    for (dataset, arm), runs in _by(planned, "dataset", "arm"):
+        histories = [pd.read_csv(p.output(store, "history")) for p in runs]
+        # an ensemble run trains every seed: each seed's share of its wall time (histories: each seed's share of an epoch)
+        seconds = [read_record(store / p.spec.run_id)["seconds"] / sum(q.spec.run_id == p.spec.run_id for q in runs) for p in runs]
         rows.append({"dataset": dataset, "arm": arm, "model": config.arms[arm].model, "image_size": config.arms[arm].image_size,
                      **counted[arm],
                      "train_samples_per_s": statistics.median(h["samples_per_s"].median() for h in histories),
@@ -132,10 +171,11 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
     cpus = cpus_per_run or (0 if executor == "local" and jobs == 1 else max(1, (os.cpu_count() or 1) // jobs))
     planned = plan_runs(config, manifest, cpus)
     start = time.perf_counter()
-    outcomes = run_grid([p.spec for p in planned], out / "runs", executor=executor, jobs=jobs, address=address, progress=progress)
+    outcomes = run_grid(unique_specs(planned), out / "runs", executor=executor, jobs=jobs, address=address, progress=progress)
     timings["training_s"] = time.perf_counter() - start
     timings["runs_trained"] = sum(o.status == "done" for o in outcomes)
     timings["runs_skipped"] = sum(o.status == "skipped" for o in outcomes)
+    status = {o.run_id: o.status for o in outcomes}
     start = time.perf_counter()
     tables = evaluate_study(config, planned, out)
     timings["evaluation_s"] = time.perf_counter() - start
@@ -147,8 +187,8 @@ def run_study(config: EmbVsImgConfig | str | Path, out: str | Path, *, executor:
         "study": "emb-vs-img", "config": config.model_dump(mode="json"),
         "deviations": deviations("emb-vs-img", config.model_dump(mode="json")),
         "conventions": conventions(config.averaging, config.counting, config.bootstrap, config.level), "data": manifest,
-        "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "status": o.status}
-                 for p, o in zip(planned, outcomes, strict=True)],
+        "runs": [{"dataset": p.dataset, "arm": p.arm, "seed": p.seed, "run_id": p.spec.run_id, "kind": p.spec.kind,
+                  "status": status[p.spec.run_id], "scored": str(p.output(out / "runs", "scored").relative_to(out))} for p in planned],
         "warnings": tables.pop("notes"), "timings": timings,
         "multiple_testing": _multiple_testing(tables.get("arm_comparison"))})
     tables["timings"] = timings
@@ -169,9 +209,9 @@ def evaluate_study(config: EmbVsImgConfig, planned: list[PlannedRun], out: Path)
     comparison with Holm/BH within each metric, tables and figures."""
     store = out / "runs"
     parts: dict[str, list] = {"auc": [], "disparities": [], "gaps": [], "summary": [], "comparison": [], "notes": []}
-    for dataset, runs in pd.DataFrame([vars(p) for p in planned]).groupby("dataset", sort=False):
-        scored = {(r.arm, r.seed): pd.read_parquet(RunStore(store).output(r.spec, "scored")) for r in runs.itertuples()}
-        paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} (runs/{r.spec.run_id}/scored.parquet)" for r in runs.itertuples()}
+    for (dataset,), runs in _by(planned, "dataset"):
+        scored = {(r.arm, r.seed): pd.read_parquet(r.output(store, "scored")) for r in runs}
+        paths = {(r.arm, r.seed): f"{dataset}/{r.arm}/seed{r.seed} ({r.output(store, 'scored').relative_to(out)})" for r in runs}
         result = evaluate_dataset(scored, dataset, config.attributes_of(dataset), threshold=config.threshold, summary_exclude=config.summary_exclude,
                                   bootstrap=config.bootstrap, seed=config.bootstrap_seed, level=config.level,
                                   averaging=config.averaging, counting=config.counting, paths=paths,

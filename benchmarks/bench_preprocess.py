@@ -14,6 +14,7 @@ Generates ``--images`` JPEGs of 2,000-3,000 px (smooth anatomy-like fields plus 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -74,8 +75,9 @@ def main() -> None:
         for kind, workers in [("threads", 1), ("threads", cores), ("process pool", cores)]:
             def build(kind=kind, workers=workers):
                 run = time.perf_counter_ns()
-                path = folder / f"cohort-{workers}-{run}.parquet"  # a new cohort file: a new cache each repeat
+                path = folder / f"cohort-{workers}-{run}.parquet"
                 cohort.assign(run=run).to_parquet(path)
+                os.environ["RADFAIR_CACHE"] = str(folder / f"cache-{kind}-{workers}-{run}")  # a cold cache each repeat
                 inputs.PROCESS_POOL_FROM = 1 if kind == "process pool" else 10**12
                 image_array(cohort, path, args.size, threads=workers, progress=False)
             rates[(kind, workers)] = median_rate(build, len(paths), args.repeats)

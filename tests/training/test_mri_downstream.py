@@ -312,3 +312,15 @@ def test_the_segmenter_with_batchnorm_learns_where_the_plain_unet_diverged():
         logits = net(x[:8])
     assert torch.isfinite(logits).all() and logits.abs().max() < 1e3
     assert (logits[:, :, 12:15, 12:15] > 0).float().mean() > 0.5  # the tumour is found
+
+
+def test_the_segmenter_starts_from_a_local_state_dict(tmp_path):
+    from radfair.models.mri import build_segmenter
+    from radfair.training.segmenter import SegmenterRunConfig, _segmenter
+
+    torch.manual_seed(5)
+    source = build_segmenter([4, 8], 8, norm=True)
+    torch.save(source.state_dict(), tmp_path / "unet.pt")
+    config = SegmenterRunConfig(cohort="x.parquet", widths=[4, 8], bottleneck=8, weights=str(tmp_path / "unet.pt"))
+    step = _segmenter(config, "cpu", log=lambda m: None)
+    assert all(torch.equal(a, b) for a, b in zip(step.net.state_dict().values(), source.state_dict().values(), strict=True))

@@ -206,8 +206,9 @@ KNOWN: dict[str, list[Known]] = {
               "unavailable offline: no local state-dict file named in xray.classifier.weights", _unweighted("xray.classifier.weights")),
         Known("mri.classifier.weights", "ImageNet-initialised ResNet-50", "random initialisation",
               "unavailable offline: no local state-dict file named in mri.classifier.weights", _unweighted("mri.classifier.weights")),
-        Known("mri.segmenter initialisation", "ImageNet-initialised U-Net", "random initialisation",
-              "not implemented: radfair's segmentation U-Net has no ImageNet encoder layout", _part("mri")),
+        Known("mri.segmenter initialisation", "ImageNet-initialised U-Net (encoder not named)", "random initialisation",
+              "not implemented: the paper does not name the U-Net's encoder and radfair's U-Net has no ImageNet layout; "
+              "mri.segmenter.weights starts it from a local state dict of its own layout", _unweighted("mri.segmenter.weights")),
         Known("eodd mitigation loss", "λ·EMA(BCE + EODD²)", "task BCE + λ·EODD² without EMA normalisation",
               "bug fixed (REFERENCE bug 11: normalising by the EMA cancels λ)", lambda c: c.get("mitigation") is not None),
     ],

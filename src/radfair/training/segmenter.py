@@ -26,6 +26,7 @@ from ..errors import EMPTY_AFTER_FILTER, RadfairInputError
 from ..execution.kinds import declare
 from ..fairness import dice as mask_dice
 from ..io import write_json, write_table
+from ..models import load_weights
 from ..models.mri import build_segmenter
 from .inputs import RowView
 from .loop import LoopConfig, fit
@@ -42,6 +43,7 @@ class SegmenterRunConfig(StrictModel):
     widths: list[int] = [64, 128, 256, 512]
     bottleneck: int = 1024
     norm: bool = True  # BatchNorm after every convolution (radfair.models.reconstruction.UNet); records without it: False
+    weights: str | None = None  # a local state dict of this U-Net (radfair.models.load_weights) to start from; None: random
     pixel_loss: Literal["bce", "l1"] = "bce"
     dice_weight: float = 0.5
     slices: DownstreamSlices = DownstreamSlices()
@@ -150,8 +152,12 @@ def segmentation_table(cohort: pd.DataFrame, rows: np.ndarray, slice_counts: pd.
     return base[keep].reset_index(drop=True).merge(per, on="patient_id", how="left")
 
 
-def _segmenter(config: SegmenterRunConfig, device) -> SegmenterStep:
-    net = build_segmenter(config.widths, config.bottleneck, config.norm).to(device)
+def _segmenter(config: SegmenterRunConfig, device, log=print) -> SegmenterStep:
+    net = build_segmenter(config.widths, config.bottleneck, config.norm)
+    if config.weights:
+        counts = load_weights(net, config.weights)
+        log(f"weights {config.weights}: {counts['matched']} of {counts['model_tensors']} tensors loaded")
+    net = net.to(device)
     return SegmenterStep(net, make_optimizer(net.parameters(), config.optim), config.pixel_loss, config.dice_weight)
 
 
@@ -175,7 +181,7 @@ def run_segmenter(config_dict: dict, ctx) -> dict[str, str]:
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)
-        step = _segmenter(config, device)
+        step = _segmenter(config, device, ctx.log)
         ctx.log(f"U-Net segmenter {config.widths}/{config.bottleneck}: {len(train_rows)} train / {len(val_rows)} val slices, "
                 f"{sum(p.numel() for p in step.net.parameters()):,} parameters, device {device}")
         result = fit(step, batches(train_rows, True), batches(val_rows, False), config.loop, ctx.run_dir, device=device,

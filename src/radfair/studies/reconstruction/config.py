@@ -135,6 +135,7 @@ class SegmenterSettings(StrictModel):
     widths: list[int] = [64, 128, 256, 512]
     bottleneck: int = 1024
     norm: bool = True  # BatchNorm after every convolution (without it the segmenter diverges; models/reconstruction/unet.py)
+    weights: str | None = None  # a local state dict of this U-Net to start from (no ImageNet U-Net in radfair's layout)
     pixel_loss: Literal["bce", "l1"] = "l1"  # the paper: L1 on the sigmoid output
     dice_weight: float = 0.5
     # a slice empty in truth and prediction: NaN, left out of the patient's mean (the paper is silent; see

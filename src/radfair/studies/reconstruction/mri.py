@@ -104,7 +104,7 @@ class MriPart(DatasetPart):
             model=c.model, weights=c.weights, slices=self.study.slices, batch_size=c.batch_size, seed=c.seed, optim=c.optim, loop=c.loop)
         self.segmenter = mri_downstream.run_spec(
             "train-segmenter", device=device, label="ucsf-segmenter", cohort=str(self.cohort), widths=s.widths, bottleneck=s.bottleneck,
-            norm=s.norm, pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, empty_slices=s.empty_slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
+            norm=s.norm, weights=s.weights, pixel_loss=s.pixel_loss, dice_weight=s.dice_weight, slices=self.study.slices, empty_slices=s.empty_slices, batch_size=s.batch_size, seed=s.seed, optim=s.optim, loop=s.loop)
         return {"classifier": self.classifier, "segmenter": self.segmenter}
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:

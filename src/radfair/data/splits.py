@@ -112,9 +112,10 @@ def split_cohort_file(cohort_path, out, fractions=(0.8, 0.1, 0.1), seed=0, strat
     """Read a cohort, add ``split`` under ``rule`` (None: the rule its dataset declares, kept in the cohort's
     metadata as ``split_rule``; else ``patient``), write it to ``out``; returns the table."""
     output_file(out)
+    table = read_table(cohort_path, "cohort table")  # first: a missing or unreadable file is a one-line error
     meta = read_metadata(cohort_path) if Path(cohort_path).suffix == ".parquet" else {}
     races = race_scheme(meta.get("race_scheme", DEFAULT_SCHEME), f"{cohort_path}: metadata race_scheme").groups
-    cohort = patient_sex(validate_cohort(read_table(cohort_path, "cohort table"), cohort_path, races), cohort_path)
+    cohort = patient_sex(validate_cohort(table, cohort_path, races), cohort_path)
     rule = rule or meta.get("split_rule", "patient")
     if rule not in RULES:
         raise RadfairInputError(BAD_OPTION.format(option="--rule", value=rule, expected=list(RULES)))

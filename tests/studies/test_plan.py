@@ -52,3 +52,16 @@ def test_plan_counts_images_from_the_releases_when_they_are_on_disk(tmp_path, sy
     absent = write_plan("emb-vs-img", config.model_copy(update={"releases": str(tmp_path / "nowhere")}), tmp_path / "plan2")
     assert absent["estimate"]["images"]["train images per run"]["mimic"] == 182_896
     assert absent["estimate"]["images"]["source"]["mimic"] == "the paper's Table 2 (release not on disk)"
+
+
+def test_plan_disk_counts_what_each_stage_writes(tmp_path):
+    """Every image degraded at every level (plus its clean working copy); each reconstructor and each mitigation run
+    reconstructs the val and test images of its level (raw bytes, an upper bound)."""
+    runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--plan"])
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    disk, runs = plan["estimate"]["disk_gb"], plan["runs"]
+    images, scored, size = 224_316, 224_316 - int(224_316 * 0.7), 256 ** 2
+    assert disk["xray_clean_and_degraded_gb"] == round(images * size * 4 / 1e9, 1)
+    assert disk["xray_reconstructed_gb"] == round(scored * size * 3 * 3 / 1e9, 1)
+    mitigated = sum(r["kind"] == "train-mitigated-reconstructor" and r["dataset"] == "chexpert" for r in runs)
+    assert mitigated and disk["xray_mitigation_reconstructed_gb"] == round(mitigated * scored * size / 1e9, 1)

@@ -6,7 +6,9 @@ images per stage (counted from the releases' metadata when they are on disk -- t
 split, as the study would make them, no image or embedding read -- else the papers' counts; each dataset says which),
 GPU hours from the throughputs measured in
 ``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
-kind of file (uint8 image caches, float32 embeddings).
+kind of file: raw bytes before compression (uint8 images as written to PNG, float32 NIfTI volumes, image caches,
+embeddings), an upper bound; every image is degraded at every level, and reconstructors and mitigation runs each
+reconstruct the val and test images of their level.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def plan_study1(config) -> dict:
 def plan_study2(config) -> dict:
     config = config.effective()
     runs, disk, stages = [], {}, {}
+    per_image: dict[str, tuple[int, int]] = {}  # part -> (val + test images or volumes, bytes each)
     share = config.split.reconstruction_share
     if config.xray is not None:
         # the paper's image count is CheXpert's; another X-ray dataset's is unknown before its data is read (0, as Study 1)
@@ -123,7 +126,10 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("predict-classifier", config.device, {}, 0, 0, dataset=x.source, model=c.model, level=level,
                                    seed=c.seed))
         size = x.degradation.size
-        disk["xray_degraded_and_reconstructed_gb"] = images * size ** 2 * len(levels) * (1 + len(x.reconstructors)) / 1e9
+        scored = images - train  # val + test: what every reconstructor (and every mitigation run) reconstructs
+        per_image["xray"] = (scored, size ** 2)
+        disk["xray_clean_and_degraded_gb"] = images * size ** 2 * (1 + len(levels)) / 1e9  # every image, every level
+        disk["xray_reconstructed_gb"] = scored * size ** 2 * len(levels) * len(x.reconstructors) / 1e9
         disk["xray_image_cache_gb"] = images * (size ** 2 + (c.image_size or size) ** 2) / 1e9
     if config.mri is not None:
         m = config.mri
@@ -144,7 +150,11 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        disk["mri_volumes_gb"] = volumes * UCSF_SLICES * m.slices.size ** 2 * 4 * len(levels) * (1 + len(m.reconstructors)) / 1e9
+        volume_bytes = UCSF_SLICES * m.slices.size ** 2 * 4  # float32 NIfTI
+        scored_volumes = volumes - patients
+        per_image["mri"] = (scored_volumes, volume_bytes)
+        disk["mri_clean_and_degraded_gb"] = volumes * volume_bytes * (1 + len(levels)) / 1e9
+        disk["mri_reconstructed_gb"] = scored_volumes * volume_bytes * len(levels) * len(m.reconstructors) / 1e9
     if config.mitigation is not None:
         mit = config.mitigation
         for dataset in mit.datasets:
@@ -157,6 +167,10 @@ def plan_study2(config) -> dict:
                         runs.append(_entry("train-mitigated-reconstructor", config.device, {"strategy": strategy, "weight": weight,
                                                                                    "epochs": mit.epochs, **mit.settings},
                                            0, mit.epochs, dataset=dataset, model=name, level="middle", seed=0))
+                        # each mitigation run reconstructs the val and test images of its level
+                        key = "xray" if part is config.xray else "mri"
+                        count, size_bytes = per_image.get(key, (0, 0))
+                        disk[f"{key}_mitigation_reconstructed_gb"] = disk.get(f"{key}_mitigation_reconstructed_gb", 0.0) + count * size_bytes / 1e9
     return {"runs": runs, "images": stages, "disk": disk}
 
 

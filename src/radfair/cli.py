@@ -372,11 +372,12 @@ def predict(
     out: Annotated[Path, typer.Option(help="Output scored table (.parquet or .csv).")],
     root: Annotated[Path | None, typer.Option(help="Embedding store folder, if not the one the run was trained with.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int | None, typer.Option(help="The seed to score with, for a run that trained several seeds together (train-classifier-ensemble).")] = None,
 ):
     """Score every row of a cohort with a trained run's best checkpoint."""
     from .training.classify import predict_cohort
 
-    table = predict_cohort(run, cohort, out, root=str(root) if root else None, device=device)
+    table = predict_cohort(run, cohort, out, root=str(root) if root else None, device=device, seed=seed)
     console.print(f"scored {len(table)} rows -> {out}")
 
 

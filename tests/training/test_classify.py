@@ -190,3 +190,27 @@ def test_scoring_is_float32_on_every_device_path(monkeypatch):
         expected = torch.sigmoid(model.eval()(x)).double().numpy()
     np.testing.assert_allclose(scores, expected, rtol=1e-6, atol=0)  # float32 rounding (batching), not bf16's ~4e-3
     assert scores.dtype == np.float64 and len(np.unique(scores)) == scores.size  # no bf16 ties
+
+
+def test_predict_with_one_seed_of_an_ensemble_run(tmp_path, split_all, synth_root):
+    """`radfair predict --seed K` on a train-classifier-ensemble run scores with seed K's best checkpoint: its own
+    scores again; without --seed, or with a seed it did not train, a one-line error naming the seeds."""
+    from radfair.errors import RadfairInputError
+    from radfair.execution import execute
+    from radfair.training.classify import TRAIN_CLASSIFIER_ENSEMBLE, EnsembleRunConfig, resolve_config
+
+    root, _ = synth_root
+    config = resolve_config(EnsembleRunConfig, seeds=[0, 2], cohort=str(split_all), input="embeddings", model="mlp", labels=["edema"],
+                            root=str(root), missing_embeddings="drop", loop={"epochs": 2, "patience": None}, **SMALL)
+    execute(TRAIN_CLASSIFIER_ENSEMBLE.spec(config, {"cohort": config.cohort}), tmp_path / "run", progress=False)
+    scored = pd.read_parquet(tmp_path / "run" / "seed2" / "scored.parquet")
+    again = predict_cohort(tmp_path / "run", split_all, tmp_path / "pred.parquet", progress=False, seed=2)
+    merged = scored.merge(again, on="image_id", suffixes=("", "_again"))
+    assert len(merged) == len(scored)
+    np.testing.assert_allclose(merged["p_edema"], merged["p_edema_again"], rtol=0, atol=1e-6)
+    for seed, message in ((None, r"seeds \[0, 2\]; expected --seed one of them$"), (5, "expected --seed one of them, not 5")):
+        with pytest.raises(RadfairInputError, match=message):
+            predict_cohort(tmp_path / "run", split_all, tmp_path / "pred.parquet", progress=False, seed=seed)
+    r = runner.invoke(app, ["predict", "--run", str(tmp_path / "run"), "--cohort", str(split_all), "--out", str(tmp_path / "p2.parquet"),
+                            "--seed", "0"])
+    assert r.exit_code == 0, r.output

@@ -317,14 +317,32 @@ def _metrics(table: pd.DataFrame, labels: list[str], result, best_epoch: int) ->
     return out
 
 
+def _trained(run_dir: Path, seed: int | None) -> tuple[dict, ClassifierRunConfig, dict]:
+    """(record, the model's run config, its best checkpoint) of a ``train-classifier`` run, or of seed ``seed`` of a
+    ``train-classifier-ensemble`` run (whose config is then that seed's own ``train-classifier`` config).
+    RadfairInputError naming the run when a seed is needed, not trained there, or given for a single run."""
+    record = require_record(run_dir, {TRAIN_CLASSIFIER.name, TRAIN_CLASSIFIER_ENSEMBLE.name})
+    if record["kind"] == TRAIN_CLASSIFIER.name:
+        if seed is not None and seed != record["config"].get("seed"):
+            raise RadfairInputError(f"{run_dir}: a train-classifier run of seed {record['config'].get('seed')}; --seed {seed} names "
+                                    "another (only an ensemble run holds several seeds)")
+        return record, ClassifierRunConfig.model_validate(record["config"]), _best_checkpoint(run_dir, record)
+    seeds = record["config"]["seeds"]
+    if seed not in seeds:
+        raise RadfairInputError(f"{run_dir}: a train-classifier-ensemble run of seeds {seeds}; expected --seed one of them"
+                                + (f", not {seed}" if seed is not None else ""))
+    settings = {k: v for k, v in record["config"].items() if k != "seeds"}
+    config = ClassifierRunConfig.model_validate({**settings, "seed": seed})
+    return record, config, _best_checkpoint(run_dir, record, f"best_checkpoint-{member_name(seed)}")
+
+
 def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path, *, root: str | None = None,
-                   device: str = "cpu", progress: bool = True) -> pd.DataFrame:
-    """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``)."""
+                   device: str = "cpu", progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+    """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``); ``seed`` picks one
+    seed of an ensemble run."""
     check_device(device)
     run_dir = Path(run_dir)
-    record = require_record(run_dir, {TRAIN_CLASSIFIER.name})
-    config = ClassifierRunConfig.model_validate(record["config"])
-    best = _best_checkpoint(run_dir, record)
+    record, config, best = _trained(run_dir, seed)
     labels = config.labels
     config = config.model_copy(update={"root": str(Path(root).resolve()) if root else config.root, "missing_embeddings": "drop"})
     cohort = read_table(cohort_path, "cohort table")
@@ -336,23 +354,22 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     model.load_state_dict(best["modules"]["model"])
     scores = predict_scores(model, inputs.batches(np.ones(len(inputs.used), bool), labels, train=False, device=device), device)
     table = scored_table(inputs.used, labels, scores)
-    write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"]}})
+    write_table(table, out, {"run": {"run_dir": str(run_dir), "run_id": record["run_id"], "best_epoch": best["epoch"],
+                                     "seed": config.seed}})
     return table
 
 
-def _best_checkpoint(run_dir: Path, record: dict) -> dict:
-    best = load_checkpoint(run_output(run_dir, "best_checkpoint"))
+def _best_checkpoint(run_dir: Path, record: dict, name: str = "best_checkpoint") -> dict:
+    best = load_checkpoint(run_output(run_dir, name))
     if best is None:
         raise RadfairInputError(f"{run_dir}: no best checkpoint yet (status {record.get('status')}); train it first")
     return best
 
 
-def load_classifier(run_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, ClassifierRunConfig]:
-    """A finished image/embedding classifier run's best model, in eval mode, with its run config."""
-    run_dir = Path(run_dir)
-    record = require_record(run_dir, {TRAIN_CLASSIFIER.name})
-    config = ClassifierRunConfig.model_validate(record["config"])
-    best = _best_checkpoint(run_dir, record)
+def load_classifier(run_dir: str | Path, device: str = "cpu", seed: int | None = None) -> tuple[torch.nn.Module, ClassifierRunConfig]:
+    """A finished image/embedding classifier run's best model, in eval mode, with its run config (``seed``: one seed
+    of an ensemble run)."""
+    _, config, best = _trained(Path(run_dir), seed)
     state = best["modules"]["model"]
     in_features = next(v.shape[1] for v in state.values() if v.ndim == 2) if config.model != "densenet121" else EMBEDDING_DIM
     model = _model(config.model_copy(update={"weights": None}), len(config.labels), lambda m: None, in_features).to(device)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 import time
 import warnings
@@ -513,9 +512,7 @@ def runs_clean(
                       f"({'the whole cache' if caches else 'unfinished shards'}) in {cache_root}")
     embeddings = cache_root.parent / "data" / "embedding-cache"
     if caches and embeddings.is_dir():
-        size = sum(p.stat().st_size for p in embeddings.rglob("*") if p.is_file())
-        if not dry_run:
-            shutil.rmtree(embeddings)
+        _, size = clean_image_cache(embeddings, everything=True, dry_run=dry_run)  # any cache folder: removed whole
         console.print(("would remove" if dry_run else "removed") + f" the embedding cache, {size / 1e6:.1f} MB, in {embeddings}")
 
 

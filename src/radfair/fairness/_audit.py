@@ -810,15 +810,14 @@ def _tables(ev: Evaluation, point: dict, reps: dict, labels: list[str], summary_
         n_groups = len(groups)
         cis = {name: _ci(reps, f"{name}|{attribute}", level, (n_groups, len(labels))) for name in RATE_NAMES + ("auc", "disparity", "brier")}
         if reps:  # a rate's interval is never narrower than its Wilson score interval (small groups: [1, 1] is no interval)
-            counts = {k: point[f"{k}|{attribute}"] for k in COUNT_NAMES}
-            tp, fn, fp, tn = counts["tp"], counts["fn"], counts["fp"], counts["tn"]
-            for name, (x, n) in {"tpr": (tp, tp + fn), "fnr": (fn, tp + fn), "fpr": (fp, fp + tn), "tnr": (tn, fp + tn),
-                                 "ppv": (tp, tp + fp), "fdr": (fp, tp + fp), "npv": (tn, tn + fn), "for": (fn, tn + fn)}.items():
-                w_low, w_high = wilson_interval(x, n, level)
+            tp, fn, fp, tn = (point[f"{k}|{attribute}"] for k in COUNT_NAMES)
+            wilson = {name: wilson_interval(x, n, level) for name, (x, n) in {
+                "tpr": (tp, tp + fn), "fnr": (fn, tp + fn), "fpr": (fp, fp + tn), "tnr": (tn, fp + tn),
+                "ppv": (tp, tp + fp), "fdr": (fp, tp + fp), "npv": (tn, tn + fn), "for": (fn, tn + fn)}.items()}
+            for name, (w_low, w_high) in wilson.items():
                 cis[name] = (np.fmin(cis[name][0], w_low), np.fmax(cis[name][1], w_high))
-            tpr = point[f"tpr|{attribute}"]
-            reference = tpr - point[f"disparity|{attribute}"]  # the other group's TPR, or the median
-            w_low, w_high = wilson_interval(tp, tp + fn, level)
+            reference = point[f"tpr|{attribute}"] - point[f"disparity|{attribute}"]  # the other group's TPR, or the median
+            w_low, w_high = wilson["tpr"]
             cis["disparity"] = (np.fmax(np.fmin(cis["disparity"][0], w_low - reference), -1.0),
                                 np.fmin(np.fmax(cis["disparity"][1], w_high - reference), 1.0))
         ap = ev.average_precision()[list(ev.groups).index(attribute) + 1]

@@ -96,20 +96,24 @@ def _panels(group_metrics: pd.DataFrame, gaps: pd.DataFrame | None, limit: int =
     return labels[:limit]
 
 
-def _save(fig, path) -> None:
-    """PNG at 80 dpi, zlib level 1: a third of the default level's encoding time for a few more bytes."""
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
-    plt.close(fig)
-
-
-def _grid(n: int, width: float = 3.0, height: float = 2.6):
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (files only; imported on first use: it costs about 0.5 s)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path) -> None:
+    """PNG at 80 dpi, zlib level 1: a third of the default level's encoding time for a few more bytes."""
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})
+    _pyplot().close(fig)
+
+
+def _grid(n: int, width: float = 3.0, height: float = 2.6):
+    plt = _pyplot()
     cols = min(4, max(1, n))
     rows = int(np.ceil(n / cols)) if n else 1
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows + 0.5), squeeze=False)
@@ -120,10 +124,7 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6):
 
 def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, title: str, gaps: pd.DataFrame | None = None) -> None:
     """Per finding (rows), each group's TPR and FPR (two panels) with intervals; overall rate dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     labels = _panels(group_metrics, gaps, MAX_FOREST_LABELS)
     groups = list(dict.fromkeys(group_metrics["group"]))
@@ -274,10 +275,7 @@ def figure_jobs(tables: dict, folder: Path, level: float = 0.95,
 
 
 def _warm() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    _pyplot()
 
 
 class FigurePainter:

@@ -155,14 +155,14 @@ def normalise_table(df: pd.DataFrame, *, attributes: list[str], columns: dict[st
                 raise RadfairInputError(BAD_VALUES.format(path=path, column=f"p_{label}", values=preview(outside),
                                                           expected="expected probabilities in [0, 1]; if these are logits, "
                                                                    "pass --scores logits"))
-    if "sex" in df.columns and any(p == "sex" for a in attributes for p in a.split("*")):
+    if "sex" in df.columns and "sex" in attribute_parts:
         text = df["sex"].astype("string").str.strip().str.lower()
         codes = {"m": "Male", "f": "Female", "male": "Male", "female": "Female"}
         recode = text.isin(list(codes)) & (df["sex"].astype("string") != text.map(codes))
         if recode.any():
             df["sex"] = df["sex"].astype(object).where(~recode, text.map(codes))
             notes.append(f"sex: {int(recode.sum())} value(s) spelled M/F (any case) read as Male/Female, as the loaders do")
-    for attribute in sorted({p for a in attributes for p in a.split("*")} & set(df.columns)):
+    for attribute in sorted(attribute_parts & set(df.columns)):
         values = df[attribute]
         if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
             continue

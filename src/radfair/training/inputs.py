@@ -1,7 +1,7 @@
 """Model inputs that never become the bottleneck.
 
-* Embeddings are read once from the release (the landed loaders) into one float32 matrix, cached as a
-  memory-mapped ``.npy`` next to the cohort, then held in memory as one tensor.
+* Embeddings are read from the store (the landed loaders) once per folder of cohorts, into a per-(store, dataset)
+  cache keyed by image id (:func:`store_vectors`), then held in memory as one tensor.
 * Images are decoded and resized once per (image, size, preprocessing) into shared uint8 shards (memory-mapped,
   :func:`image_array`), so that no epoch, run or study decodes a JPEG again. Building is resumable and guarded by a
   file lock, so parallel runs of a grid build each image once.
@@ -9,8 +9,8 @@
   per-sample Python. Each epoch's order is a permutation drawn from a generator seeded by (seed, epoch),
   which a resumed run replays exactly.
 
-Embedding caches live in ``<cohort folder>/<cohort stem>.cache/`` (or ``$RADFAIR_CACHE``), keyed by the cohort
-file's sha256 and the settings that shaped them; image caches in one ``image-cache/`` per study folder (or
+Embedding caches live in ``embedding-cache/`` beside the cohort (or ``$RADFAIR_CACHE/embedding-cache``), keyed by
+the store and its index files; image caches in one ``image-cache/`` per study folder (or
 ``$RADFAIR_CACHE/image-cache``), keyed by each image's path, size and mtime, so a rewritten image is decoded again.
 """
 
@@ -42,7 +42,6 @@ from ..io import atomic_path
 #: in [-1024, 1024] = ``(2 x - 1) 1024`` (Cohen et al. 2022; the reconstruction paper's CheXpert classifier, appendix
 #: "Diagnostic Hyperparameters").
 PIXEL_SCALINGS: dict[str, tuple[float, float]] = {"standard": (0.5, 0.25), "xrv": (0.5, 1.0 / 2048.0)}
-PIXEL_MEAN, PIXEL_STD = PIXEL_SCALINGS["standard"]
 
 
 def scale_pixels(x: torch.Tensor, scaling: str = "standard") -> torch.Tensor:
@@ -115,8 +114,7 @@ def store_vectors(cohort: pd.DataFrame, root: str | Path, folder: str | Path) ->
             known = np.load(ids_path, allow_pickle=False) if ids_path.is_file() else np.zeros(0, dtype=str)
             cached = np.load(vec_path, mmap_mode="r") if vec_path.is_file() else None
             position = pd.Index(known).get_indexer(ids)
-            absent = np.unique(ids[position < 0])
-            if len(absent):
+            if (position < 0).any():
                 wanted = cohort.iloc[rows][position < 0].drop_duplicates("image_id")
                 new, new_found = load_cohort_embeddings(wanted, root)
                 if new_found.any():
@@ -182,16 +180,22 @@ def image_cache_root(cohort_path: str | Path) -> Path:
     return cohort_path.parent / IMAGE_CACHE
 
 
-def _image_key(path: str) -> str:
-    """An image's identity: its resolved path, size and modification time (a rewritten file is a new image)."""
+def file_identity(path: str, what: str) -> tuple[str, int, int]:
+    """A cached input's identity: its resolved path, size and modification time (a rewritten file is a new input).
+    A missing file is a one-line RadfairInputError naming it as ``what``."""
     resolved = Path(path).resolve()
     try:
         stat = resolved.stat()
     except OSError as exc:
         from ..errors import MISSING_FILE, RadfairInputError
 
-        raise RadfairInputError(MISSING_FILE.format(path=path, what=f"an image named in the cohort ({exc.strerror})")) from None
-    return f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+        raise RadfairInputError(MISSING_FILE.format(path=path, what=f"{what} ({exc.strerror})")) from None
+    return str(resolved), stat.st_size, stat.st_mtime_ns
+
+
+def _image_key(path: str) -> str:
+    """An image's cache key: ``path|size|mtime`` (:func:`file_identity`)."""
+    return "|".join(map(str, file_identity(path, "an image named in the cohort")))
 
 
 class CachedImages:
@@ -289,8 +293,9 @@ def _decode_into(final: Path, paths: list[str], size: int, threads: int, progres
 
 
 def clean_image_cache(root: str | Path, *, everything: bool = False, dry_run: bool = False) -> tuple[list[Path], int]:
-    """Remove unfinished shards (``*.partial.npy`` and their markers), or with ``everything`` the whole image cache;
-    returns the files and their bytes. Nothing else is touched; a missing folder is nothing to clean."""
+    """Remove unfinished shards (``*.partial.npy`` and their markers), or with ``everything`` the whole cache folder
+    ``root`` (an image cache, or the embedding cache); returns the files and their bytes. Nothing else is touched; a
+    missing folder is nothing to clean."""
     root = Path(root)
     if not root.is_dir():
         return [], 0

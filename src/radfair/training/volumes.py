@@ -37,7 +37,7 @@ from ..config import StrictModel
 from ..errors import BAD_OPTION, MISSING_COLUMNS, NULL_VALUES, RadfairInputError
 from ..io import write_table
 from ..readers import read_nifti
-from .inputs import IndexBatches, _key, _locked, image_cache_root, resize_to_uint8
+from .inputs import IndexBatches, _key, _locked, file_identity, image_cache_root, resize_to_uint8
 
 
 class SliceSelection(StrictModel):
@@ -177,16 +177,6 @@ def check_volume_table(table: pd.DataFrame, path, column: str, mask_column: str 
         raise RadfairInputError(f"{path}: duplicate image_id value(s) {list(duplicated.unique()[:5])}; each volume must appear once")
 
 
-def _file_identity(path: str, table_path) -> tuple[int, int]:
-    try:
-        stat = Path(path).stat()
-    except OSError as exc:
-        from ..errors import MISSING_FILE
-
-        raise RadfairInputError(MISSING_FILE.format(path=path, what=f"a volume named in {table_path} ({exc.strerror})")) from None
-    return stat.st_size, stat.st_mtime_ns
-
-
 def slice_arrays(table: pd.DataFrame, table_path: str | Path, settings: SliceSettings, *, column: str = "path",
                  mask_column: str = "mask_path", threads: int = 2, progress: bool = True) -> SliceData:
     """The kept axial slices of every volume in ``table[column]`` with their tumour masks, decoded once and cached.
@@ -199,7 +189,8 @@ def slice_arrays(table: pd.DataFrame, table_path: str | Path, settings: SliceSet
     check_volume_table(table, table_path, column, mask_column)
     rows = table[["image_id", "patient_id", column, mask_column]].astype(str).reset_index(drop=True)
     digest = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()).hexdigest()
-    files = [[_file_identity(a, table_path), _file_identity(b, table_path)] for a, b in zip(rows[column], rows[mask_column], strict=True)]
+    files = [[file_identity(p, f"a volume named in {table_path}")[1:] for p in pair]  # (size, mtime) of volume and mask
+             for pair in zip(rows[column], rows[mask_column], strict=True)]
     key = _key("slices", digest, files, column, mask_column, settings.model_dump(mode="json"), "F-bilinear/nearest")
     folder = image_cache_root(table_path) / "volume-slices"
     folder.mkdir(parents=True, exist_ok=True)

@@ -90,11 +90,13 @@ def unknown_marker_mask(values: pd.Series) -> pd.Series:
 
     Non-text values (numbers) are unknown only when NaN. Shape: same as ``values``.
     """
-    text = values.astype("string").str.strip().str.lower()
-    is_text = values.map(lambda v: isinstance(v, str))
+    codes, uniques = pd.factorize(values)  # each distinct value tested once (a column holds few); NA -> code -1
+    distinct = pd.Series(uniques, dtype=object)
+    text = distinct.astype("string").str.strip().str.lower()
+    is_text = distinct.map(lambda v: isinstance(v, str)).astype(bool)
     phrase = text.str.contains("|".join(UNKNOWN_PHRASES), regex=True).fillna(False).astype(bool)
-    marker = is_text & (text.isin(MISSING_TEXTS).fillna(False).astype(bool) | phrase)
-    return values.isna() | marker
+    marker = (is_text & (text.isin(MISSING_TEXTS).fillna(False).astype(bool) | phrase)).to_numpy(bool)
+    return pd.Series(np.r_[marker, True][codes], index=values.index)
 
 
 def warn_unrecognised(raw: pd.Series, mapped: pd.Series, path, column: str) -> None:

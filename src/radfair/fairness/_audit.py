@@ -269,8 +269,9 @@ def hard_prediction_labels(df: pd.DataFrame, labels: list[str]) -> list[str]:
     used = df[df["split"].isin(("val", "test"))] if "split" in df.columns else df
     hard = []
     for label in labels:
-        values = pd.unique(pd.to_numeric(used[f"p_{label}"], errors="coerce").dropna())
-        if len(values) and set(values.tolist()) <= set(HARD_PREDICTION_VALUES):
+        values = pd.to_numeric(used[f"p_{label}"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        known = values[~np.isnan(values)]
+        if len(known) and np.isin(known, HARD_PREDICTION_VALUES).all():
             hard.append(label)
     return hard
 
@@ -946,7 +947,7 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
         # ROC and reliability figures need no interval: drawn in a worker process while the bootstrap runs
         tables = run_audit(df, config, other, str(scored), str(compare),
                            on_point=lambda early: painter.submit(figure_jobs(early, early_dir, config.level, kinds=("roc", "reliability"))))
-        painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)))
+        painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)), spread=True)
         tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
                                      "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
         out = output_folder(out)

@@ -19,14 +19,17 @@ import scipy.sparse as sp
 def patient_multiplicities(n_patients: int, n_replicates: int, rng: np.random.Generator,
                            strata: np.ndarray | None = None) -> np.ndarray:
     """(B, n_patients) draw counts; with ``strata`` (code per patient) each stratum keeps its size."""
-    if strata is None:
-        strata = np.zeros(n_patients, dtype=np.int64)
-    out = np.zeros((n_replicates, n_patients), dtype=np.float64)
     offsets = (np.arange(n_replicates) * n_patients)[:, None]
+    if strata is None:  # one stratum: the draws are the patient indices themselves (no copy, no accumulation)
+        draws = rng.integers(0, n_patients, size=(n_replicates, n_patients))
+        draws += offsets
+        return np.bincount(draws.ravel(), minlength=n_replicates * n_patients).reshape(n_replicates, n_patients).astype(np.float64)
+    out = np.zeros((n_replicates, n_patients), dtype=np.float64)
     for stratum in np.unique(strata):
         members = np.flatnonzero(strata == stratum)
         draws = members[rng.integers(0, len(members), size=(n_replicates, len(members)))]
-        out += np.bincount((draws + offsets).ravel(), minlength=n_replicates * n_patients).reshape(n_replicates, n_patients)
+        draws += offsets
+        out += np.bincount(draws.ravel(), minlength=n_replicates * n_patients).reshape(n_replicates, n_patients)
     return out
 
 

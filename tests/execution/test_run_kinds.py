@@ -14,7 +14,7 @@ from pydantic import BaseModel
 import radfair
 from radfair.execution import KINDS
 
-EXPECTED = {"train-classifier", "train-reconstructor", "train-mitigated-reconstructor", "predict-classifier", "score-volumes",
+EXPECTED = {"train-classifier", "train-reconstructor", "train-mitigated-reconstructor", "reconstruct", "predict-classifier", "score-volumes",
             "train-slice-classifier", "train-segmenter", "train-classifier-ensemble"}
 
 

@@ -16,7 +16,7 @@ from radfair.execution import RunSpec, execute
 from radfair.mitigation import MitigatedReconstructorRunConfig
 from radfair.training.checkpoint import load_checkpoint
 from radfair.training.classify import train
-from radfair.training.reconstruct_run import ReconstructorRunConfig
+from radfair.training.reconstruct_run import RECONSTRUCT, ReconstructorRunConfig
 
 RECON = {"kind": "unet", "widths": [4, 8], "bottleneck": 8, "optim": {"lr": 1e-3, "weight_decay": 0.0}}
 LABELS = ["edema", "cardiomegaly"]
@@ -48,6 +48,12 @@ def _config(folder: Path, base: ReconstructorRunConfig, strategy: str, weight: f
         loop={"epochs": 2, "patience": None, "monitor": "objective"})
 
 
+def _reconstructed(run: Path, folder: Path) -> pd.DataFrame:
+    """The test reconstructions of a finished mitigation run, written by a ``reconstruct`` run (the sweep runs write none)."""
+    assert execute(RECONSTRUCT.spec({"run": str(run)}, cpus=1), folder, progress=False).status == "done"
+    return pd.read_parquet(folder / "reconstructed.parquet")
+
+
 @pytest.mark.parametrize("strategy", ["eodd", "adversarial", "reweighting"])
 def test_mitigated_run_writes_the_reconstructor_outputs_and_validation(finished, tmp_path, strategy):
     folder, base = finished
@@ -64,7 +70,8 @@ def test_mitigated_run_writes_the_reconstructor_outputs_and_validation(finished,
         assert "adversary" in load_checkpoint(run / "checkpoints" / "last.pt")["optimizers"]
     if strategy == "eodd":
         assert "tau" in best["modules"]["threshold"]
-    recon = pd.read_parquet(run / "reconstructed.parquet")
+    assert not (run / "reconstructed.parquet").exists() and not (run / "scratch").exists()  # validation images: scratch
+    recon = _reconstructed(run, tmp_path / f"{strategy}-test")
     reference = pd.read_parquet(folder / "base" / "reconstructed.parquet")
     assert list(recon.columns) == list(reference.columns) and len(recon) == len(reference)
     validation = json.loads((run / "validation.json").read_text())
@@ -123,7 +130,7 @@ def test_best_checkpoint_is_the_best_epoch_and_reconstructs(finished, tmp_path, 
     assert best["epoch"] == 1 and last["epoch"] == 2
     assert any(not torch.equal(best["modules"]["model"][k], v) for k, v in last["modules"]["model"].items())
     net = build_reconstructor(config.reconstructor).net.eval()
-    row = pd.read_parquet(run / "reconstructed.parquet").iloc[0]
+    row = _reconstructed(run, tmp_path / "test").iloc[0]
     degraded = torch.from_numpy(read_gray(row["path_degraded"])).float()[None, None]
     clean = torch.from_numpy(read_gray(row["path_clean"])).float()[None, None]
     degraded, clean = ((t * 255).round() / 255 for t in (degraded, clean))  # the cached uint8 images
@@ -153,7 +160,7 @@ def test_gan_and_diffusion_reconstructors_fine_tune_as_runs(finished, tmp_path, 
                    progress=False).status == "done"
     history = pd.read_csv(run / "history.csv")
     assert history["val_objective"].notna().all() and history["train_fair"].notna().all()
-    assert len(pd.read_parquet(run / "reconstructed.parquet")) == len(pd.read_parquet(base_dir / "reconstructed.parquet"))
+    assert len(_reconstructed(run, tmp_path / "test")) == len(pd.read_parquet(base_dir / "reconstructed.parquet"))
     assert json.loads((run / "validation.json").read_text())["val_psnr"] > 0
 
 

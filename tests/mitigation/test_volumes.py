@@ -17,7 +17,7 @@ from radfair.execution import RunSpec, execute
 from radfair.mitigation import MitigatedReconstructorRunConfig
 from radfair.training.checkpoint import load_checkpoint
 from radfair.training.mri_downstream import run_spec
-from radfair.training.reconstruct_run import ReconstructorRunConfig
+from radfair.training.reconstruct_run import RECONSTRUCT, ReconstructorRunConfig
 
 RECON = {"kind": "unet", "widths": [4, 8], "bottleneck": 8, "optim": {"lr": 1e-3, "weight_decay": 0.0}}
 # the paper's protocol on 8-slice volumes: train on every slice, score a fixed range whatever the mask
@@ -54,6 +54,12 @@ def _execute(config, run):
     return execute(RunSpec("train-mitigated-reconstructor", config.model_dump(mode="json"), {}, cpus=1), run, progress=False)
 
 
+def _reconstructed(run, folder) -> pd.DataFrame:
+    """The test volumes of a finished mitigation run, written by a ``reconstruct`` run (the sweep runs write none)."""
+    assert execute(RECONSTRUCT.spec({"run": str(run)}, cpus=1), folder, progress=False).status == "done"
+    return pd.read_parquet(folder / "reconstructed.parquet")
+
+
 @pytest.mark.parametrize("strategy", ["eodd", "adversarial"])
 def test_segmenter_mitigation_writes_volumes_like_the_standard_run_and_validation_dice(mri_finished, tmp_path, strategy):
     folder, base = mri_finished
@@ -64,7 +70,8 @@ def test_segmenter_mitigation_writes_volumes_like_the_standard_run_and_validatio
     assert len(history) == 2 and history["val_objective"].notna().all() and history["train_fair"].notna().all()
     best = load_checkpoint(run / "checkpoints" / "best.pt")
     assert best["epoch"] == int(history["val_objective"].idxmin()) + 1
-    recon = pd.read_parquet(run / "reconstructed.parquet")
+    assert not (run / "reconstructed.parquet").exists() and not (run / "scratch").exists()  # validation volumes: scratch
+    recon = _reconstructed(run, tmp_path / f"{strategy}-test")
     reference = pd.read_parquet(folder / "base" / "reconstructed.parquet")
     assert list(recon.columns) == list(reference.columns) and recon["image_id"].tolist() == reference["image_id"].tolist()
     for path, degraded in zip(recon["path"], recon["path_degraded"], strict=True):
@@ -103,7 +110,7 @@ def test_best_epoch_reconstructs_the_volumes(mri_finished, tmp_path, monkeypatch
     assert any(not torch.equal(best["modules"]["model"][k], v) for k, v in last["modules"]["model"].items())
     net = build_reconstructor(config.reconstructor).net.eval()
     net.load_state_dict(best["modules"]["model"])
-    row = pd.read_parquet(run / "reconstructed.parquet").iloc[0]
+    row = _reconstructed(run, tmp_path / "test").iloc[0]
     with torch.no_grad():
         expected = net(_quantised(unit_volume(row["path_degraded"]))).clamp(0, 1)[:, 0].numpy()
     saved = np.moveaxis(np.asarray(nib.load(row["path"]).dataobj), -1, 0)

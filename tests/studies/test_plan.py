@@ -55,13 +55,17 @@ def test_plan_counts_images_from_the_releases_when_they_are_on_disk(tmp_path, sy
 
 
 def test_plan_disk_counts_what_each_stage_writes(tmp_path):
-    """Every image degraded at every level (plus its clean working copy); each reconstructor and each mitigation run
-    reconstructs the val and test images of its level (raw bytes, an upper bound)."""
+    """Every image degraded at every level (plus its clean working copy); each standard reconstructor writes the test
+    images of its level; a mitigation sweep writes none, one `reconstruct` run per chosen run writes its test images;
+    caches and checkpoints are counted (raw bytes, an upper bound)."""
     runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--plan"])
     plan = json.loads((tmp_path / "plan.json").read_text())
     disk, runs = plan["estimate"]["disk_gb"], plan["runs"]
-    images, scored, size = 224_316, 224_316 - int(224_316 * 0.7), 256 ** 2
+    images, test, size = 224_316, int(224_316 * 0.2), 256 ** 2
     assert disk["xray_clean_and_degraded_gb"] == round(images * size * 4 / 1e9, 1)
-    assert disk["xray_reconstructed_gb"] == round(scored * size * 3 * 3 / 1e9, 1)
-    mitigated = sum(r["kind"] == "train-mitigated-reconstructor" and r["dataset"] == "chexpert" for r in runs)
-    assert mitigated and disk["xray_mitigation_reconstructed_gb"] == round(mitigated * scored * size / 1e9, 1)
+    assert disk["xray_reconstructed_gb"] == round(test * size * 3 * 3 / 1e9, 1)
+    chosen = sum(r["kind"] == "reconstruct" and r["dataset"] == "chexpert" for r in runs)
+    assert chosen == 3 * 4  # per reconstructor: the same-budget fine-tune and each of the three strategies' chosen λ
+    assert disk["xray_mitigation_reconstructed_gb"] == round(chosen * test * size / 1e9, 1)
+    assert disk["xray_image_cache_gb"] == round((images * 4 * size + (images - int(int(images * 0.7) * 0.7)) * 224 ** 2) / 1e9, 1)
+    assert disk["xray_checkpoints_gb"] > 0 and disk["mri_checkpoints_gb"] > 0

@@ -15,13 +15,15 @@ each with its tumour mask (the segmenter's Dice terms use the slices with tumour
 
 Fine-tuning uses the shared loop, monitoring :data:`VALIDATION_KEY` (``val_objective`` in ``history.csv``:
 reconstruction loss + task loss + λ · fairness term on the validation pairs, minimised); ``best.pt`` is the
-best epoch's own file and is what reconstructs. Outputs: those of ``train-reconstructor`` (``history.csv``,
-``checkpoints/best.pt``, ``reconstructed.parquet`` with the same columns; for volumes whole val/test NIfTI
-volumes exactly as the standard MRI run writes them) plus ``validation.json`` (:mod:`._validation`).
+best epoch's own file and is what reconstructs. Outputs: ``history.csv``, ``checkpoints/best.pt``,
+``validation.json`` (:mod:`._validation`) and, for volumes, ``validation_scores.parquet``. The validation images
+(or volumes) are reconstructed into ``scratch/``, scored and removed: a sweep keeps one λ of many, and the chosen
+run's test images are written once by a ``reconstruct`` run (:data:`radfair.training.reconstruct_run.RECONSTRUCT`).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -156,13 +158,20 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
+    # the validation reconstructions are scratch: scored here, then removed (a sweep trains many λ and keeps one; the
+    # chosen run's test images are reconstructed once, by a ``reconstruct`` run)
+    scratch = ctx.run_dir / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
     if config.volumes is None:
-        table = reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
-        summary = image_validation(config, downstream, label_index, pairs, pairs_path, table, ctx.run_dir, device, groups,
+        table = reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=("val",), folder=scratch)
+        summary = image_validation(config, downstream, label_index, pairs, pairs_path, table, scratch, device, groups,
                                    ctx.progress)
     else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress)
-        summary = volume_validation(config, ctx.run_dir, pairs, categories, device, ctx.progress)
+        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
+                                      splits=("val",), folder=scratch)
+        summary = volume_validation(config, scratch, pairs, categories, device, ctx.progress,
+                                    scores_path=ctx.run_dir / "validation_scores.parquet")
+    shutil.rmtree(scratch, ignore_errors=True)
     best = load_checkpoint(ctx.run_dir / "checkpoints" / "best.pt")
     performance_key, fairness_key = KEYS[config.mitigation.task]
     write_json(ctx.run_dir / "validation.json", {
@@ -177,7 +186,8 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
 
 TRAIN_MITIGATED_RECONSTRUCTOR = declare(
     "train-mitigated-reconstructor", settings=MitigatedReconstructorRunConfig, function=run_mitigated_training,
-    outputs={**TRAIN_RECONSTRUCTOR.outputs, "validation": "validation.json", "validation_scores": "validation_scores.parquet"},
+    outputs={**{k: v for k, v in TRAIN_RECONSTRUCTOR.outputs.items() if k != "reconstructed"}, "validation": "validation.json",
+             "validation_scores": "validation_scores.parquet"},
     optional={"validation_scores"})  # volumes only
 
 

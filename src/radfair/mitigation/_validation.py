@@ -105,7 +105,8 @@ def image_validation(config, downstream, label_index, pairs: pd.DataFrame, pairs
                               scaling=downstream.scaling)
         return predict_scores(classifier, source, device)[:, label_index]
 
-    recon_images = image_array(read_table(recon_path, "reconstructed table"), recon_path, image_size, progress=progress)
+    recon_images = image_array(read_table(recon_path, "reconstructed table"), recon_path, image_size, progress=progress,
+                               persist=False)  # scratch images, scored once: never in the shared cache
     clean_images = image_array(pairs, pairs_path, image_size, column="path_clean", progress=progress)
     y = pairs[[f"y_{label}" for label in config.labels]].to_numpy(float)[val_pairs]
     metrics = classifier_metrics(config.labels, config.mitigation.attributes, y, scores(recon_images, val_recon),
@@ -132,9 +133,10 @@ def _dice_gaps(table: pd.DataFrame, attributes: list[str], categories: dict[str,
 
 
 def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: dict[str, list[str]], device,
-                      progress: bool) -> dict:
-    """Validation summary of NIfTI pairs: the frozen MRI model scores the mitigated validation volumes as
-    ``score-volumes`` does (``validation_scores.parquet``); the clean reference is the model run's own val rows."""
+                      progress: bool, scores_path: Path | None = None) -> dict:
+    """Validation summary of NIfTI pairs: the frozen MRI model scores the mitigated validation volumes
+    (``run_dir/reconstructed.parquet``) as ``score-volumes`` does (into ``scores_path``, default
+    ``run_dir/validation_scores.parquet``); the clean reference is the model run's own val rows."""
     from ..execution.store import run_output
     from ..training.frozen_mri import score_volumes
 
@@ -149,7 +151,7 @@ def volume_validation(config, run_dir: Path, pairs: pd.DataFrame, categories: di
     else:
         model_run = Path(config.classifier_run)
         clean = pd.read_parquet(run_output(model_run, "scored")).query("split == 'val'")
-    scored = score_volumes(model_run, recon_path, run_dir / "validation_scores.parquet", splits=("val",), device=str(device),
+    scored = score_volumes(model_run, recon_path, scores_path or run_dir / "validation_scores.parquet", splits=("val",), device=str(device),
                            progress=progress)
     scored = scored[["image_id", *[c for c in scored.columns if c == "dice" or c.startswith("p_")]]]
     paired = clean.drop(columns=[c for c in attributes if c in clean.columns]).merge(

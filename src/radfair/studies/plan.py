@@ -6,9 +6,11 @@ images per stage (counted from the releases' metadata when they are on disk -- t
 split, as the study would make them, no image or embedding read -- else the papers' counts; each dataset says which),
 GPU hours from the throughputs measured in
 ``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
-kind of file: raw bytes before compression (uint8 images as written to PNG, float32 NIfTI volumes, image caches,
-embeddings), an upper bound; every image is degraded at every level, and reconstructors and mitigation runs each
-reconstruct the val and test images of their level.
+kind of file: raw bytes before compression (uint8 images as written to PNG, NIfTI volumes at
+:data:`VOLUME_VOXEL_BYTES`, image and slice caches, embeddings, checkpoints), an upper bound. Study 2: every image is
+degraded at every level; each standard reconstructor writes the test images of its level; a mitigation sweep's runs
+write none (their validation reconstructions are scratch, removed once scored), and one ``reconstruct`` run writes
+the test images of each chosen run; reconstructions are scored without entering the image cache.
 """
 
 from __future__ import annotations
@@ -30,6 +32,37 @@ MEASURED_SAMPLES_PER_S = {"cuda": {("train-classifier", "densenet121"): 838.0, (
 #: Study 1 Table 2 (train/val/test images); Study 2 §3.1 (CheXpert 224,316 images; UCSF-PDGM 501 volumes, 155 slices).
 PAPER_IMAGES = PAPER_SPLIT_IMAGES
 CHEXPERT_STUDY2, UCSF_VOLUMES, UCSF_SLICES = 224_316, 501, 155
+#: bytes per voxel of the MRI volumes radfair writes (clean working copies, degraded, reconstructed): float32 NIfTI
+VOLUME_VOXEL_BYTES = 4
+
+
+def _parameters(build) -> int | None:
+    """Parameters of the network ``build()`` makes, on the meta device (no memory, no weights) or, where its set-up
+    computes on tensors (IR-SDE's noise schedule), on the CPU; None if it cannot be built."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            made = build()
+    except Exception:  # noqa: BLE001 - an estimate: an unbuildable network is left out, never guessed
+        try:
+            made = build()
+        except Exception:  # noqa: BLE001
+            return None
+    modules = made.modules.values() if hasattr(made, "modules") and isinstance(made.modules, dict) else [made]
+    return int(sum(p.numel() for module in modules for p in module.parameters()))
+
+
+def _reconstructor(settings):
+    from ..training.reconstruction import build_reconstructor
+
+    return build_reconstructor(settings.network())
+
+
+def _classifier(model: str, n_labels: int):
+    from ..models import build_classifier
+
+    return build_classifier(model, n_labels)
 _MODULES = ("radfair.training.classify", "radfair.training.reconstruct_run", "radfair.training.segmenter",
             "radfair.training.slice_classifier", "radfair.studies.reconstruction.scoring", "radfair.mitigation._run")
 
@@ -101,7 +134,8 @@ def plan_study1(config) -> dict:
 def plan_study2(config) -> dict:
     config = config.effective()
     runs, disk, stages = [], {}, {}
-    per_image: dict[str, tuple[int, int]] = {}  # part -> (val + test images or volumes, bytes each)
+    per_image: dict[str, tuple[int, int]] = {}  # part -> (test images or volumes, bytes each)
+    checkpoints: dict[str, list] = {"xray": [], "mri": []}  # part -> (parameters of a network, training runs of it)
     share = config.split.reconstruction_share
     if config.xray is not None:
         # the paper's image count is CheXpert's; another X-ray dataset's is unknown before its data is read (0, as Study 1)
@@ -126,11 +160,16 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("predict-classifier", config.device, {}, 0, 0, dataset=x.source, model=c.model, level=level,
                                    seed=c.seed))
         size = x.degradation.size
-        scored = images - train  # val + test: what every reconstructor (and every mitigation run) reconstructs
-        per_image["xray"] = (scored, size ** 2)
-        disk["xray_clean_and_degraded_gb"] = images * size ** 2 * (1 + len(levels)) / 1e9  # every image, every level
-        disk["xray_reconstructed_gb"] = scored * size ** 2 * len(levels) * len(x.reconstructors) / 1e9
-        disk["xray_image_cache_gb"] = images * (size ** 2 + (c.image_size or size) ** 2) / 1e9
+        test = found[2] if found else int(images * config.split.fractions[2])
+        per_image["xray"] = (test, size ** 2)
+        disk["xray_clean_and_degraded_gb"] = images * size ** 2 * (1 + len(levels)) / 1e9  # every image, every level (PNG)
+        disk["xray_reconstructed_gb"] = test * size ** 2 * len(levels) * len(x.reconstructors) / 1e9  # test images only
+        # decoded copies: the reconstructors read every pair of their level (clean + degraded) at the working size, the
+        # classifier its clean images at its own size; reconstructions are scored without caching (image_array persist=False)
+        disk["xray_image_cache_gb"] = (images * (1 + len(levels)) * size ** 2 + (images - recon_train) * (c.image_size or size) ** 2) / 1e9
+        weights = [(_parameters(lambda r=r: _reconstructor(r)), len(levels)) for r in x.reconstructors.values()]
+        weights.append((_parameters(lambda: _classifier(c.model, len(x.labels))), 1))
+        checkpoints["xray"] = weights
     if config.mri is not None:
         m = config.mri
         found = counted_split("ucsf-pdgm", config.root_of("mri"), config.split.fractions, config.split.seed)
@@ -150,27 +189,46 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        volume_bytes = UCSF_SLICES * m.slices.size ** 2 * 4  # float32 NIfTI
-        scored_volumes = volumes - patients
-        per_image["mri"] = (scored_volumes, volume_bytes)
+        slice_bytes = m.slices.size ** 2
+        volume_bytes = UCSF_SLICES * slice_bytes * VOLUME_VOXEL_BYTES
+        test_volumes = found[2] if found else int(UCSF_VOLUMES * config.split.fractions[2])
+        per_image["mri"] = (test_volumes, volume_bytes)
         disk["mri_clean_and_degraded_gb"] = volumes * volume_bytes * (1 + len(levels)) / 1e9
-        disk["mri_reconstructed_gb"] = scored_volumes * volume_bytes * len(levels) * len(m.reconstructors) / 1e9
+        disk["mri_reconstructed_gb"] = test_volumes * volume_bytes * len(levels) * len(m.reconstructors) / 1e9
+        # uint8 slice caches: the downstream models' clean training slices, the reconstructors' clean + degraded pairs of
+        # every level, and the inference slices of each scored reconstruction (the paper: slices 60-130)
+        inference = len(range(*m.slices.inference.slice_range)) + 1 if m.slices.inference.slice_range else UCSF_SLICES
+        scored_reconstructions = len(levels) * len(m.reconstructors)
+        if config.mitigation is not None and "ucsf-pdgm" in config.mitigation.datasets:
+            scored_reconstructions += len(config.mitigation.reconstructors or m.reconstructors) * (1 + len(config.mitigation.strategies))
+        disk["mri_slice_cache_gb"] = (volumes * UCSF_SLICES * slice_bytes * (2 + len(levels))
+                                      + scored_reconstructions * test_volumes * inference * slice_bytes) / 1e9
+        weights = [(_parameters(lambda r=r: _reconstructor(r)), len(levels)) for r in m.reconstructors.values()]
+        checkpoints["mri"] = weights
     if config.mitigation is not None:
         mit = config.mitigation
         for dataset in mit.datasets:
             part = config.xray if config.xray is not None and dataset == config.xray.source else config.mri
             if part is None:
                 continue
+            key = "xray" if part is config.xray else "mri"
             for name in mit.reconstructors or list(part.reconstructors):
                 for strategy in ["standard", *mit.strategies]:
                     for weight in ([None] if strategy in ("standard", "reweighting") else mit.weights_by_dataset.get(dataset, mit.weights)):
                         runs.append(_entry("train-mitigated-reconstructor", config.device, {"strategy": strategy, "weight": weight,
                                                                                    "epochs": mit.epochs, **mit.settings},
                                            0, mit.epochs, dataset=dataset, model=name, level="middle", seed=0))
-                        # each mitigation run reconstructs the val and test images of its level
-                        key = "xray" if part is config.xray else "mri"
-                        count, size_bytes = per_image.get(key, (0, 0))
-                        disk[f"{key}_mitigation_reconstructed_gb"] = disk.get(f"{key}_mitigation_reconstructed_gb", 0.0) + count * size_bytes / 1e9
+                        checkpoints[key].append((_parameters(lambda r=part.reconstructors[name]: _reconstructor(r)), 1))
+                    # the sweep runs write no images (validation reconstructions are scratch, removed once scored): one
+                    # `reconstruct` run writes the chosen run's test images, per (reconstructor, strategy) and the fine-tune
+                    runs.append(_entry("reconstruct", config.device, {"splits": ["test"]}, 0, 0, dataset=dataset, model=name,
+                                       level="middle", seed=0))
+                    count, size_bytes = per_image.get(key, (0, 0))
+                    disk[f"{key}_mitigation_reconstructed_gb"] = disk.get(f"{key}_mitigation_reconstructed_gb", 0.0) + count * size_bytes / 1e9
+    for key, entries in checkpoints.items():
+        if entries and all(n is not None for n, _ in entries):
+            # best.pt holds the weights; last.pt the weights and Adam's two moments: 4 float32 copies per training run
+            disk[f"{key}_checkpoints_gb"] = sum(n * runs_of * 4 * 4 for n, runs_of in entries) / 1e9
     return {"runs": runs, "images": stages, "disk": disk}
 
 

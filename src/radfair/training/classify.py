@@ -131,7 +131,7 @@ class Inputs:
     """The rows a run uses and a way to batch any subset of them."""
 
     def __init__(self, config: ClassifierRunConfig, cohort: pd.DataFrame, cohort_path: str, *, progress: bool = True,
-                 log=print):
+                 log=print, persist: bool = True):
         self.config = config
         self.cohort = cohort.reset_index(drop=True)
         if config.input == "embeddings":
@@ -148,7 +148,7 @@ class Inputs:
             self.in_features = int(matrix.shape[1])
         else:
             self.rows = np.arange(len(self.cohort))
-            self.x = image_array(self.cohort, cohort_path, config.image_size, progress=progress)
+            self.x = image_array(self.cohort, cohort_path, config.image_size, progress=progress, persist=persist)
             self.in_features = EMBEDDING_DIM
         self.used = self.cohort.iloc[self.rows].reset_index(drop=True)
 
@@ -337,9 +337,10 @@ def _trained(run_dir: Path, seed: int | None) -> tuple[dict, ClassifierRunConfig
 
 
 def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path, *, root: str | None = None,
-                   device: str = "cpu", progress: bool = True, seed: int | None = None) -> pd.DataFrame:
+                   device: str = "cpu", progress: bool = True, seed: int | None = None, persist: bool = True) -> pd.DataFrame:
     """Score every row of any cohort with a trained run's best checkpoint (``radfair predict``); ``seed`` picks one
-    seed of an ensemble run."""
+    seed of an ensemble run; ``persist=False``: images decoded for this scoring only, not added to the image cache
+    (:func:`radfair.training.inputs.image_array`)."""
     check_device(device)
     run_dir = Path(run_dir)
     record, config, best = _trained(run_dir, seed)
@@ -349,7 +350,7 @@ def predict_cohort(run_dir: str | Path, cohort_path: str | Path, out: str | Path
     missing = [f"y_{k}" for k in labels if f"y_{k}" not in cohort.columns]
     for column in missing:  # scoring needs no labels; keep the contract's columns present
         cohort[column] = np.nan
-    inputs = Inputs(config, cohort, str(cohort_path), progress=progress, log=lambda m: None)
+    inputs = Inputs(config, cohort, str(cohort_path), progress=progress, log=lambda m: None, persist=persist)
     model = _model(config.model_copy(update={"weights": None}), len(labels), print, inputs.in_features).to(device)
     model.load_state_dict(best["modules"]["model"])
     scores = predict_scores(model, inputs.batches(np.ones(len(inputs.used), bool), labels, train=False, device=device), device)

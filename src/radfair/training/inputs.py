@@ -231,8 +231,12 @@ class CachedImages:
 
 
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,
-                progress: bool = True) -> CachedImages:
+                progress: bool = True, persist: bool = True) -> CachedImages | np.ndarray:
     """(n, size, size) uint8 images named in ``cohort[column]``, decoded once per (image, size, preprocessing).
+
+    ``persist=False``: images read once (a reconstruction scored, validation reconstructions of a mitigation run)
+    are decoded into memory by the same decoder and never cached: the cache would hold every reconstruction of a
+    study a second time.
 
     The cache (:func:`image_cache_root`) holds one folder per (size, preprocessing) with shards of decoded images
     and an index from each image's identity (:func:`_image_key`) to its shard row. Every run, arm, seed and study
@@ -240,9 +244,13 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
     classifier and reconstructors share the clean images); only images not cached yet are decoded, in one new shard.
     Building is resumable (chunks) and guarded by a file lock, so parallel runs of a grid build each image once.
     """
+    paths = cohort[column].astype(str).tolist()
+    if not persist:
+        for path in paths:
+            file_identity(path, "an image named in the cohort")  # a missing file: one line naming it
+        return _decode_in_memory(paths, size, threads, progress)
     folder = image_cache_root(cohort_path) / f"{size}px-{IMAGE_PREPROCESSING}"
     folder.mkdir(parents=True, exist_ok=True)
-    paths = cohort[column].astype(str).tolist()
     keys = [_image_key(p) for p in paths]
     index_path = folder / "index.parquet"
     with _locked(folder / "store"):
@@ -267,6 +275,20 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
     shard = np.array([local[known[k][0]] for k in keys], dtype=np.int64)
     row = np.array([known[k][1] for k in keys], dtype=np.int64)
     return CachedImages([shards[n] for n in numbers], shard, row, size)
+
+
+def _decode_in_memory(paths: list[str], size: int, threads: int, progress: bool) -> np.ndarray:
+    """(len(paths), size, size) uint8 of ``paths`` decoded as the cache decodes them, held in memory only."""
+    out = np.empty((len(paths), size, size), np.uint8)
+    with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths), threads) as (pool, workers):
+        task = bar.add_task(f"decoding images to {size}x{size} (not cached, {workers} workers)", total=len(paths))
+        piece = max(1, 256 // (4 * workers))
+        starts = range(0, len(paths), piece)
+        for lo, part in zip(starts, pool.map(decode_chunk, [paths[a:a + piece] for a in starts], [size] * len(starts)),
+                            strict=True):
+            out[lo:lo + len(part)] = part
+            bar.update(task, completed=lo + len(part))
+    return out
 
 
 def _decode_into(final: Path, paths: list[str], size: int, threads: int, progress: bool) -> None:

@@ -3,20 +3,21 @@
 Reads ``degraded.parquet`` (``image_id, level, path_clean, path_degraded``), keeps one degradation level and
 the images of the patients chosen for reconstructor training (``split_cohort`` rows with ``split == train``
 and, if the column exists, ``recon_split`` in (reconstruction, both); validation on ``split == val``), caches both
-image sets once, and trains with the shared loop. Then the **best** checkpoint reconstructs every val and
-test image (IR-SDE: one seeded sampling chain per batch). Outputs: ``history.csv``, the best checkpoint,
+image sets once, and trains with the shared loop. Then the **best** checkpoint reconstructs every test image
+(:data:`SCORED_SPLITS`; IR-SDE: one seeded sampling chain per batch). Outputs: ``history.csv``, the best checkpoint,
 ``reconstructed/<key>.png`` and ``reconstructed.parquet`` (image_id, split, path = the reconstruction,
 path_clean, path_degraded, psnr, ssim, psnr_degraded, ssim_degraded), the input of the downstream models.
 
 With ``volumes`` set (UCSF-PDGM, ``radfair degrade mri``), the pairs are NIfTI volumes: the reconstructor
 trains on their kept axial slices (:mod:`radfair.training.volumes`, tumour slices at the volumes' own
-in-plane size) and then reconstructs every slice of each val/test volume into ``reconstructed/<key>.nii.gz``
+in-plane size) and then reconstructs every slice of each test volume into ``reconstructed/<key>.nii.gz``
 (:mod:`radfair.training.reconstruct_volumes`), which the frozen MRI models score like any volume.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -114,6 +115,64 @@ TRAIN_RECONSTRUCTOR = declare(
     "train-reconstructor", settings=ReconstructorRunConfig, function=run_reconstructor_training,
     outputs={"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"})
 
+#: The splits whose reconstructions are written: the analysis scores test images only (thresholds come from the clean
+#: validation images), so validation reconstructions would be written for nothing.
+SCORED_SPLITS = ("test",)
+
+
+class ReconstructSettings(StrictModel):
+    """``run``: a finished ``train-reconstructor`` or ``train-mitigated-reconstructor`` run folder; ``splits``: the
+    splits whose images (or volumes) its best checkpoint reconstructs."""
+
+    run: str
+    splits: tuple[str, ...] = SCORED_SPLITS
+
+
+def run_reconstruct(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``reconstruct`` run: a finished reconstructor's best checkpoint reconstructs the pairs of ``splits``.
+
+    Mitigation sweeps (:mod:`radfair.mitigation`) train many λ and keep one: only the chosen runs are reconstructed,
+    by this run kind, instead of every sweep run writing its own test reconstructions. Same pairs, batches and
+    sampling seeds as the training run's own reconstruction (:func:`reconstruct_with_best`), so the images are the
+    ones that run would have written.
+    """
+    from ..execution.store import require_record, run_output
+
+    settings = ReconstructSettings.model_validate(config_dict)
+    record = require_record(settings.run, {TRAIN_RECONSTRUCTOR.name, "train-mitigated-reconstructor"})
+    config = ReconstructorRunConfig.model_validate({k: v for k, v in record["config"].items()
+                                                    if k in ReconstructorRunConfig.model_fields})
+    best_path = run_output(settings.run, "best_checkpoint")
+    pairs, _ = paired_rows(config)
+    pairs_path = ctx.run_dir / "pairs.parquet"
+    if not pairs_path.is_file():
+        write_table(pairs, pairs_path)
+    pairs = pd.read_parquet(pairs_path)
+    device = torch.device(ctx.device)
+    step = build_reconstructor(config.reconstructor, config.seed)
+    for module in step.modules.values():
+        module.to(device)
+    if hasattr(step, "to"):
+        step.to(device)
+    if config.volumes is None:
+        degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
+        clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
+
+        def batches(mask, train):
+            rows = np.flatnonzero(mask)
+            return PairedImageBatches(RowView(degraded, rows), RowView(clean, rows), config.batch_size, shuffle=train,
+                                      seed=config.seed, device=device)
+
+        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=settings.splits, best=best_path)
+    else:
+        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
+                                      splits=settings.splits, best=best_path)
+    return dict(RECONSTRUCT.outputs)
+
+
+RECONSTRUCT = declare("reconstruct", settings=ReconstructSettings, function=run_reconstruct, gpu=0.5,
+                      outputs={"reconstructed": "reconstructed.parquet"})
+
 
 def training_masks(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Rows that train the reconstructor (``split == train`` and, if present, ``recon_split`` reconstruction or both)
@@ -124,9 +183,10 @@ def training_masks(items: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return train_mask, (items["split"] == "val").to_numpy()
 
 
-def load_best(step, run_dir) -> dict:
-    """Load ``run_dir/checkpoints/best.pt`` into every module of ``step`` (eval mode); return the checkpoint."""
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+def load_best(step, run_dir, best=None) -> dict:
+    """Load ``run_dir/checkpoints/best.pt`` (or the checkpoint file ``best``) into every module of ``step`` (eval
+    mode; a checkpoint's other modules, e.g. a mitigation run's adversary, are not read); return the checkpoint."""
+    best = load_checkpoint(best or run_dir / "checkpoints" / "best.pt")
     if best is None:
         raise RuntimeError("no epoch produced a finite validation score; nothing to reconstruct (training diverged)")
     for name, module in step.modules.items():
@@ -135,24 +195,29 @@ def load_best(step, run_dir) -> dict:
     return best
 
 
-def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int) -> pd.DataFrame:
-    """With the best checkpoint, reconstruct the val and test image pairs (``batches(mask, train=False)``) and
-    write ``reconstructed.parquet``."""
-    load_best(step, run_dir)
-    scored = pairs["split"].isin(("val", "test")).to_numpy()
-    table = reconstruct_pairs(step, pairs[scored], batches(scored, False), run_dir / "reconstructed", seed)
-    write_table(table, run_dir / "reconstructed.parquet")
+def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int, *, splits: Sequence[str] = SCORED_SPLITS,
+                          folder=None, best=None) -> pd.DataFrame:
+    """With the best checkpoint, reconstruct the image pairs of ``splits`` (``batches(mask, train=False)``) into
+    ``folder`` (default ``run_dir``): ``reconstructed/<key>.png`` and ``reconstructed.parquet``."""
+    load_best(step, run_dir, best)
+    folder = Path(folder or run_dir)
+    scored = pairs["split"].isin(tuple(splits)).to_numpy()
+    table = reconstruct_pairs(step, pairs[scored], batches(scored, False), folder / "reconstructed", seed)
+    write_table(table, folder / "reconstructed.parquet")
     return table
 
 
 def reconstruct_volumes_with_best(step, pairs: pd.DataFrame, run_dir, seed: int, batch_size: int, device, *,
-                                  progress: bool = True) -> pd.DataFrame:
-    """With the best checkpoint, reconstruct every slice of the val and test volume pairs into NIfTI volumes and write
-    ``reconstructed.parquet`` (:func:`radfair.training.reconstruct_volumes.reconstruct_volumes`)."""
-    load_best(step, run_dir)
-    scored = pairs["split"].isin(("val", "test")).to_numpy()
-    table = reconstruct_volumes(step, pairs[scored], run_dir / "reconstructed", seed, batch_size, device, progress=progress)
-    write_table(table, run_dir / "reconstructed.parquet")
+                                  progress: bool = True, splits: Sequence[str] = SCORED_SPLITS, folder=None,
+                                  best=None) -> pd.DataFrame:
+    """With the best checkpoint, reconstruct every slice of the volume pairs of ``splits`` into NIfTI volumes in
+    ``folder`` (default ``run_dir``) and write ``reconstructed.parquet`` there
+    (:func:`radfair.training.reconstruct_volumes.reconstruct_volumes`)."""
+    load_best(step, run_dir, best)
+    folder = Path(folder or run_dir)
+    scored = pairs["split"].isin(tuple(splits)).to_numpy()
+    table = reconstruct_volumes(step, pairs[scored], folder / "reconstructed", seed, batch_size, device, progress=progress)
+    write_table(table, folder / "reconstructed.parquet")
     return table
 
 
@@ -175,6 +240,6 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["ReconstructorRunConfig", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
+__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "run_reconstruct", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
            "TRAIN_RECONSTRUCTOR", "run_reconstructor_training",
            "training_masks"]

@@ -40,8 +40,9 @@ def run_predict(config: dict, ctx) -> dict[str, str]:
     table = base.drop(columns="path").merge(recon, on="image_id", how="inner")
     cohort = ctx.run_dir / PREDICT_CLASSIFIER.outputs["cohort"]
     write_table(table, cohort)
+    # a reconstruction is scored once: decoded for this run only, never added to the shared image cache
     predict_cohort(config["classifier_run"], cohort, ctx.run_dir / PREDICT_CLASSIFIER.outputs["scored"], device=ctx.device,
-                   progress=ctx.progress)
+                   progress=ctx.progress, persist=False)
     return dict(PREDICT_CLASSIFIER.outputs)
 
 

@@ -4,7 +4,7 @@ Training pairs are the kept axial slices (:func:`radfair.training.volumes.slice_
 with the true masks, each volume scaled by its maximum, uint8) of the degraded and the clean volume of each
 pair of ``radfair degrade mri``, at the volumes' own in-plane size so no resampling enters the comparison.
 
-Reconstruction runs over **every** axial slice of a val/test volume (the downstream models scale each volume
+Reconstruction runs over **every** axial slice of a test volume (the downstream models scale each volume
 by its maximum, so the whole volume matters), with the same preprocessing as training (scale by the
 maximum, quantise to 8 bits), and writes ``<key>.nii.gz`` with the degraded volume's affine. PSNR is over the
 whole volume against the clean one scaled the same way; SSIM is the mean over slices (as ``radfair degrade``).

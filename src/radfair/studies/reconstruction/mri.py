@@ -5,7 +5,7 @@ on the clean volumes of the downstream patients only, on ``mri.slices.train`` (t
 ``mri.slices.inference`` (the paper: slices 60-130, whatever the mask; a patient's Dice is the mean of its
 per-slice Dice, appendix "Diagnostic Hyperparameters"); each reconstructor (kind x acceleration) trains on the
 kept axial slices of the reconstruction patients' (undersampled, clean) volume pairs and reconstructs whole
-val/test volumes; ``score-volumes`` scores each reconstruction with both frozen models. Segmentation fairness
+test volumes; ``score-volumes`` scores each reconstruction with both frozen models. Segmentation fairness
 (ΔDice, SER) and mean Dice come from :func:`radfair.fairness.paired_segmentation_comparison` on the same
 patient resamples for clean and reconstructed volumes.
 """

@@ -6,7 +6,7 @@ images per stage (counted from the releases' metadata when they are on disk -- t
 split, as the study would make them, no image or embedding read -- else the papers' counts; each dataset says which),
 GPU hours from the throughputs measured in
 ``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
-kind of file: raw bytes before compression (uint8 images as written to PNG, float32 NIfTI volumes, image caches,
+kind of file: raw bytes before compression (uint8 images as written to PNG, uint16 NIfTI volumes, image caches,
 embeddings), an upper bound; every image is degraded at every level, and reconstructors and mitigation runs each
 reconstruct the val and test images of their level.
 """
@@ -150,7 +150,7 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        volume_bytes = UCSF_SLICES * m.slices.size ** 2 * 4  # float32 NIfTI
+        volume_bytes = UCSF_SLICES * m.slices.size ** 2 * 2  # uint16 NIfTI (radfair.io.write_unit_volume)
         scored_volumes = volumes - patients
         per_image["mri"] = (scored_volumes, volume_bytes)
         disk["mri_clean_and_degraded_gb"] = volumes * volume_bytes * (1 + len(levels)) / 1e9

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -91,6 +93,45 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, metadata: dict | None
             pq.write_table(table, tmp)
         else:
             df.to_csv(tmp, index=False)
+
+
+UINT16_LEVELS = 65535
+
+
+def write_unit_volume(path: str | os.PathLike, data: np.ndarray, affine: np.ndarray) -> None:
+    """Write an intensity volume atomically as NIfTI (``.nii`` or ``.nii.gz``) in uint16 with NIfTI scaling.
+
+    ``data``: (X, Y, Z) intensities in any unit, expected non-negative (negative voxels are stored as 0);
+    ``affine``: its 4x4 voxel-to-world matrix. With ``peak`` the volume's maximum, each voxel is stored as
+    ``round(clip(data, 0, peak) / peak * 65535)`` with ``scl_slope = peak / 65535`` and ``scl_inter = 0`` (an
+    all-zero or all-negative volume: zeros with slope 1), so :func:`radfair.readers.read_nifti` (which applies the
+    scaling) returns the data within ``peak / 65535 / 2`` plus the header's float32 rounding of the slope (relative
+    6e-8). A maximum that is not finite (NaN, inf) is a ValueError.
+
+    Why uint16: every reader of the MRI pipeline's volumes (clean and undersampled ones of ``radfair degrade mri``,
+    reconstructed ones) goes through :func:`radfair.training.volumes.unit_volume` (divide by the volume's own
+    maximum, clip to [0, 1]) and then quantises to 8 bits, so float32 stored precision that nobody reads: uint16
+    is half the raw bytes (about half gzip'd too), and 65535 = 255 x 257, so each 8-bit rounding boundary falls on a
+    uint16 one: the 8-bit slices at the volume's own size are the float32 file's (but for float rounding at a
+    tie), and resized ones differ only for pixels within half a uint16 step (7.6e-6 of the maximum) of an 8-bit
+    boundary, by one level (tested). For intensity volumes only: label volumes (tumour masks) would not keep their
+    integer labels.
+    """
+    import nibabel as nib
+
+    values = np.asarray(data, dtype=np.float64)
+    peak = float(values.max()) if values.size else 0.0
+    if not math.isfinite(peak):
+        raise ValueError(f"{path}: a volume of finite intensities is needed, its maximum is {peak}")
+    if peak > 0:
+        voxels, slope = np.round(np.clip(values, 0.0, peak) / peak * UINT16_LEVELS).astype(np.uint16), peak / UINT16_LEVELS
+    else:
+        voxels, slope = np.zeros(values.shape, np.uint16), 1.0
+    image = nib.Nifti1Image(voxels, np.asarray(affine, dtype=np.float64))
+    image.set_data_dtype(np.uint16)
+    image.header.set_slope_inter(slope, 0.0)  # kept on save: the array is already uint16, so nibabel does not rescale
+    with atomic_path(path, suffix=".nii.gz" if str(path).endswith(".nii.gz") else Path(path).suffix) as tmp:
+        nib.save(image, tmp)
 
 
 def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:

@@ -1,3 +1,5 @@
+import nibabel as nib
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -40,6 +42,9 @@ def test_mri_volumes_and_reported_fraction(cohorts, tmp_path):
     by_level = table.groupby("acceleration")["sampled_fraction"].mean()
     assert by_level[4] > by_level[8]
     assert all(p.endswith(".nii.gz") for p in table["path_degraded"])
+    for path in (*table["path_clean"].unique(), *table["path_degraded"]):  # uint16 scaled by the maximum, not float32
+        image = nib.load(path)
+        assert image.get_data_dtype() == np.uint16 and image.get_fdata().max() == pytest.approx(image.dataobj.slope * 65535)
 
 
 def test_cli_bad_inputs_exit_2(cohorts, tmp_path):

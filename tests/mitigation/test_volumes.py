@@ -76,6 +76,7 @@ def test_segmenter_mitigation_writes_volumes_like_the_standard_run_and_validatio
     assert list(recon.columns) == list(reference.columns) and recon["image_id"].tolist() == reference["image_id"].tolist()
     for path, degraded in zip(recon["path"], recon["path_degraded"], strict=True):
         assert path.endswith(".nii.gz") and nib.load(path).shape == nib.load(degraded).shape
+        assert nib.load(path).get_data_dtype() == np.uint16  # radfair.io.write_unit_volume, as the base run writes them
     validation = json.loads((run / "validation.json").read_text())
     assert validation["performance_key"] == "val_dice" and validation["fairness_key"] == "val_dice_gap"
     assert 0 <= validation["val_dice"] <= 1 and 0 <= validation["val_dice_gap"] <= 1 and validation["val_psnr"] > 0

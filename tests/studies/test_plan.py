@@ -69,3 +69,5 @@ def test_plan_disk_counts_what_each_stage_writes(tmp_path):
     assert disk["xray_mitigation_reconstructed_gb"] == round(chosen * test * size / 1e9, 1)
     assert disk["xray_image_cache_gb"] == round((images * 4 * size + (images - int(int(images * 0.7) * 0.7)) * 224 ** 2) / 1e9, 1)
     assert disk["xray_checkpoints_gb"] > 0 and disk["mri_checkpoints_gb"] > 0
+    slices = plan["config"]["mri"]["slices"]["size"] ** 2 * 155  # uint16 volumes: 2 bytes a voxel
+    assert disk["mri_clean_and_degraded_gb"] == round(501 * slices * 2 * 4 / 1e9, 1)

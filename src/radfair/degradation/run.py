@@ -25,7 +25,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
@@ -47,7 +46,7 @@ from ..errors import (
     RadfairWarning,
     preview,
 )
-from ..io import atomic_path, output_folder, read_table, write_json, write_table
+from ..io import atomic_path, output_folder, read_table, write_json, write_table, write_unit_volume
 from ..readers import decoding, read_gray, read_nifti
 from .mri import MASKS, Undersample
 from .quality import psnr, ssim
@@ -280,7 +279,8 @@ def degrade_mri(cohort_path, out, accelerations: list[float], mask: str = "golde
     """Radially undersampled, zero-filled MRI for every volume of a cohort at each acceleration.
 
     Volumes are read by :func:`radfair.readers.read_nifti` (NaN voxels -> 0 with a warning), scaled to
-    [0, 1] by their maximum; axial slices (the last NIfTI axis) are undersampled.
+    [0, 1] by their maximum; axial slices (the last NIfTI axis) are undersampled. The clean and undersampled
+    volumes are written as uint16 NIfTI scaled by their maximum (:func:`radfair.io.write_unit_volume`).
     """
     if mask not in MASKS:
         raise RadfairInputError(BAD_OPTION.format(option="--mask", value=mask, expected=list(MASKS)))
@@ -307,8 +307,7 @@ def degrade_mri(cohort_path, out, accelerations: list[float], mask: str = "golde
         for path, data in ((clean_path, vol), (degraded_path, np.moveaxis(degraded[:, 0].cpu().numpy(), 0, -1))):
             if path == clean_path and path.is_file():
                 continue
-            with atomic_path(path, suffix=".nii.gz") as tmp:
-                nib.save(nib.Nifti1Image(data.astype(np.float32), affine), tmp)
+            write_unit_volume(path, data, affine)
         return pd.DataFrame([{"image_id": row["image_id"], "level": level, "acceleration": acc,
                               "sampled_fraction": op.sampled_fraction, "path_clean": str(clean_path),
                               "path_degraded": str(degraded_path),

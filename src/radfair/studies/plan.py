@@ -32,8 +32,9 @@ MEASURED_SAMPLES_PER_S = {"cuda": {("train-classifier", "densenet121"): 838.0, (
 #: Study 1 Table 2 (train/val/test images); Study 2 §3.1 (CheXpert 224,316 images; UCSF-PDGM 501 volumes, 155 slices).
 PAPER_IMAGES = PAPER_SPLIT_IMAGES
 CHEXPERT_STUDY2, UCSF_VOLUMES, UCSF_SLICES = 224_316, 501, 155
-#: bytes per voxel of the MRI volumes radfair writes (clean working copies, degraded, reconstructed): float32 NIfTI
-VOLUME_VOXEL_BYTES = 4
+#: bytes per voxel of the MRI volumes radfair writes (clean working copies, degraded, reconstructed): uint16 NIfTI
+#: (:func:`radfair.io.write_unit_volume`)
+VOLUME_VOXEL_BYTES = 2
 
 
 def _parameters(build) -> int | None:

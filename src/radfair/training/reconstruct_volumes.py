@@ -6,7 +6,8 @@ pair of ``radfair degrade mri``, at the volumes' own in-plane size so no resampl
 
 Reconstruction runs over **every** axial slice of a test volume (the downstream models scale each volume
 by its maximum, so the whole volume matters), with the same preprocessing as training (scale by the
-maximum, quantise to 8 bits), and writes ``<key>.nii.gz`` with the degraded volume's affine. PSNR is over the
+maximum, quantise to 8 bits), and writes ``<key>.nii.gz`` (uint16 scaled by its maximum,
+:func:`radfair.io.write_unit_volume`) with the degraded volume's affine. PSNR is over the
 whole volume against the clean one scaled the same way; SSIM is the mean over slices (as ``radfair degrade``).
 """
 
@@ -24,7 +25,7 @@ from rich.progress import Progress
 from ..degradation.quality import psnr, ssim
 from ..degradation.run import image_key
 from ..errors import RadfairInputError
-from ..io import atomic_path
+from ..io import write_unit_volume
 from ..readers import read_nifti
 from .volumes import SliceSettings, slice_arrays, unit_volume
 
@@ -84,8 +85,7 @@ def reconstruct_volumes(step, rows: pd.DataFrame, folder: str | Path, seed: int,
             recon = torch.cat(parts)
             path = folder / f"{image_key(row.image_id)}.nii.gz"
             _, affine = read_nifti(row.path_degraded)
-            with atomic_path(path, suffix=".nii.gz") as tmp:
-                nib.save(nib.Nifti1Image(np.moveaxis(recon[:, 0].numpy(), 0, -1).astype(np.float32), affine), tmp)
+            write_unit_volume(path, np.moveaxis(recon[:, 0].numpy(), 0, -1), affine)
             out.append({"image_id": row.image_id, "split": row.split, "path": str(path), "path_clean": row.path_clean,
                         "path_degraded": row.path_degraded,
                         "psnr": float(psnr(recon.reshape(1, -1), clean.reshape(1, -1), 1.0)[0]),

@@ -59,6 +59,22 @@ def test_a_rewritten_image_is_decoded_again_and_a_missing_one_is_named(tmp_path)
         image_array(pd.DataFrame({"path": [str(tmp_path / "missing.png")]}), tmp_path / "c.parquet", 16, progress=False)
 
 
+def test_images_read_once_are_decoded_like_the_cache_but_never_cached(tmp_path):
+    """persist=False (a reconstruction scored once): the cache's pixels, in memory, with nothing written to the cache."""
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    (study / "data").mkdir()
+    paths = _images(tmp_path / "imgs", 300)  # more than one decoding chunk of 256
+    cohort, table = pd.DataFrame({"path": paths}), study / "data" / "recon.parquet"
+    once = image_array(cohort, table, 16, progress=False, persist=False)
+    assert isinstance(once, np.ndarray) and once.shape == (300, 16, 16) and once.dtype == np.uint8
+    assert not (study / "image-cache").exists()
+    np.testing.assert_array_equal(once, np.asarray(image_array(cohort, table, 16, progress=False)))
+    os.remove(paths[3])
+    with pytest.raises(RadfairInputError, match="img3.png"):
+        image_array(cohort, table, 16, progress=False, persist=False)
+
+
 def test_runs_clean_knows_the_image_cache(tmp_path):
     from typer.testing import CliRunner
 

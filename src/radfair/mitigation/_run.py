@@ -36,14 +36,16 @@ from ..execution.kinds import declare
 from ..execution.store import require_record, run_output
 from ..io import write_json, write_table
 from ..training.checkpoint import load_checkpoint
-from ..training.inputs import RowView, image_array
+from ..training.inputs import RowView
 from ..training.loop import LoopConfig, fit
 from ..training.reconstruct_run import (
     TRAIN_RECONSTRUCTOR,
     ReconstructorRunConfig,
+    image_pairs,
     paired_rows,
     reconstruct_volumes_with_best,
     reconstruct_with_best,
+    saved_pairs,
     training_masks,
 )
 from ..training.reconstruct_volumes import SlicePairs, volume_training_pairs
@@ -105,9 +107,7 @@ def _training_pairs(config, pairs: pd.DataFrame, pairs_path: Path, columns: list
     """What fine-tunes: the image pairs, or the kept slices of the volume pairs (with their tumour masks)."""
     if config.volumes is not None:
         return volume_training_pairs(pairs, pairs_path, config.volumes, columns=columns, progress=progress)
-    degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=progress)
-    clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=progress)
-    return SlicePairs(pairs, degraded, clean, None)
+    return SlicePairs(pairs, *image_pairs(config, pairs, pairs_path, progress), None)
 
 
 def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
@@ -124,11 +124,7 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     label_index = [downstream.labels.index(label) for label in config.labels] if classification else None
     attributes = config.mitigation.attributes
     y_columns = [f"y_{label}" for label in config.labels] if classification else []
-    pairs, _ = paired_rows(config, columns=y_columns + attributes)
-    pairs_path = ctx.run_dir / "pairs.parquet"
-    if not pairs_path.is_file():
-        write_table(pairs, pairs_path)
-    pairs = pd.read_parquet(pairs_path)
+    pairs, pairs_path = saved_pairs(paired_rows(config, columns=y_columns + attributes)[0], ctx.run_dir)
     source = _training_pairs(config, pairs, pairs_path, y_columns + attributes, ctx.progress)
     items = source.items
     labels = items[y_columns].to_numpy(np.float32)

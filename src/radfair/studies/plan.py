@@ -137,6 +137,13 @@ def plan_study2(config) -> dict:
     runs, disk, stages = [], {}, {}
     per_image: dict[str, tuple[int, int]] = {}  # part -> (test images or volumes, bytes each)
     checkpoints: dict[str, list] = {"xray": [], "mri": []}  # part -> (parameters of a network, training runs of it)
+    sizes: dict[str, int | None] = {}
+
+    def size_of(reconstructor) -> int | None:  # each reconstructor's network built once (IR-SDE's on the CPU)
+        key = reconstructor.model_dump_json()
+        if key not in sizes:
+            sizes[key] = _parameters(lambda: _reconstructor(reconstructor))
+        return sizes[key]
     share = config.split.reconstruction_share
     if config.xray is not None:
         # the paper's image count is CheXpert's; another X-ray dataset's is unknown before its data is read (0, as Study 1)
@@ -168,7 +175,7 @@ def plan_study2(config) -> dict:
         # decoded copies: the reconstructors read every pair of their level (clean + degraded) at the working size, the
         # classifier its clean images at its own size; reconstructions are scored without caching (image_array persist=False)
         disk["xray_image_cache_gb"] = (images * (1 + len(levels)) * size ** 2 + (images - recon_train) * (c.image_size or size) ** 2) / 1e9
-        weights = [(_parameters(lambda r=r: _reconstructor(r)), len(levels)) for r in x.reconstructors.values()]
+        weights = [(size_of(r), len(levels)) for r in x.reconstructors.values()]
         weights.append((_parameters(lambda: _classifier(c.model, len(x.labels))), 1))
         checkpoints["xray"] = weights
     if config.mri is not None:
@@ -204,7 +211,7 @@ def plan_study2(config) -> dict:
             scored_reconstructions += len(config.mitigation.reconstructors or m.reconstructors) * (1 + len(config.mitigation.strategies))
         disk["mri_slice_cache_gb"] = (volumes * UCSF_SLICES * slice_bytes * (2 + len(levels))
                                       + scored_reconstructions * test_volumes * inference * slice_bytes) / 1e9
-        weights = [(_parameters(lambda r=r: _reconstructor(r)), len(levels)) for r in m.reconstructors.values()]
+        weights = [(size_of(r), len(levels)) for r in m.reconstructors.values()]
         checkpoints["mri"] = weights
     if config.mitigation is not None:
         mit = config.mitigation
@@ -219,7 +226,7 @@ def plan_study2(config) -> dict:
                         runs.append(_entry("train-mitigated-reconstructor", config.device, {"strategy": strategy, "weight": weight,
                                                                                    "epochs": mit.epochs, **mit.settings},
                                            0, mit.epochs, dataset=dataset, model=name, level="middle", seed=0))
-                        checkpoints[key].append((_parameters(lambda r=part.reconstructors[name]: _reconstructor(r)), 1))
+                        checkpoints[key].append((size_of(part.reconstructors[name]), 1))
                     # the sweep runs write no images (validation reconstructions are scratch, removed once scored): one
                     # `reconstruct` run writes the chosen run's test images, per (reconstructor, strategy) and the fine-tune
                     runs.append(_entry("reconstruct", config.device, {"splits": ["test"]}, 0, 0, dataset=dataset, model=name,

@@ -277,17 +277,27 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
     return CachedImages([shards[n] for n in numbers], shard, row, size)
 
 
+def _decoded_chunks(paths: list[str], size: int, threads: int, progress: bool, *, done: int = 0,
+                    note: str = "once") -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(lo, hi, images)``: ``paths[lo:hi]`` decoded to (hi - lo, size, size) uint8, in chunks of 256 from ``done`` on
+    (the resumable unit of the cache), each chunk split into several pieces per decoding worker."""
+    chunk = 256
+    with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths) - done, threads) as (pool, workers):
+        task = bar.add_task(f"decoding images to {size}x{size} ({note}, {workers} workers)", total=len(paths), completed=done)
+        piece = max(1, chunk // (4 * workers))
+        for lo in range(done, len(paths), chunk):
+            hi = min(lo + chunk, len(paths))
+            starts = range(lo, hi, piece)
+            parts = pool.map(decode_chunk, [paths[a:min(a + piece, hi)] for a in starts], [size] * len(starts))
+            yield lo, hi, np.concatenate(list(parts))
+            bar.update(task, completed=hi)
+
+
 def _decode_in_memory(paths: list[str], size: int, threads: int, progress: bool) -> np.ndarray:
     """(len(paths), size, size) uint8 of ``paths`` decoded as the cache decodes them, held in memory only."""
     out = np.empty((len(paths), size, size), np.uint8)
-    with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths), threads) as (pool, workers):
-        task = bar.add_task(f"decoding images to {size}x{size} (not cached, {workers} workers)", total=len(paths))
-        piece = max(1, 256 // (4 * workers))
-        starts = range(0, len(paths), piece)
-        for lo, part in zip(starts, pool.map(decode_chunk, [paths[a:a + piece] for a in starts], [size] * len(starts)),
-                            strict=True):
-            out[lo:lo + len(part)] = part
-            bar.update(task, completed=lo + len(part))
+    for lo, hi, images in _decoded_chunks(paths, size, threads, progress, note="not cached"):
+        out[lo:hi] = images
     return out
 
 
@@ -297,18 +307,10 @@ def _decode_into(final: Path, paths: list[str], size: int, threads: int, progres
     mode = "r+" if partial.is_file() else "w+"
     array = np.lib.format.open_memmap(partial, mode=mode, dtype=np.uint8, shape=(len(paths), size, size))
     done = int(done_marker.read_text()) if mode == "r+" and done_marker.is_file() else 0
-    chunk = 256
-    with Progress(transient=True, disable=not progress) as bar, _decoder_pool(len(paths) - done, threads) as (pool, workers):
-        task = bar.add_task(f"decoding images to {size}x{size} (once, {workers} workers)", total=len(paths), completed=done)
-        piece = max(1, chunk // (4 * workers))  # several pieces per worker per chunk; chunks stay the resumable unit
-        for lo in range(done, len(paths), chunk):
-            hi = min(lo + chunk, len(paths))
-            starts = range(lo, hi, piece)
-            parts = pool.map(decode_chunk, [paths[a:min(a + piece, hi)] for a in starts], [size] * len(starts))
-            array[lo:hi] = np.concatenate(list(parts))
-            array.flush()
-            done_marker.write_text(str(hi))
-            bar.update(task, completed=hi)
+    for lo, hi, images in _decoded_chunks(paths, size, threads, progress, done=done):
+        array[lo:hi] = images
+        array.flush()
+        done_marker.write_text(str(hi))
     del array
     os.replace(partial, final)
     done_marker.unlink(missing_ok=True)

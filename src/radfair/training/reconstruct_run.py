@@ -71,35 +71,56 @@ def paired_rows(config: ReconstructorRunConfig, columns: Sequence[str] = ()) -> 
     return pairs.reset_index(drop=True), config.level
 
 
-def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
-    """The ``train-reconstructor`` run: train on the reconstruction patients' pairs, reconstruct val and test."""
-    config = ReconstructorRunConfig.model_validate(config_dict)
-    pairs, _ = paired_rows(config)
-    pairs_path = ctx.run_dir / "pairs.parquet"
-    if not pairs_path.is_file():
-        write_table(pairs, pairs_path)
-    pairs = pd.read_parquet(pairs_path)
-    if config.volumes is None:
-        items = pairs
-        degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
-        clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
-    else:
-        slices = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
-        items, degraded, clean = slices.items, slices.degraded, slices.clean
-    train_mask, val_mask = training_masks(items)
-    device = torch.device(ctx.device)
+def saved_pairs(pairs: pd.DataFrame, run_dir: Path) -> tuple[pd.DataFrame, Path]:
+    """A run's pairs, written once to ``run_dir/pairs.parquet`` and read back from there (a resumed run keeps the rows
+    it started with); returns the table and its path (the image caches' reference file)."""
+    path = run_dir / "pairs.parquet"
+    if not path.is_file():
+        write_table(pairs, path)
+    return pd.read_parquet(path), path
 
+
+def image_pairs(config: ReconstructorRunConfig, pairs: pd.DataFrame, pairs_path: Path, progress: bool):
+    """The (degraded, clean) uint8 images of every pair at ``config.image_size``, from the shared image cache."""
+    return tuple(image_array(pairs, pairs_path, config.image_size, column=column, progress=progress)
+                 for column in ("path_degraded", "path_clean"))
+
+
+def pair_batches(degraded, clean, config: ReconstructorRunConfig, device):
+    """``batches(mask, train)``: the (degraded, clean) pairs of the rows in ``mask``, shuffled per epoch when ``train``."""
     def batches(mask, train):
         rows = np.flatnonzero(mask)
         return PairedImageBatches(RowView(degraded, rows), RowView(clean, rows), config.batch_size, shuffle=train,
                                   seed=config.seed, device=device)
 
+    return batches
+
+
+def reconstructor_on(config: ReconstructorRunConfig, device):
+    """The reconstructor step of ``config`` (initialised from ``config.seed``) with every module on ``device``."""
+    step = build_reconstructor(config.reconstructor, config.seed)
+    for module in step.modules.values():
+        module.to(device)
+    if hasattr(step, "to"):
+        step.to(device)
+    return step
+
+
+def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
+    """The ``train-reconstructor`` run: train on the reconstruction patients' pairs, reconstruct val and test."""
+    config = ReconstructorRunConfig.model_validate(config_dict)
+    pairs, pairs_path = saved_pairs(paired_rows(config)[0], ctx.run_dir)
+    if config.volumes is None:
+        items = pairs
+        degraded, clean = image_pairs(config, pairs, pairs_path, ctx.progress)
+    else:
+        slices = volume_training_pairs(pairs, pairs_path, config.volumes, progress=ctx.progress)
+        items, degraded, clean = slices.items, slices.degraded, slices.clean
+    train_mask, val_mask = training_masks(items)
+    device = torch.device(ctx.device)
+    batches = pair_batches(degraded, clean, config, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        step = build_reconstructor(config.reconstructor, config.seed)
-        for module in step.modules.values():
-            module.to(device)
-        if hasattr(step, "to"):
-            step.to(device)
+        step = reconstructor_on(config, device)
         ctx.log(f"{config.reconstructor.kind} on {config.level}: {int(train_mask.sum())} train / {int(val_mask.sum())} val pairs")
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
@@ -143,26 +164,11 @@ def run_reconstruct(config_dict: dict, ctx) -> dict[str, str]:
     config = ReconstructorRunConfig.model_validate({k: v for k, v in record["config"].items()
                                                     if k in ReconstructorRunConfig.model_fields})
     best_path = run_output(settings.run, "best_checkpoint")
-    pairs, _ = paired_rows(config)
-    pairs_path = ctx.run_dir / "pairs.parquet"
-    if not pairs_path.is_file():
-        write_table(pairs, pairs_path)
-    pairs = pd.read_parquet(pairs_path)
+    pairs, pairs_path = saved_pairs(paired_rows(config)[0], ctx.run_dir)
     device = torch.device(ctx.device)
-    step = build_reconstructor(config.reconstructor, config.seed)
-    for module in step.modules.values():
-        module.to(device)
-    if hasattr(step, "to"):
-        step.to(device)
+    step = reconstructor_on(config, device)
     if config.volumes is None:
-        degraded = image_array(pairs, pairs_path, config.image_size, column="path_degraded", progress=ctx.progress)
-        clean = image_array(pairs, pairs_path, config.image_size, column="path_clean", progress=ctx.progress)
-
-        def batches(mask, train):
-            rows = np.flatnonzero(mask)
-            return PairedImageBatches(RowView(degraded, rows), RowView(clean, rows), config.batch_size, shuffle=train,
-                                      seed=config.seed, device=device)
-
+        batches = pair_batches(*image_pairs(config, pairs, pairs_path, ctx.progress), config, device)
         reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=settings.splits, best=best_path)
     else:
         reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
@@ -240,6 +246,6 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "run_reconstruct", "load_best", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
+__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "run_reconstruct", "image_pairs", "load_best", "pair_batches", "reconstructor_on", "saved_pairs", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
            "TRAIN_RECONSTRUCTOR", "run_reconstructor_training",
            "training_masks"]

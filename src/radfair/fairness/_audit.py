@@ -947,7 +947,7 @@ def audit_files(scored: str | Path, out: str | Path, config: AuditConfig, compar
         # ROC and reliability figures need no interval: drawn in a worker process while the bootstrap runs
         tables = run_audit(df, config, other, str(scored), str(compare),
                            on_point=lambda early: painter.submit(figure_jobs(early, early_dir, config.level, kinds=("roc", "reliability"))))
-        painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)), spread=True)
+        painter.submit(figure_jobs(tables, early_dir, config.level, kinds=("forest",)), forked=True)
         tables["audit"]["inputs"] = {"scored": {"path": str(scored), "sha256": _hash(scored)},
                                      "compare": {"path": str(compare), "sha256": _hash(compare)} if compare else None}
         out = output_folder(out)

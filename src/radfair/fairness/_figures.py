@@ -130,7 +130,7 @@ def forest_figure(group_metrics: pd.DataFrame, performance: pd.DataFrame, path, 
     groups = list(dict.fromkeys(group_metrics["group"]))
     n_rows = len(labels) * (len(groups) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 0.9 + 0.17 * n_rows), sharey=True)
-    fig.subplots_adjust(left=0.27, right=0.98, top=1 - 0.55 / (0.9 + 0.17 * n_rows), bottom=0.35 / (0.9 + 0.17 * n_rows), wspace=0.06)
+    fig.subplots_adjust(left=0.27, right=0.98, top=1 - 0.55 / (0.9 + 0.17 * n_rows), bottom=0.35 / (0.9 + 0.17 * n_rows), wspace=0.1)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ticks, names = [], []
     overall = performance.set_index("label") if performance is not None and len(performance) else None
@@ -278,36 +278,79 @@ def _warm() -> None:
     _pyplot()
 
 
+def _draw_forked(jobs: list[tuple[str, tuple]]) -> list[str]:
+    """Draw ``jobs`` in this worker process, every other one in a forked child of it.
+
+    The child inherits matplotlib already imported and warm (fonts loaded), so the second core costs a fork instead of
+    a second import (about 0.5 CPU-s); without ``os.fork`` (Windows) the jobs are drawn here, one after another. A
+    child's error is raised here with its message."""
+    import os
+
+    names = [next(Path(a).name for a in args if isinstance(a, Path)) for _, args in jobs]
+    if len(jobs) < 2 or not hasattr(os, "fork"):
+        for job in jobs:
+            _draw(job)
+        return names
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow a fork)
+        os.close(read)
+        code = 0
+        try:
+            for job in jobs[1::2]:
+                _draw(job)
+        except BaseException as error:  # noqa: BLE001 - reported to the parent, which raises it
+            os.write(write, f"{type(error).__name__}: {error}".encode()[:4000])
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    try:
+        for job in jobs[0::2]:
+            _draw(job)
+    finally:
+        with os.fdopen(read, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+    if status:
+        raise RuntimeError(f"drawing {', '.join(names[1::2])} failed in the forked figure process: {message or status}")
+    return names
+
+
 class FigurePainter:
     """Draws figure jobs in worker processes as they are submitted; matplotlib is imported in each worker while the
     caller computes.
 
-    Two pools: the first (``workers - 1`` processes, at least one) draws while the caller's bootstrap threads hold the
-    other cores; the second (one process, idle until then) shares the jobs submitted with ``spread=True`` (the forest
-    plots, which wait for the intervals), so the figures left after the bootstrap take half as long.
+    ``workers - 1`` processes (at least one) draw while the caller's bootstrap threads hold the other cores; jobs
+    submitted with ``forked=True`` (the forest plots, which wait for the intervals and are left when the bootstrap
+    ends) go to one worker, which forks to draw half of them on a second core (:func:`_draw_forked`).
     """
 
     def __init__(self, workers: int = 2):
         import multiprocessing
 
         context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        self.pools = [ProcessPoolExecutor(max_workers=max(1, workers - 1), mp_context=context),
-                      ProcessPoolExecutor(max_workers=1, mp_context=context)]
-        for pool in self.pools:
-            pool.submit(_warm)
+        self.pool = ProcessPoolExecutor(max_workers=max(1, workers - 1), mp_context=context)
+        self.pool.submit(_warm)
         self.futures: list = []
 
-    def submit(self, jobs: list[tuple[str, tuple]], spread: bool = False) -> None:
-        """Queue ``jobs`` on the first pool, or, with ``spread``, alternately on both."""
-        self.futures += [self.pools[k % 2 if spread else 0].submit(_draw, job) for k, job in enumerate(jobs)]
+    def submit(self, jobs: list[tuple[str, tuple]], forked: bool = False) -> None:
+        """Queue ``jobs``, one task each, or, with ``forked``, as one task drawn on two cores."""
+        if forked:
+            self.futures.append(self.pool.submit(_draw_forked, jobs))
+        else:
+            self.futures += [self.pool.submit(_draw, job) for job in jobs]
 
     def result(self) -> list[str]:
-        """The file names of every job submitted, in submission order (waits for them); then closes the pools."""
+        """The file names of every job submitted, in submission order (waits for them); then closes the pool."""
         try:
-            return [f.result() for f in self.futures]
+            names = []
+            for future in self.futures:
+                name = future.result()
+                names += name if isinstance(name, list) else [name]
+            return names
         finally:
             self.close()
 
     def close(self) -> None:
-        for pool in self.pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -72,3 +72,21 @@ def differentiable_output(step, batch: dict, seed: int = 0) -> torch.Tensor:
 @pytest.fixture
 def batch():
     return make_batch()
+
+
+@pytest.fixture
+def last_weights(monkeypatch) -> dict:
+    """The reconstructor's weights when a mitigation run's training ends (the last epoch's), captured around its
+    ``fit``: a finished ``last.pt`` keeps no weights."""
+    from radfair.mitigation import _run
+
+    kept: dict = {}
+    real = _run.fit
+
+    def fit_and_keep(step, *args, **kwargs):
+        result = real(step, *args, **kwargs)
+        kept.update({k: v.detach().clone() for k, v in step.modules["model"].state_dict().items()})
+        return result
+
+    monkeypatch.setattr(_run, "fit", fit_and_keep)
+    return kept

@@ -67,7 +67,9 @@ def test_plan_disk_counts_what_each_stage_writes(tmp_path):
     chosen = sum(r["kind"] == "reconstruct" and r["dataset"] == "chexpert" for r in runs)
     assert chosen == 3 * 4  # per reconstructor: the same-budget fine-tune and each of the three strategies' chosen λ
     assert disk["xray_mitigation_reconstructed_gb"] == round(chosen * test * size / 1e9, 1)
-    assert disk["xray_image_cache_gb"] == round((images * 4 * size + (images - int(int(images * 0.7) * 0.7)) * 224 ** 2) / 1e9, 1)
-    assert disk["xray_checkpoints_gb"] > 0 and disk["mri_checkpoints_gb"] > 0
+    # the reconstructors read the working-size PNGs themselves; only the classifier's 224² copies are cached
+    assert disk["xray_image_cache_gb"] == round((images - int(int(images * 0.7) * 0.7)) * 224 ** 2 / 1e9, 1)
+    # best.pt of every run (float32 weights) plus one training run's last.pt with Adam's moments (jobs: 1)
+    assert 0 < disk["xray_checkpoints_gb"] < 8 and 0 < disk["mri_checkpoints_gb"] < 8
     slices = plan["config"]["mri"]["slices"]["size"] ** 2 * 155  # uint16 volumes: 2 bytes a voxel
     assert disk["mri_clean_and_degraded_gb"] == round(501 * slices * 2 * 4 / 1e9, 1)

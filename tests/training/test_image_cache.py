@@ -137,3 +137,34 @@ def test_store_vectors_read_each_image_once_per_cache_folder(tmp_path, monkeypat
     assert vectors[:, 0].tolist() == [7.0, 4.0, 1.0, 0.0] and found.tolist() == [True, True, True, False]
     matrix, mask = inputs.embedding_matrix(both, tmp_path / "cache" / ".." / "split_all.parquet", store)
     assert np.array_equal(matrix, vectors) and np.array_equal(mask, found)
+
+
+def test_grey_pngs_already_at_the_size_are_read_from_their_files_not_cached(tmp_path):
+    """Study 2's working-size PNGs: a FileImages view (rows decoded per batch) with the cache's pixels, no cache written."""
+    study = tmp_path / "study"
+    (study / "runs").mkdir(parents=True)
+    (study / "data").mkdir()
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(40):
+        path = tmp_path / "work" / f"w{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 24), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    cohort, table = pd.DataFrame({"path": paths}), study / "data" / "pairs.parquet"
+    view = image_array(cohort, table, 24, progress=False)
+    assert isinstance(view, inputs.FileImages) and view.shape == (40, 24, 24) and len(view) == 40
+    assert not (study / "image-cache").exists()
+    expected = np.stack([np.asarray(Image.open(p)) for p in paths])  # lossless: the files' own pixels
+    np.testing.assert_array_equal(np.asarray(view), expected)
+    rows = np.array([39, 0, 7, 7, 12, 3, 30, 1, 2, 5, 8, 9])  # repeated and unordered rows, split across threads
+    np.testing.assert_array_equal(view[rows], expected[rows])
+    np.testing.assert_array_equal(view[5:9], expected[5:9])
+    np.testing.assert_array_equal(view[np.array([4])], expected[[4]])
+    assert view[np.array([], dtype=int)].shape == (0, 24, 24)
+    np.testing.assert_array_equal(view[3], expected[3])
+    cached = image_array(cohort, table, 16, progress=False)  # another size: decoded and resized once, into the cache
+    assert isinstance(cached, inputs.CachedImages) and (study / "image-cache").exists()
+    os.remove(paths[3])
+    with pytest.raises(RadfairInputError, match="w3.png"):
+        image_array(cohort, table, 24, progress=False)

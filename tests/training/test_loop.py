@@ -141,8 +141,11 @@ def test_a_finished_fit_is_not_trained_again(tmp_path):
     again = make_step(seed=1)
     result = fit(again, train, val, LoopConfig(epochs=2, patience=None), tmp_path, progress=False, log=quiet)
     assert result.seconds == 0.0 and len(result.history) == 2
-    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["modules"]["model"]
-    assert all(torch.equal(last[k], v) for k, v in weights(again).items())  # restored, not retrained
+    untouched = weights(make_step(seed=1))
+    assert all(torch.equal(untouched[k], v) for k, v in weights(again).items())  # not retrained (its weights: best.pt)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert last["done"] and not {"modules", "optimizers", "schedulers"} & set(last)  # no weights kept once finished
+    assert (tmp_path / "checkpoints" / "last.pt").stat().st_size < (tmp_path / "checkpoints" / "best.pt").stat().st_size
 
 
 def test_epoch_order_is_a_fixed_permutation_per_seed_and_epoch():

@@ -7,7 +7,8 @@ split, as the study would make them, no image or embedding read -- else the pape
 GPU hours from the throughputs measured in
 ``docs/benchmarks.md`` (only where one was measured; others are named as unmeasured, never guessed), and disk in GB by
 kind of file: raw bytes before compression (uint8 images as written to PNG, NIfTI volumes at
-:data:`VOLUME_VOXEL_BYTES`, image and slice caches, embeddings, checkpoints), an upper bound. Study 2: every image is
+:data:`VOLUME_VOXEL_BYTES`, image and slice caches, embeddings, checkpoints: best.pt of every run, last.pt with
+Adam's moments only for the runs training at once), an upper bound. Study 2: every image is
 degraded at every level; each standard reconstructor writes the test images of its level; a mitigation sweep's runs
 write none (their validation reconstructions are scratch, removed once scored), and one ``reconstruct`` run writes
 the test images of each chosen run; reconstructions are scored without entering the image cache.
@@ -172,9 +173,11 @@ def plan_study2(config) -> dict:
         per_image["xray"] = (test, size ** 2)
         disk["xray_clean_and_degraded_gb"] = images * size ** 2 * (1 + len(levels)) / 1e9  # every image, every level (PNG)
         disk["xray_reconstructed_gb"] = test * size ** 2 * len(levels) * len(x.reconstructors) / 1e9  # test images only
-        # decoded copies: the reconstructors read every pair of their level (clean + degraded) at the working size, the
-        # classifier its clean images at its own size; reconstructions are scored without caching (image_array persist=False)
-        disk["xray_image_cache_gb"] = (images * (1 + len(levels)) * size ** 2 + (images - recon_train) * (c.image_size or size) ** 2) / 1e9
+        # decoded copies: the reconstructors read their pairs straight from the working-size PNGs (no copy: FileImages),
+        # the classifier its clean images from a cache at its own size (none when that is the working size);
+        # reconstructions are scored without caching (image_array persist=False)
+        classifier_size = c.image_size or size
+        disk["xray_image_cache_gb"] = ((images - recon_train) * classifier_size ** 2 if classifier_size != size else 0) / 1e9
         weights = [(size_of(r), len(levels)) for r in x.reconstructors.values()]
         weights.append((_parameters(lambda: _classifier(c.model, len(x.labels))), 1))
         checkpoints["xray"] = weights
@@ -235,8 +238,10 @@ def plan_study2(config) -> dict:
                     disk[f"{key}_mitigation_reconstructed_gb"] = disk.get(f"{key}_mitigation_reconstructed_gb", 0.0) + count * size_bytes / 1e9
     for key, entries in checkpoints.items():
         if entries and all(n is not None for n, _ in entries):
-            # best.pt holds the weights; last.pt the weights and Adam's two moments: 4 float32 copies per training run
-            disk[f"{key}_checkpoints_gb"] = sum(n * runs_of * 4 * 4 for n, runs_of in entries) / 1e9
+            # best.pt holds the weights (float32) of every run; last.pt the weights and Adam's two moments while a run
+            # trains, and only its history once it is done: three more copies for each of the `jobs` runs at a time
+            largest = sorted((n for n, _ in entries), reverse=True)[:max(1, config.jobs)]
+            disk[f"{key}_checkpoints_gb"] = (sum(n * runs_of * 4 for n, runs_of in entries) + sum(largest) * 3 * 4) / 1e9
     return {"runs": runs, "images": stages, "disk": disk}
 
 

@@ -3,7 +3,8 @@
 ``last.pt`` (every epoch, and every ``checkpoint_minutes`` inside an epoch) holds everything a resumed
 run needs to continue exactly: every module, optimiser and scheduler state, the epoch and batch reached,
 the early-stopping state, the history so far and the global torch RNG states (CPU and CUDA), which drive
-dropout. ``best.pt`` holds the module weights of the best validation epoch, as its own file.
+dropout; once training is done, only the epoch, the early-stopping state and the history. ``best.pt`` holds the
+module weights of the best validation epoch, as its own file.
 """
 
 from __future__ import annotations

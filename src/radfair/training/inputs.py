@@ -4,7 +4,8 @@
   cache keyed by image id (:func:`store_vectors`), then held in memory as one tensor.
 * Images are decoded and resized once per (image, size, preprocessing) into shared uint8 shards (memory-mapped,
   :func:`image_array`), so that no epoch, run or study decodes a JPEG again. Building is resumable and guarded by a
-  file lock, so parallel runs of a grid build each image once.
+  file lock, so parallel runs of a grid build each image once. Grey PNGs already at the size asked for (Study 2's
+  working-size images) are read from their files batch by batch instead (:class:`FileImages`): no second copy.
 * Batches are built by indexing (``index_select`` on the tensor, fancy indexing on the memmap): no
   per-sample Python. Each epoch's order is a permutation drawn from a generator seeded by (seed, epoch),
   which a resumed run replays exactly.
@@ -230,13 +231,67 @@ class CachedImages:
         return out
 
 
+class FileImages:
+    """A read-only (n, size, size) uint8 view of image files that are already 8-bit grey PNGs of ``size`` (``radfair
+    degrade``'s working-size images): rows are decoded when indexed, by the decoder the cache uses (the same pixels),
+    on ``threads`` threads (Pillow inflates without the GIL), and never stored: a decoded copy of a lossless file of the
+    right size would only double its bytes on disk. Same interface as :class:`CachedImages`."""
+
+    def __init__(self, paths: list[str], size: int, threads: int = 4):
+        self.paths, self.threads = list(paths), max(1, threads)
+        self.shape = (len(self.paths), size, size)
+        self.dtype = np.dtype(np.uint8)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pool": None}
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[np.arange(len(self))]
+        return out.astype(dtype) if dtype is not None else out
+
+    def __getitem__(self, index):
+        size = self.shape[1]
+        if isinstance(index, int | np.integer):
+            return decode_image(self.paths[index], size)
+        rows = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        if len(rows) < 2 * self.threads:
+            return decode_chunk([self.paths[r] for r in rows], size) if len(rows) else np.empty((0, size, size), np.uint8)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads)
+        pieces = np.array_split(rows, self.threads)
+        return np.concatenate(list(self._pool.map(lambda part: decode_chunk([self.paths[r] for r in part], size), pieces)))
+
+
+def _already_at_size(paths: list[str], size: int) -> bool:
+    """Whether ``paths`` are PNGs (by name) and the first is 8-bit grey at ``size`` x ``size`` (by its header): files
+    ``radfair degrade`` wrote at the working size, which need no decoded copy (:class:`FileImages`)."""
+    from PIL import Image
+
+    if not paths or not all(p.lower().endswith(".png") for p in paths):
+        return False
+    try:
+        with Image.open(paths[0]) as first:
+            return first.mode == "L" and first.size == (size, size)
+    except OSError:
+        return False
+
+
 def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, column: str = "path", threads: int = 2,
-                progress: bool = True, persist: bool = True) -> CachedImages | np.ndarray:
+                progress: bool = True, persist: bool = True) -> CachedImages | FileImages | np.ndarray:
     """(n, size, size) uint8 images named in ``cohort[column]``, decoded once per (image, size, preprocessing).
 
     ``persist=False``: images read once (a reconstruction scored, validation reconstructions of a mitigation run)
     are decoded into memory by the same decoder and never cached: the cache would hold every reconstruction of a
     study a second time.
+
+    8-bit grey PNGs already at ``size`` (Study 2's degraded and clean working-size images, read by every
+    reconstructor) are not cached: a :class:`FileImages` view decodes the rows of each batch from the files (same
+    pixels; measured cost in ``docs/benchmarks.md``). Which way is decided from the names (all ``.png``) and the
+    first file's header; a later file of another size is still decoded and resized correctly.
 
     The cache (:func:`image_cache_root`) holds one folder per (size, preprocessing) with shards of decoded images
     and an index from each image's identity (:func:`_image_key`) to its shard row. Every run, arm, seed and study
@@ -245,9 +300,11 @@ def image_array(cohort: pd.DataFrame, cohort_path: str | Path, size: int, *, col
     Building is resumable (chunks) and guarded by a file lock, so parallel runs of a grid build each image once.
     """
     paths = cohort[column].astype(str).tolist()
-    if not persist:
+    if not persist or _already_at_size(paths, size):
         for path in paths:
             file_identity(path, "an image named in the cohort")  # a missing file: one line naming it
+        if persist:
+            return FileImages(paths, size, max(threads, usable_cores()))
         return _decode_in_memory(paths, size, threads, progress)
     folder = image_cache_root(cohort_path) / f"{size}px-{IMAGE_PREPROCESSING}"
     folder.mkdir(parents=True, exist_ok=True)

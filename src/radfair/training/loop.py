@@ -9,7 +9,10 @@ optimisers, a diffusion model's noise-matching loss). The loop supplies what eve
 * validation after every epoch and early stopping on a monitored validation value with a patience;
 * ``best.pt`` (the best epoch's weights, its own file) and ``last.pt`` (full state, every epoch and every
   ``checkpoint_minutes`` inside an epoch), so that a run killed at any point resumes and ends with exactly
-  the weights of an uninterrupted run (on CPU; see :mod:`radfair.training.checkpoint`);
+  the weights of an uninterrupted run (on CPU; see :mod:`radfair.training.checkpoint`). Once training ends,
+  ``last.pt`` keeps only the history and early-stopping state (no weights, no optimiser moments: three quarters
+  of a run's checkpoint bytes); a finished fit called again returns that history without touching the step, whose
+  weights every caller loads from ``best.pt``;
 * bf16 autocast on CUDA, a rich progress bar with samples/s and the ETA, and a log line per epoch;
 * for a step that trains several members together (the seeds of an ensemble, :class:`radfair.training.steps.EnsembleClassifierStep`),
   the same early stopping, best checkpoint and history per member, as if each member were its own run.
@@ -210,6 +213,13 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
     epoch0, batch0 = 0, 0
     partial = _Means()
     resumed_from = None
+    if state is not None and state["done"]:  # a finished fit: its weights are in best.pt, which every caller loads
+        if names:
+            tracks = {k: _Track.from_state(state["members"][k]) for k in keys}
+            ensemble_history = list(state["history"])
+        else:
+            tracks = {"": _Track.from_state(state)}
+        return result((state["epoch"], state["batch"]), 0.0, math.nan)
     if state is not None:
         for name, module in step.modules.items():
             module.load_state_dict(state["modules"][name])
@@ -228,13 +238,14 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
             tracks = {"": _Track.from_state(state)}
         partial = _Means(state["partial_sums"], state["partial_count"], device)
         resumed_from = (epoch0, batch0)
-        if state["done"]:
-            return result(resumed_from, 0.0, math.nan)
         log(f"resumed from epoch {epoch0 + 1}, batch {batch0} of {len(train)}")
 
     def checkpoint(epoch: int, batch: int, done: bool, means: _Means) -> None:
         progress_state = ({"history": ensemble_history, "members": {k: t.state() for k, t in tracks.items()},
                            "stopped_early": all(t.stopped for t in tracks.values())} if names else tracks[""].state())
+        if done:  # nothing left to resume: the history and early-stopping state only, no weights or optimiser moments
+            save_checkpoint(last_path, {"epoch": epoch, "batch": batch, "done": True, **progress_state})
+            return
         save_checkpoint(last_path, {
             "epoch": epoch, "batch": batch, "done": done, **progress_state,
             "modules": {n: m.state_dict() for n, m in step.modules.items()},

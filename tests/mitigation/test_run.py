@@ -42,7 +42,7 @@ def finished(split_all, tmp_path_factory):
 
 def _config(folder: Path, base: ReconstructorRunConfig, strategy: str, weight: float = 1.0) -> MitigatedReconstructorRunConfig:
     return MitigatedReconstructorRunConfig(
-        **base.model_dump(exclude={"loop"}), base_run=str(folder / "base"), classifier_run=str(folder / "classifier"),
+        **base.model_dump(exclude={"loop", "reconstruct_splits"}), base_run=str(folder / "base"), classifier_run=str(folder / "classifier"),
         labels=LABELS, mitigation={"strategy": strategy, "weight": weight, "attributes": ["sex", "age_group"],
                                    "adversary_hidden": [8]},
         loop={"epochs": 2, "patience": None, "monitor": "objective"})

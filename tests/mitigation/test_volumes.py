@@ -43,7 +43,7 @@ def mri_finished(ucsf, tmp_path_factory):
 
 def _config(folder, base, strategy: str, weight: float = 1.0, epochs: int = 2, **fields) -> MitigatedReconstructorRunConfig:
     return MitigatedReconstructorRunConfig(
-        **base.model_dump(exclude={"loop"}), base_run=str(folder / "base"),
+        **base.model_dump(exclude={"loop", "reconstruct_splits"}), base_run=str(folder / "base"),
         **({"segmenter_run": str(folder / "segmenter")} | fields),
         mitigation={"strategy": strategy, "weight": weight, "task_weight": weight, "attributes": ["sex"], "adversary_hidden": [8],
                     "task": "classification" if "classifier_run" in fields else "segmentation"},

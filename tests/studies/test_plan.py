@@ -55,21 +55,24 @@ def test_plan_counts_images_from_the_releases_when_they_are_on_disk(tmp_path, sy
 
 
 def test_plan_disk_counts_what_each_stage_writes(tmp_path):
-    """Every image degraded at every level (plus its clean working copy); each standard reconstructor writes the test
-    images of its level; a mitigation sweep writes none, one `reconstruct` run per chosen run writes its test images;
-    caches and checkpoints are counted (raw bytes, an upper bound)."""
+    """Every image degraded at every level (plus its clean working copy); reconstructions live in the scoring runs'
+    scratch only (one test set per running job); caches and checkpoints are counted (raw bytes, an upper bound)."""
     runner.invoke(app, ["study", "reconstruction", "--config", "configs/paper-reconstruction.yaml", "--out", str(tmp_path), "--plan"])
     plan = json.loads((tmp_path / "plan.json").read_text())
     disk, runs = plan["estimate"]["disk_gb"], plan["runs"]
     images, test, size = 224_316, int(224_316 * 0.2), 256 ** 2
     assert disk["xray_clean_and_degraded_gb"] == round(images * size * 4 / 1e9, 1)
-    assert disk["xray_reconstructed_gb"] == round(test * size * 3 * 3 / 1e9, 1)
-    chosen = sum(r["kind"] == "reconstruct" and r["dataset"] == "chexpert" for r in runs)
-    assert chosen == 3 * 4  # per reconstructor: the same-budget fine-tune and each of the three strategies' chosen λ
-    assert disk["xray_mitigation_reconstructed_gb"] == round(chosen * test * size / 1e9, 1)
+    # no reconstruction is stored: each scoring run reconstructs the test set into scratch (jobs: 1 at a time)
+    assert disk["xray_reconstructed_gb"] == round(test * size / 1e9, 1)
+    assert not any("mitigation_reconstructed" in k for k in disk) and not any(r["kind"] == "reconstruct" for r in runs)
+    scored = sum(r["kind"] == "predict-classifier" and r["dataset"] == "chexpert" for r in runs)
+    assert scored == 3 * 3 + 3 * 4  # 3 reconstructors x 3 levels; per reconstructor the fine-tune and each strategy's choice
     # the reconstructors read the working-size PNGs themselves; only the classifier's 224² copies are cached
     assert disk["xray_image_cache_gb"] == round((images - int(int(images * 0.7) * 0.7)) * 224 ** 2 / 1e9, 1)
     # best.pt of every run (float32 weights) plus one training run's last.pt with Adam's moments (jobs: 1)
     assert 0 < disk["xray_checkpoints_gb"] < 8 and 0 < disk["mri_checkpoints_gb"] < 8
-    slices = plan["config"]["mri"]["slices"]["size"] ** 2 * 155  # uint16 volumes: 2 bytes a voxel
-    assert disk["mri_clean_and_degraded_gb"] == round(501 * slices * 2 * 4 / 1e9, 1)
+    voxels = 240 ** 2 * 155  # UCSF-PDGM's own grid; uint16 volumes: 2 bytes a voxel
+    assert disk["mri_clean_and_degraded_gb"] == round(501 * voxels * 2 * 4 / 1e9, 1)
+    # downstream slices at slices.size, the reconstructors' clean + three levels at the volumes' own size
+    assert disk["mri_slice_cache_gb"] == round(501 * 155 * (plan["config"]["mri"]["slices"]["size"] ** 2 + 240 ** 2 * 4) / 1e9, 1)
+    assert sum(disk.values()) <= 150  # issue 19: Study 2's paper config within 150 GB of caches and outputs

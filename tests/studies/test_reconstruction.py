@@ -180,6 +180,12 @@ def test_study_end_to_end_both_datasets_thresholds_from_clean_val_and_a_rerun_re
     assert "| all | total |" in table5 and f"| {xray_split['patient_id'].nunique()} |" in table5
     table7 = (out / "table7_chexpert.md").read_text()
     assert "| nan" not in table7 and "pleural_effusion" in table7
+    # no stored reconstructions: each scoring run reconstructed the test images into scratch and kept a few examples
+    runs = out / "runs"
+    assert not list(runs.glob("*/reconstructed/*")) and not list(runs.glob("*/scratch"))
+    kept = list(runs.glob("*/examples/*.png")) + list(runs.glob("*/examples/*.nii.gz"))
+    scored_reconstructions = 2 * 3 * len(set(shift["level"]))  # two datasets' levels x three reconstructors (approx.)
+    assert 0 < len(kept) <= 2 * scored_reconstructions
     again = run_study(config, out, progress=False, log=lambda m: None)
     pd.testing.assert_frame_equal(again["bias_shift"], result["bias_shift"])
 

@@ -18,7 +18,8 @@ reconstruction loss + task loss + λ · fairness term on the validation pairs, m
 best epoch's own file and is what reconstructs. Outputs: ``history.csv``, ``checkpoints/best.pt``,
 ``validation.json`` (:mod:`._validation`) and, for volumes, ``validation_scores.parquet``. The validation images
 (or volumes) are reconstructed into ``scratch/``, scored and removed: a sweep keeps one λ of many, and the chosen
-run's test images are written once by a ``reconstruct`` run (:data:`radfair.training.reconstruct_run.RECONSTRUCT`).
+run's test images are reconstructed by its scoring run, into that run's scratch (Study 2), or written by a
+``reconstruct`` run (:data:`radfair.training.reconstruct_run.RECONSTRUCT`) or with ``reconstruct_splits``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class MitigatedReconstructorRunConfig(ReconstructorRunConfig):
     labels: list[str] = []
     mitigation: MitigationConfig
     loop: LoopConfig = LoopConfig(epochs=10, patience=3, monitor=VALIDATION_KEY)
+    reconstruct_splits: tuple[str, ...] = ()  # a sweep's runs write none; its chosen runs' scoring runs reconstruct
 
     @field_validator("loop")
     @classmethod
@@ -155,7 +157,7 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
     # the validation reconstructions are scratch: scored here, then removed (a sweep trains many λ and keeps one; the
-    # chosen run's test images are reconstructed once, by a ``reconstruct`` run)
+    # chosen run's test images are reconstructed by its scoring run, into that run's scratch)
     scratch = ctx.run_dir / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     if config.volumes is None:
@@ -177,14 +179,20 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     outputs = dict(TRAIN_MITIGATED_RECONSTRUCTOR.outputs)
     if config.volumes is None:
         del outputs["validation_scores"]
+    if not config.reconstruct_splits:
+        del outputs["reconstructed"]
+    elif config.volumes is None:
+        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=config.reconstruct_splits)
+    else:
+        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
+                                      splits=config.reconstruct_splits)
     return outputs
 
 
 TRAIN_MITIGATED_RECONSTRUCTOR = declare(
     "train-mitigated-reconstructor", settings=MitigatedReconstructorRunConfig, function=run_mitigated_training,
-    outputs={**{k: v for k, v in TRAIN_RECONSTRUCTOR.outputs.items() if k != "reconstructed"}, "validation": "validation.json",
-             "validation_scores": "validation_scores.parquet"},
-    optional={"validation_scores"})  # volumes only
+    outputs={**TRAIN_RECONSTRUCTOR.outputs, "validation": "validation.json", "validation_scores": "validation_scores.parquet"},
+    optional={"validation_scores", "reconstructed"})  # volumes only; with reconstruct_splits only
 
 
 __all__ = ["MitigatedReconstructorRunConfig", "TRAIN_MITIGATED_RECONSTRUCTOR", "group_codes", "run_mitigated_training"]

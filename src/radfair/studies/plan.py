@@ -9,9 +9,10 @@ GPU hours from the throughputs measured in
 kind of file: raw bytes before compression (uint8 images as written to PNG, NIfTI volumes at
 :data:`VOLUME_VOXEL_BYTES`, image and slice caches, embeddings, checkpoints: best.pt of every run, last.pt with
 Adam's moments only for the runs training at once), an upper bound. Study 2: every image is
-degraded at every level; each standard reconstructor writes the test images of its level; a mitigation sweep's runs
-write none (their validation reconstructions are scratch, removed once scored), and one ``reconstruct`` run writes
-the test images of each chosen run; reconstructions are scored without entering the image cache.
+degraded at every level; no reconstruction is stored: each scoring run (``predict-classifier``, ``score-volumes``)
+reconstructs the test images into its scratch folder, scores them without entering the image cache and keeps a few
+examples, so at most ``jobs`` test sets exist at once; a mitigation sweep's runs reconstruct their validation images
+into scratch likewise.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ MEASURED_SAMPLES_PER_S = {"cuda": {("train-classifier", "densenet121"): 838.0, (
 #: Study 1 Table 2 (train/val/test images); Study 2 §3.1 (CheXpert 224,316 images; UCSF-PDGM 501 volumes, 155 slices).
 PAPER_IMAGES = PAPER_SPLIT_IMAGES
 CHEXPERT_STUDY2, UCSF_VOLUMES, UCSF_SLICES = 224_316, 501, 155
+#: UCSF-PDGM's in-plane grid (240 x 240 x 155, the SRI24 atlas space of its preprocessed volumes; Calabrese et al.
+#: 2022): the size of the volumes radfair writes and of the reconstructors' slices (they train at the volumes' own size)
+UCSF_IN_PLANE = 240
 #: bytes per voxel of the MRI volumes radfair writes (clean working copies, degraded, reconstructed): uint16 NIfTI
 #: (:func:`radfair.io.write_unit_volume`)
 VOLUME_VOXEL_BYTES = 2
@@ -136,7 +140,6 @@ def plan_study1(config) -> dict:
 def plan_study2(config) -> dict:
     config = config.effective()
     runs, disk, stages = [], {}, {}
-    per_image: dict[str, tuple[int, int]] = {}  # part -> (test images or volumes, bytes each)
     checkpoints: dict[str, list] = {"xray": [], "mri": []}  # part -> (parameters of a network, training runs of it)
     sizes: dict[str, int | None] = {}
 
@@ -170,9 +173,9 @@ def plan_study2(config) -> dict:
                                    seed=c.seed))
         size = x.degradation.size
         test = found[2] if found else int(images * config.split.fractions[2])
-        per_image["xray"] = (test, size ** 2)
         disk["xray_clean_and_degraded_gb"] = images * size ** 2 * (1 + len(levels)) / 1e9  # every image, every level (PNG)
-        disk["xray_reconstructed_gb"] = test * size ** 2 * len(levels) * len(x.reconstructors) / 1e9  # test images only
+        # each scoring run reconstructs the test images into its scratch and keeps a few examples: at most `jobs` sets
+        disk["xray_reconstructed_gb"] = test * size ** 2 * max(1, config.jobs) / 1e9
         # decoded copies: the reconstructors read their pairs straight from the working-size PNGs (no copy: FileImages),
         # the classifier its clean images from a cache at its own size (none when that is the working size);
         # reconstructions are scored without caching (image_array persist=False)
@@ -200,20 +203,15 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        slice_bytes = m.slices.size ** 2
-        volume_bytes = UCSF_SLICES * slice_bytes * VOLUME_VOXEL_BYTES
+        slice_bytes, own_bytes = m.slices.size ** 2, UCSF_IN_PLANE ** 2  # downstream slices; the volumes' own grid
+        volume_bytes = UCSF_SLICES * own_bytes * VOLUME_VOXEL_BYTES
         test_volumes = found[2] if found else int(UCSF_VOLUMES * config.split.fractions[2])
-        per_image["mri"] = (test_volumes, volume_bytes)
         disk["mri_clean_and_degraded_gb"] = volumes * volume_bytes * (1 + len(levels)) / 1e9
-        disk["mri_reconstructed_gb"] = test_volumes * volume_bytes * len(levels) * len(m.reconstructors) / 1e9
-        # uint8 slice caches: the downstream models' clean training slices, the reconstructors' clean + degraded pairs of
-        # every level, and the inference slices of each scored reconstruction (the paper: slices 60-130)
-        inference = len(range(*m.slices.inference.slice_range)) + 1 if m.slices.inference.slice_range else UCSF_SLICES
-        scored_reconstructions = len(levels) * len(m.reconstructors)
-        if config.mitigation is not None and "ucsf-pdgm" in config.mitigation.datasets:
-            scored_reconstructions += len(config.mitigation.reconstructors or m.reconstructors) * (1 + len(config.mitigation.strategies))
-        disk["mri_slice_cache_gb"] = (volumes * UCSF_SLICES * slice_bytes * (2 + len(levels))
-                                      + scored_reconstructions * test_volumes * inference * slice_bytes) / 1e9
+        disk["mri_reconstructed_gb"] = test_volumes * volume_bytes * max(1, config.jobs) / 1e9  # scratch, as X-ray
+        # uint8 slice caches: the downstream models' clean training slices (at slices.size) and the reconstructors'
+        # clean + degraded pairs of every level (at the volumes' own size); a scoring run slices its scratch
+        # reconstructions in scratch (removed with it), never in the shared cache
+        disk["mri_slice_cache_gb"] = volumes * UCSF_SLICES * (slice_bytes + own_bytes * (1 + len(levels))) / 1e9
         weights = [(size_of(r), len(levels)) for r in m.reconstructors.values()]
         checkpoints["mri"] = weights
     if config.mitigation is not None:
@@ -230,12 +228,11 @@ def plan_study2(config) -> dict:
                                                                                    "epochs": mit.epochs, **mit.settings},
                                            0, mit.epochs, dataset=dataset, model=name, level="middle", seed=0))
                         checkpoints[key].append((size_of(part.reconstructors[name]), 1))
-                    # the sweep runs write no images (validation reconstructions are scratch, removed once scored): one
-                    # `reconstruct` run writes the chosen run's test images, per (reconstructor, strategy) and the fine-tune
-                    runs.append(_entry("reconstruct", config.device, {"splits": ["test"]}, 0, 0, dataset=dataset, model=name,
-                                       level="middle", seed=0))
-                    count, size_bytes = per_image.get(key, (0, 0))
-                    disk[f"{key}_mitigation_reconstructed_gb"] = disk.get(f"{key}_mitigation_reconstructed_gb", 0.0) + count * size_bytes / 1e9
+                    # the sweep runs write no images (validation reconstructions are scratch, removed once scored); the
+                    # chosen run of each (reconstructor, strategy), and the fine-tune, is scored like any reconstructor: its
+                    # scoring run reconstructs the test images into scratch (counted in *_reconstructed_gb)
+                    scorer = "predict-classifier" if key == "xray" else "score-volumes"
+                    runs.append(_entry(scorer, config.device, {}, 0, 0, dataset=dataset, model=name, level="middle", seed=0))
     for key, entries in checkpoints.items():
         if entries and all(n is not None for n, _ in entries):
             # best.pt holds the weights (float32) of every run; last.pt the weights and Adam's two moments while a run

@@ -43,7 +43,8 @@ def load_frozen(run_dir: str | Path, device: str = "cpu"):
 
 
 def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path, *, column: str = "path", level: str | None = None,
-                  splits: tuple[str, ...] | None = ("val", "test"), device: str = "cpu", progress: bool = True) -> pd.DataFrame:
+                  splits: tuple[str, ...] | None = ("val", "test"), device: str = "cpu", progress: bool = True,
+                  persist: bool = True) -> pd.DataFrame:
     """Score the volumes of any table with a finished MRI run's frozen best checkpoint and the run's preprocessing.
 
     A ``train-slice-classifier`` run writes the scored-table contract (one row per patient, median of slice
@@ -52,7 +53,8 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
     reconstructed volumes; columns it lacks come from the run's cohort by ``image_id``. The slices scored are the
     run's inference selection (``slices.inference``; the paper: 60-130, whatever the mask), so clean and
     reconstructed tables score the same slices; the segmenter's Dice uses the run's ``empty_slices`` convention.
-    ``splits=None`` scores every row.
+    ``splits=None`` scores every row. ``persist=False``: the slices are not added to the shared cache (volumes read
+    once; :func:`radfair.training.volumes.slice_arrays`).
     """
     check_device(device)
     run_dir = Path(run_dir)
@@ -65,7 +67,7 @@ def score_volumes(run_dir: str | Path, volumes_path: str | Path, out: str | Path
         raise RadfairInputError(EMPTY_AFTER_FILTER.format(path=volumes_path, step=f"keeping splits {list(splits or [])}"))
     check_volume_table(table, volumes_path, column)
     one_volume_per_patient(table, volumes_path)
-    data = slice_arrays(table, volumes_path, config.slices.inferring(), column=column, progress=progress)
+    data = slice_arrays(table, volumes_path, config.slices.inferring(), column=column, progress=progress, persist=persist)
     warn_without_slices(table, data.index, lambda m: None, str(volumes_path), "slices.inference")
     owner = slice_rows(table, data)
     all_slices, all_rows = np.arange(len(data)), np.arange(len(table))

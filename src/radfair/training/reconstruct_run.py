@@ -36,8 +36,15 @@ from .reconstruct_volumes import reconstruct_volumes, volume_training_pairs
 from .reconstruction import ReconstructorConfig, build_reconstructor
 from .volumes import SliceSettings
 
+#: The splits whose reconstructions are written: the analysis scores test images only (thresholds come from the clean
+#: validation images), so validation reconstructions would be written for nothing.
+SCORED_SPLITS = ("test",)
+
 
 class ReconstructorRunConfig(StrictModel):
+    """``reconstruct_splits``: the splits the best checkpoint reconstructs into the run folder when training ends; Study 2
+    sets none (its scoring runs reconstruct the test images themselves, into scratch: :func:`reconstruct_finished`)."""
+
     degraded: str
     level: str
     split_cohort: str
@@ -47,6 +54,7 @@ class ReconstructorRunConfig(StrictModel):
     seed: int = 0
     loop: LoopConfig = LoopConfig(epochs=50, patience=5)
     volumes: SliceSettings | None = None  # NIfTI pairs: train on kept axial slices, reconstruct whole volumes
+    reconstruct_splits: tuple[str, ...] = SCORED_SPLITS
 
 
 def paired_rows(config: ReconstructorRunConfig, columns: Sequence[str] = ()) -> tuple[pd.DataFrame, str]:
@@ -125,21 +133,21 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
         result = fit(step, batches(train_mask, True), batches(val_mask, False), config.loop, ctx.run_dir, device=device,
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
-    if config.volumes is None:
-        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed)
+    outputs = dict(TRAIN_RECONSTRUCTOR.outputs)
+    if not config.reconstruct_splits:
+        outputs.pop("reconstructed")
+    elif config.volumes is None:
+        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=config.reconstruct_splits)
     else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress)
-    return dict(TRAIN_RECONSTRUCTOR.outputs)
+        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
+                                      splits=config.reconstruct_splits)
+    return outputs
 
 
 TRAIN_RECONSTRUCTOR = declare(
     "train-reconstructor", settings=ReconstructorRunConfig, function=run_reconstructor_training,
-    outputs={"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"})
-
-#: The splits whose reconstructions are written: the analysis scores test images only (thresholds come from the clean
-#: validation images), so validation reconstructions would be written for nothing.
-SCORED_SPLITS = ("test",)
-
+    outputs={"history": "history.csv", "best_checkpoint": "checkpoints/best.pt", "reconstructed": "reconstructed.parquet"},
+    optional=("reconstructed",))
 
 class ReconstructSettings(StrictModel):
     """``run``: a finished ``train-reconstructor`` or ``train-mitigated-reconstructor`` run folder; ``splits``: the
@@ -157,23 +165,33 @@ def run_reconstruct(config_dict: dict, ctx) -> dict[str, str]:
     sampling seeds as the training run's own reconstruction (:func:`reconstruct_with_best`), so the images are the
     ones that run would have written.
     """
+    settings = ReconstructSettings.model_validate(config_dict)
+    reconstruct_finished(settings.run, settings.splits, ctx.run_dir, ctx.device, progress=ctx.progress)
+    return dict(RECONSTRUCT.outputs)
+
+
+def reconstruct_finished(run: str | Path, splits: Sequence[str], run_dir: Path, device: str, *, folder: Path | None = None,
+                         progress: bool = True) -> pd.DataFrame:
+    """The best checkpoint of the finished reconstructor ``run`` (``train-reconstructor`` or
+    ``train-mitigated-reconstructor``) reconstructs its pairs of ``splits`` into ``folder`` (default ``run_dir``):
+    images or NIfTI volumes under ``reconstructed/`` and ``reconstructed.parquet`` (with PSNR/SSIM), which is returned.
+
+    Same pairs, batches and sampling seeds as the training run's own reconstruction, so the images are the ones it
+    would have written. ``run_dir`` (the calling run's folder) holds the pairs table."""
     from ..execution.store import require_record, run_output
 
-    settings = ReconstructSettings.model_validate(config_dict)
-    record = require_record(settings.run, {TRAIN_RECONSTRUCTOR.name, "train-mitigated-reconstructor"})
+    record = require_record(run, {TRAIN_RECONSTRUCTOR.name, "train-mitigated-reconstructor"})
     config = ReconstructorRunConfig.model_validate({k: v for k, v in record["config"].items()
                                                     if k in ReconstructorRunConfig.model_fields})
-    best_path = run_output(settings.run, "best_checkpoint")
-    pairs, pairs_path = saved_pairs(paired_rows(config)[0], ctx.run_dir)
-    device = torch.device(ctx.device)
-    step = reconstructor_on(config, device)
+    best_path = run_output(run, "best_checkpoint")
+    pairs, pairs_path = saved_pairs(paired_rows(config)[0], run_dir)
+    torch_device = torch.device(device)
+    step = reconstructor_on(config, torch_device)
     if config.volumes is None:
-        batches = pair_batches(*image_pairs(config, pairs, pairs_path, ctx.progress), config, device)
-        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=settings.splits, best=best_path)
-    else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
-                                      splits=settings.splits, best=best_path)
-    return dict(RECONSTRUCT.outputs)
+        batches = pair_batches(*image_pairs(config, pairs, pairs_path, progress), config, torch_device)
+        return reconstruct_with_best(step, pairs, batches, run_dir, config.seed, splits=splits, best=best_path, folder=folder)
+    return reconstruct_volumes_with_best(step, pairs, run_dir, config.seed, config.batch_size, torch_device, progress=progress,
+                                         splits=splits, best=best_path, folder=folder)
 
 
 RECONSTRUCT = declare("reconstruct", settings=ReconstructSettings, function=run_reconstruct, gpu=0.5,
@@ -246,6 +264,6 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "run_reconstruct", "image_pairs", "load_best", "pair_batches", "reconstructor_on", "saved_pairs", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
+__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "reconstruct_finished", "run_reconstruct", "image_pairs", "load_best", "pair_batches", "reconstructor_on", "saved_pairs", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
            "TRAIN_RECONSTRUCTOR", "run_reconstructor_training",
            "training_masks"]

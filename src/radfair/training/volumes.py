@@ -178,12 +178,14 @@ def check_volume_table(table: pd.DataFrame, path, column: str, mask_column: str 
 
 
 def slice_arrays(table: pd.DataFrame, table_path: str | Path, settings: SliceSettings, *, column: str = "path",
-                 mask_column: str = "mask_path", threads: int = 2, progress: bool = True) -> SliceData:
+                 mask_column: str = "mask_path", threads: int = 2, progress: bool = True, persist: bool = True) -> SliceData:
     """The kept axial slices of every volume in ``table[column]`` with their tumour masks, decoded once and cached.
 
     The cache is keyed by what it holds (the rows' ids and volume files, each file's size and modification time, the
     slice settings) and lives in the study's shared image cache (:func:`radfair.training.inputs.image_cache_root`,
     never inside a run folder), so every run that slices the same volumes the same way reads one copy.
+    ``persist=False`` (volumes read once, e.g. reconstructions in a scoring run's scratch folder): the slices are
+    built beside ``table_path`` instead (``volume-slices/``, removed with that folder), never in the shared cache.
     """
     settings.check()
     check_volume_table(table, table_path, column, mask_column)
@@ -192,7 +194,7 @@ def slice_arrays(table: pd.DataFrame, table_path: str | Path, settings: SliceSet
     files = [[file_identity(p, f"a volume named in {table_path}")[1:] for p in pair]  # (size, mtime) of volume and mask
              for pair in zip(rows[column], rows[mask_column], strict=True)]
     key = _key("slices", digest, files, column, mask_column, settings.model_dump(mode="json"), "F-bilinear/nearest")
-    folder = image_cache_root(table_path) / "volume-slices"
+    folder = (image_cache_root(table_path) if persist else Path(table_path).parent) / "volume-slices"
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"slices{settings.size}-{key}.npy"
     mask_final, index_path = final.with_suffix(".mask.npy"), final.with_suffix(".index.parquet")

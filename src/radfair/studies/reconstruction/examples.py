@@ -40,11 +40,12 @@ def _loader(volumes: bool, mask_path: str | None):
 
 
 def examples_figure(dataset: str, recon_tables: dict[tuple[str, str], Path], split: pd.DataFrame, path: Path) -> None:
-    """``recon_tables``: (reconstructor, level) -> that run's ``reconstructed.parquet``."""
+    """``recon_tables``: (reconstructor, level) -> that reconstruction's ``reconstructed.parquet`` (its scoring run's:
+    every test image's PSNR/SSIM, ``path`` set for the images kept, among them the first test image by id)."""
     tables = {key: pd.read_parquet(p) for key, p in recon_tables.items()}
     first = next(iter(tables.values()))
-    image_id = sorted(first.loc[first["split"] == "test", "image_id"])[0]
-    volumes = str(first["path"].iloc[0]).endswith((".nii", ".nii.gz"))
+    image_id = sorted(first.loc[(first["split"] == "test") & first["path"].notna(), "image_id"], key=str)[0]
+    volumes = str(first.loc[first["path"].notna(), "path"].iloc[0]).endswith((".nii", ".nii.gz"))
     mask_path = split.set_index("image_id").loc[image_id, "mask_path"] if volumes else None
     load = _loader(volumes, mask_path)
     levels = list(dict.fromkeys(level for _, level in tables))

@@ -93,16 +93,6 @@ def sweep_specs(config, part, recon: dict[Key, RunSpec], store: Path) -> dict[tu
     return specs
 
 
-def reconstruct_specs(chosen: dict[Key, RunSpec], store: Path, device: str) -> dict[Key, RunSpec]:
-    """A ``reconstruct`` run (the test images) per chosen mitigation run: only these are written, not every λ's."""
-    from ...training.reconstruct_run import RECONSTRUCT
-
-    runs = RunStore(store)
-    return {key: RECONSTRUCT.spec({"run": str(runs.run_dir(spec))}, {"best": str(runs.output(spec, "best_checkpoint"))},
-                                  device=device, label=f"{spec.label}-test")
-            for key, spec in chosen.items()}
-
-
 def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -> tuple[dict[Key, RunSpec], pd.DataFrame]:
     """The chosen run per (reconstructor, level, strategy) and the whole sweep with the choice and its reason."""
     from ...mitigation import choose_weight, fallback_weight
@@ -154,4 +144,4 @@ def choose_runs(specs: dict[tuple, RunSpec], store: Path, study, dataset: str) -
     return chosen, sweep
 
 
-__all__ = ["FINETUNE", "check_scope", "choose_runs", "mitigation_levels", "reconstruct_specs", "sweep_specs"]
+__all__ = ["FINETUNE", "check_scope", "choose_runs", "mitigation_levels", "sweep_specs"]

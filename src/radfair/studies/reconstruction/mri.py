@@ -118,8 +118,10 @@ class MriPart(DatasetPart):
         return "segmentation", {"segmenter_run": str(self.runs.run_dir(self.segmenter))}, self.segmenter
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
-        return {key: {task: score_volumes_spec(self.runs, model, spec, self.config.device, f"score-{task}-{spec.label}")
-                      for task, model in (("classifier", self.classifier), ("segmenter", self.segmenter))}
+        """One ``score-volumes`` run per reconstruction: it reconstructs the test volumes once and scores them with
+        both frozen models."""
+        models = {"classifier": self.classifier, "segmenter": self.segmenter}
+        return {key: {"volumes": score_volumes_spec(self.runs, models, spec, self.config.device, f"score-{spec.label}")}
                 for key, spec in recon.items()}
 
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
@@ -130,15 +132,15 @@ class MriPart(DatasetPart):
         segmented = pd.read_parquet(self.runs.output(self.segmenter, "segmentation")).query("split == 'test'")
         segmented = with_study_attributes(segmented, self.split)
         scores, segmentations = {}, {}
-        for key, spec in recon.items():
-            scored = pd.read_parquet(self.runs.output(scoring[key]["classifier"], "scores"))
+        for key in recon:
+            scored = pd.read_parquet(self.runs.output(scoring[key]["volumes"], "classifier_scores"))
             scores[key] = with_study_attributes(scored, self.split)
             if labels:
                 classifier_shift(DATASET, key, clean, scores[key], labels, attributes, thresholds, a, out)
-            recon_seg = pd.read_parquet(self.runs.output(scoring[key]["segmenter"], "scores")).query("split == 'test'")
+            recon_seg = pd.read_parquet(self.runs.output(scoring[key]["volumes"], "segmenter_scores")).query("split == 'test'")
             segmentations[key] = with_study_attributes(recon_seg, self.split)
             segmentation_shift(key, segmented, recon_seg, attributes, a, out)
-            out.performance.append(quality_rows(DATASET, key, self.runs.output(spec, "reconstructed")))
+            out.performance.append(quality_rows(DATASET, key, self.reconstructed_table(scoring[key])))
         for key, reference, role in mitigation_references(recon):  # primary: the same-budget fine-tune; secondary: the original
             against = PartOutputs()
             if labels:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...execution import RunStore
 from ...io import write_text
 from ...training.classify import load_classifier
 from .examples import examples_figure, gradcam_figure
@@ -37,9 +36,10 @@ def at_levels(shift: pd.DataFrame, levels: dict[str, str]) -> pd.DataFrame:
     return shift[shift["level"] == shift["dataset"].map(levels)]
 
 
-def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame,
+def write_outputs(out: Path, config, parts: list, recon: dict, scoring: dict, bias_shift: pd.DataFrame, performance: pd.DataFrame,
                   sweep: pd.DataFrame | None = None, middle: dict[str, str] | None = None) -> list[str]:
-    """Tables and figures. The fairness views (Table 2, Figures 3-5) are at each dataset's ``middle`` level, the paper's
+    """Tables and figures (``recon``, ``scoring``: dataset -> key -> the reconstructor run, the scoring runs, whose
+    ``reconstructed`` tables hold the example images). The fairness views (Table 2, Figures 3-5) are at each dataset's ``middle`` level, the paper's
     scope (§4.2: "acceleration factor 8 for UCSF-PDGM and a photon count of 10,000 for CheXpert"); Table 2 adds the
     pooled levels as a second, exploratory block. ``middle`` None: every level (pooled)."""
     fair = at_levels(bias_shift, middle) if middle else bias_shift
@@ -72,11 +72,11 @@ def write_outputs(out: Path, config, parts: list, recon: dict, bias_shift: pd.Da
                 figure_bias_change(fair, part.dataset, metric, out / f"{prefix}_bias_change_{short}_{metric}.png")
             else:
                 notes.append(f"{prefix}_bias_change_{short}_{metric}.png not drawn: no {metric} rows for {part.dataset}")
-        tables = {(kind, level): RunStore(out / "runs").output(spec, "reconstructed")
-                  for (kind, level, mitigation), spec in recon[part.dataset].items() if mitigation == "standard"}
+        tables = {(kind, level): part.reconstructed_table(scoring[part.dataset][(kind, level, mitigation)])
+                  for (kind, level, mitigation) in recon[part.dataset] if mitigation == "standard"}
         examples_figure(part.dataset, tables, part.split, out / f"examples_{short}.png")
     if xray is not None:
-        notes += _gradcam(out, xray, recon[xray.dataset])
+        notes += _gradcam(out, xray, scoring[xray.dataset])
     return notes
 
 
@@ -91,22 +91,21 @@ def _merged_race_figures(out: Path, bias_shift: pd.DataFrame, xray, scope: str =
     return []
 
 
-def _gradcam(out: Path, xray, recon: dict) -> list[str]:
+def _gradcam(out: Path, xray, scoring: dict) -> list[str]:
     """Grad-CAM for the finding with the highest clean AUROC, on one positive test image, clean vs each reconstruction
-    at the noisiest level."""
+    at the noisiest level (:meth:`XrayPart.gradcam_target`; its scoring runs kept that image's reconstructions)."""
     model, config = load_classifier(xray.runs.run_dir(xray.classifier))
-    clean = xray.clean_scores().query("split == 'test'")
-    level = xray.levels()[-1]
-    candidates = [k for k in config.labels if clean[f"y_{k}"].eq(1).any()]
-    if not candidates:
+    target = xray.gradcam_target()
+    if target is None:
         return [f"gradcam_{xray.short}.png not drawn: no test image is positive for any finding"]
-    label = max(candidates, key=lambda k: clean.loc[clean[f"y_{k}"] == 1, f"p_{k}"].mean() - clean[f"p_{k}"].mean())
-    image_id = clean.loc[clean[f"y_{label}"] == 1].sort_values(f"p_{label}", ascending=False)["image_id"].iloc[0]
+    label, image_id = target
+    level = xray.levels()[-1]
     images = {}
-    for (kind, lv, mitigation), spec in recon.items():
+    for (kind, lv, mitigation), tasks in scoring.items():
         if lv != level or mitigation != "standard":
             continue
-        row = pd.read_parquet(RunStore(out / "runs").output(spec, "reconstructed")).set_index("image_id").loc[image_id]
+        table = pd.read_parquet(xray.reconstructed_table(tasks))
+        row = table.assign(image_id=table["image_id"].astype(str)).set_index("image_id").loc[image_id]
         images.setdefault("clean", row["path_clean"])
         images.setdefault(f"degraded ({level})", row["path_degraded"])
         images[kind] = row["path"]

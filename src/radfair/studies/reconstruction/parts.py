@@ -73,14 +73,20 @@ class DatasetPart:
 
     def run_config(self, kind: str, level: str, **extra) -> ReconstructorRunConfig:
         t, r = self.study.training, self.study.reconstructors[kind]  # kind-specific settings first (the paper's appendix)
+        # no reconstructions written by the training run: the scoring runs reconstruct the test images into scratch
         return ReconstructorRunConfig(degraded=str(self.degraded_table), level=level, split_cohort=self.manifest["split"],
                                       reconstructor=r.network(), batch_size=r.batch_size or t.batch_size, seed=t.seed,
-                                      loop=r.loop or t.loop_for(kind), **extra)
+                                      loop=r.loop or t.loop_for(kind), reconstruct_splits=(), **extra)
 
     def reconstructor_specs(self) -> dict[Key, RunSpec]:
         return {(kind, level, STANDARD): reconstructor_spec(self.run_config(kind, level), self.config.device,
                                                             f"{self.short}-{kind}-{level}")
                 for kind in self.study.reconstructors for level in self.levels()}
+
+    def reconstructed_table(self, scoring: dict[str, RunSpec]) -> Path:
+        """The ``reconstructed`` table (PSNR/SSIM of every test image, the kept examples' paths) of one
+        reconstruction's scoring run (``scoring``: this part's task -> spec for that reconstruction; one run)."""
+        return self.runs.output(next(iter(scoring.values())), "reconstructed")
 
     def clean_scores(self) -> pd.DataFrame:
         return with_study_attributes(pd.read_parquet(self.runs.output(self.classifier, "scored")), self.split)

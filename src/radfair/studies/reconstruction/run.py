@@ -24,7 +24,7 @@ from ...training.checkpoint import check_device
 from ..protocol import deviations
 from .analysis import adjust_families, adjust_grid
 from .config import ReconstructionConfig, load_config
-from .mitigate import check_scope, choose_runs, reconstruct_specs, sweep_specs
+from .mitigate import check_scope, choose_runs, sweep_specs
 from .mri import MriPart
 from .outputs import write_outputs
 from .xray import XrayPart, level_name
@@ -92,13 +92,11 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
         mitigated = [part for part in parts if part.dataset in config.mitigation.datasets]
         specs = {part.dataset: sweep_specs(config, part, recon[part.dataset], store) for part in mitigated}
         run([s for by_key in specs.values() for s in by_key.values()])
-        sweeps, written = [], {}
-        for part in mitigated:
+        sweeps = []
+        for part in mitigated:  # the chosen runs join the grid; their scoring runs reconstruct their test images
             chosen, part_sweep = choose_runs(specs[part.dataset], store, config.mitigation, part.dataset)
-            written[part.dataset] = reconstruct_specs(chosen, store, config.device)
-            recon[part.dataset].update(written[part.dataset])
+            recon[part.dataset].update(chosen)
             sweeps.append(part_sweep)
-        run([s for by_key in written.values() for s in by_key.values()])
         sweep = pd.concat(sweeps, ignore_index=True)
         write_table(sweep, out / "mitigation_sweep.csv")
         timings["mitigation_s"] = time.perf_counter() - t
@@ -130,7 +128,7 @@ def run_study(config: ReconstructionConfig | str | Path, out: str | Path, *, exe
     timings["analysis_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    notes += write_outputs(out, config, parts, recon, bias_shift, performance, sweep, middle)
+    notes += write_outputs(out, config, parts, recon, scoring, bias_shift, performance, sweep, middle)
     timings["tables_and_figures_s"] = time.perf_counter() - t
     a = config.analysis
     write_json(out / "study.json", {

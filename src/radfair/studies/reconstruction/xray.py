@@ -4,7 +4,8 @@ The part's dataset is ``xray.source``, any registered X-ray dataset or a manifes
 12 findings); its tables, figures, thresholds and rows of ``bias_shift`` / ``performance`` are keyed by that name.
 
 The classifier (DenseNet-121) trains on the clean images of the classifier patients only; each reconstructor
-(kind x dose level) trains on the reconstruction patients; ``predict-classifier`` scores each reconstruction.
+(kind x dose level) trains on the reconstruction patients; ``predict-classifier`` reconstructs the test images with
+each reconstructor (into scratch) and scores them.
 The degraded images are written once by ``radfair degrade xray`` into ``OUT/degraded_xray/``.
 """
 
@@ -81,9 +82,24 @@ class XrayPart(DatasetPart):
         clf = self.runs.run_dir(self.classifier)
         return "classification", {"classifier_run": str(clf), "labels": self.study.labels}, self.classifier
 
+    def gradcam_target(self) -> tuple[str, str] | None:
+        """(finding, image id) of the Grad-CAM figure: the finding whose positive test images the clean classifier
+        scores highest above its mean, and its highest-scored positive test image; None without a positive."""
+        from ...training.classify import load_classifier
+
+        _, config = load_classifier(self.runs.run_dir(self.classifier))
+        clean = self.clean_scores().query("split == 'test'")
+        candidates = [k for k in config.labels if clean[f"y_{k}"].eq(1).any()]
+        if not candidates:
+            return None
+        label = max(candidates, key=lambda k: clean.loc[clean[f"y_{k}"] == 1, f"p_{k}"].mean() - clean[f"p_{k}"].mean())
+        return label, str(clean.loc[clean[f"y_{label}"] == 1].sort_values(f"p_{label}", ascending=False)["image_id"].iloc[0])
+
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
+        target = self.gradcam_target()
+        keep = [target[1]] if target else []  # the Grad-CAM image's reconstructions are kept for the figure
         return {key: {"classifier": predict_spec(self.runs, self.classifier, str(self.cohort), spec, self.config.device,
-                                                 f"score-{spec.label}")} for key, spec in recon.items()}
+                                                 f"score-{spec.label}", keep)} for key, spec in recon.items()}
 
     def analyse(self, recon: dict[Key, RunSpec], scoring: dict[Key, dict[str, RunSpec]]) -> PartOutputs:
         a, out = self.config.analysis, PartOutputs()
@@ -91,11 +107,11 @@ class XrayPart(DatasetPart):
         thresholds, labels = self.thresholds(clean, out)
         attributes = a.attributes
         scores = {}
-        for key, spec in recon.items():
+        for key in recon:
             scored = pd.read_parquet(self.runs.output(scoring[key]["classifier"], "scored"))
             scores[key] = with_study_attributes(scored, self.split)
             classifier_shift(self.dataset, key, clean, scores[key], labels, attributes, thresholds, a, out)
-            out.performance.append(quality_rows(self.dataset, key, self.runs.output(spec, "reconstructed")))
+            out.performance.append(quality_rows(self.dataset, key, self.reconstructed_table(scoring[key])))
         for key, reference, role in mitigation_references(scores):  # primary: the same-budget fine-tune; secondary: the original
             against = PartOutputs()
             classifier_shift(self.dataset, key, scores[reference], scores[key], labels, attributes, thresholds, a, against)

@@ -76,3 +76,16 @@ def test_plan_disk_counts_what_each_stage_writes(tmp_path):
     # downstream slices at slices.size, the reconstructors' clean + three levels at the volumes' own size
     assert disk["mri_slice_cache_gb"] == round(501 * 155 * (plan["config"]["mri"]["slices"]["size"] ** 2 + 240 ** 2 * 4) / 1e9, 1)
     assert sum(disk.values()) <= 150  # issue 19: Study 2's paper config within 150 GB of caches and outputs
+
+
+def test_the_mri_grid_is_read_from_the_first_volume_when_the_release_is_on_disk(synth_root):
+    import nibabel as nib
+
+    from radfair.data.cohort import build_cohort
+    from radfair.studies.plan import volume_grid
+
+    root, _ = synth_root
+    release = next(p for p in root.iterdir() if "ucsf" in p.name.lower())
+    first = nib.load(str(build_cohort("ucsf-pdgm", str(release))[0]["path"].iloc[0])).shape
+    assert volume_grid("ucsf-pdgm", str(release)) == (first[0], first[2]) and first[0] != 240  # the synthetic phantoms' grid
+    assert volume_grid("ucsf-pdgm", str(root / "nowhere")) is None

@@ -35,7 +35,8 @@ MEASURED_SAMPLES_PER_S = {"cuda": {("train-classifier", "densenet121"): 838.0, (
 PAPER_IMAGES = PAPER_SPLIT_IMAGES
 CHEXPERT_STUDY2, UCSF_VOLUMES, UCSF_SLICES = 224_316, 501, 155
 #: UCSF-PDGM's in-plane grid (240 x 240 x 155, the SRI24 atlas space of its preprocessed volumes; Calabrese et al.
-#: 2022): the size of the volumes radfair writes and of the reconstructors' slices (they train at the volumes' own size)
+#: 2022): the size of the volumes radfair writes and of the reconstructors' slices (they train at the volumes' own size);
+#: read from the first volume's header instead when the release is on disk (:func:`volume_grid`)
 UCSF_IN_PLANE = 240
 #: bytes per voxel of the MRI volumes radfair writes (clean working copies, degraded, reconstructed): uint16 NIfTI
 #: (:func:`radfair.io.write_unit_volume`)
@@ -100,6 +101,24 @@ def counted_split(source: str, root: str, fractions, seed: int, **options) -> tu
         return None
     counts = assign_splits(cohort, fractions, seed).value_counts()
     return (int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("test", 0)), int(cohort["patient_id"].nunique()))
+
+
+def volume_grid(source: str, root: str) -> tuple[int, int] | None:
+    """(in-plane size, slices) of the first volume of ``source``'s release at ``root``, from its NIfTI header alone
+    (no voxel read); None when the release is not there or not readable."""
+    import nibabel as nib
+
+    from ..data.cohort import build_cohort
+    from ..errors import RadfairInputError
+
+    if not root or not Path(root).exists():
+        return None
+    try:
+        cohort, _ = build_cohort(source, root)
+        shape = nib.load(str(cohort["path"].iloc[0])).shape
+    except (RadfairInputError, OSError, IndexError, KeyError):
+        return None
+    return int(shape[0]), int(shape[2]) if len(shape) > 2 else 1
 
 
 def plan_study1(config) -> dict:
@@ -203,7 +222,9 @@ def plan_study2(config) -> dict:
                 runs.append(_entry("train-reconstructor", config.device, r.model_dump(mode="json"), recon * UCSF_SLICES, r.loop.epochs,
                                    dataset="ucsf-pdgm", model=name, level=level, seed=m.training.seed))
                 runs.append(_entry("score-volumes", config.device, {}, 0, 0, dataset="ucsf-pdgm", model=name, level=level, seed=0))
-        slice_bytes, own_bytes = m.slices.size ** 2, UCSF_IN_PLANE ** 2  # downstream slices; the volumes' own grid
+        in_plane, _ = volume_grid("ucsf-pdgm", config.root_of("mri")) or (UCSF_IN_PLANE, UCSF_SLICES)
+        stages["ucsf-pdgm"]["in-plane size"] = in_plane
+        slice_bytes, own_bytes = m.slices.size ** 2, in_plane ** 2  # downstream slices; the volumes' own grid
         volume_bytes = UCSF_SLICES * own_bytes * VOLUME_VOXEL_BYTES
         test_volumes = found[2] if found else int(UCSF_VOLUMES * config.split.fractions[2])
         disk["mri_clean_and_degraded_gb"] = volumes * volume_bytes * (1 + len(levels)) / 1e9

@@ -238,10 +238,15 @@ def reliability_figure(curves: pd.DataFrame, path, title: str = "", gaps: pd.Dat
     _save(fig, path)
 
 
+def _job_name(job) -> str:
+    """The file name a figure job writes (its one Path argument)."""
+    return next(Path(a).name for a in job[1] if isinstance(a, Path))
+
+
 def _draw(job):
     kind, args = job
     {"forest": forest_figure, "roc": roc_figure, "reliability": reliability_figure}[kind](*args)
-    return next(Path(a).name for a in args if isinstance(a, Path))
+    return _job_name(job)
 
 
 def figure_jobs(tables: dict, folder: Path, level: float = 0.95,
@@ -286,7 +291,7 @@ def _draw_forked(jobs: list[tuple[str, tuple]]) -> list[str]:
     child's error is raised here with its message."""
     import os
 
-    names = [next(Path(a).name for a in args if isinstance(a, Path)) for _, args in jobs]
+    names = [_job_name(job) for job in jobs]
     if len(jobs) < 2 or not hasattr(os, "fork"):
         for job in jobs:
             _draw(job)

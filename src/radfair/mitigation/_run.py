@@ -44,8 +44,7 @@ from ..training.reconstruct_run import (
     ReconstructorRunConfig,
     image_pairs,
     paired_rows,
-    reconstruct_volumes_with_best,
-    reconstruct_with_best,
+    reconstruct_best,
     saved_pairs,
     training_masks,
 )
@@ -160,13 +159,12 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     # chosen run's test images are reconstructed by its scoring run, into that run's scratch)
     scratch = ctx.run_dir / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
+    table = reconstruct_best(step, pairs, batches, config, ctx.run_dir, device, splits=("val",), folder=scratch,
+                             progress=ctx.progress)
     if config.volumes is None:
-        table = reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=("val",), folder=scratch)
         summary = image_validation(config, downstream, label_index, pairs, pairs_path, table, scratch, device, groups,
                                    ctx.progress)
     else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
-                                      splits=("val",), folder=scratch)
         summary = volume_validation(config, scratch, pairs, categories, device, ctx.progress,
                                     scores_path=ctx.run_dir / "validation_scores.parquet")
     shutil.rmtree(scratch, ignore_errors=True)
@@ -179,13 +177,10 @@ def run_mitigated_training(config_dict: dict, ctx) -> dict[str, str]:
     outputs = dict(TRAIN_MITIGATED_RECONSTRUCTOR.outputs)
     if config.volumes is None:
         del outputs["validation_scores"]
-    if not config.reconstruct_splits:
-        del outputs["reconstructed"]
-    elif config.volumes is None:
-        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=config.reconstruct_splits)
+    if config.reconstruct_splits:
+        reconstruct_best(step, pairs, batches, config, ctx.run_dir, device, splits=config.reconstruct_splits, progress=ctx.progress)
     else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
-                                      splits=config.reconstruct_splits)
+        del outputs["reconstructed"]
     return outputs
 
 

@@ -17,6 +17,7 @@ into scratch likewise.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 
@@ -86,18 +87,29 @@ def _entry(kind: str, device: str, settings: dict, images: int, epochs: int, **w
                          **({} if rate else {"throughput": "not measured (docs/benchmarks.md)"})}}
 
 
-def counted_split(source: str, root: str, fractions, seed: int, **options) -> tuple[int, int, int, int] | None:
-    """(train, val, test images, patients) of ``source``'s cohort at ``root`` under the study's patient-level split,
-    from the release's metadata alone; None when the release is not there (or not readable)."""
+@functools.lru_cache(maxsize=8)
+def _release_cohort(source: str, root: str, options: tuple = ()):
+    """``source``'s cohort built from the release at ``root`` (metadata only; read once per plan: :func:`write_plan`
+    clears the cache), or None when the release is not there or not readable. ``options``: build_cohort's keyword
+    arguments as sorted items."""
     from ..data.cohort import build_cohort
-    from ..data.splits import assign_splits
     from ..errors import RadfairInputError
 
     if not root or not Path(root).exists():
         return None
     try:
-        cohort, _ = build_cohort(source, root, **options)
+        return build_cohort(source, root, **dict(options))[0]
     except (RadfairInputError, OSError):
+        return None
+
+
+def counted_split(source: str, root: str, fractions, seed: int, **options) -> tuple[int, int, int, int] | None:
+    """(train, val, test images, patients) of ``source``'s cohort at ``root`` under the study's patient-level split,
+    from the release's metadata alone; None when the release is not there (or not readable)."""
+    from ..data.splits import assign_splits
+
+    cohort = _release_cohort(source, root, tuple(sorted(options.items())))
+    if cohort is None:
         return None
     counts = assign_splits(cohort, fractions, seed).value_counts()
     return (int(counts.get("train", 0)), int(counts.get("val", 0)), int(counts.get("test", 0)), int(cohort["patient_id"].nunique()))
@@ -108,15 +120,12 @@ def volume_grid(source: str, root: str) -> tuple[int, int] | None:
     (no voxel read); None when the release is not there or not readable."""
     import nibabel as nib
 
-    from ..data.cohort import build_cohort
-    from ..errors import RadfairInputError
-
-    if not root or not Path(root).exists():
+    cohort = _release_cohort(source, root)
+    if cohort is None or cohort.empty:
         return None
     try:
-        cohort, _ = build_cohort(source, root)
         shape = nib.load(str(cohort["path"].iloc[0])).shape
-    except (RadfairInputError, OSError, IndexError, KeyError):
+    except OSError:
         return None
     return int(shape[0]), int(shape[2]) if len(shape) > 2 else 1
 
@@ -269,7 +278,10 @@ def write_plan(study: str, config, out: str | Path, device: str | None = None) -
         importlib.import_module(module)
     if device:
         config = config.model_copy(update={"device": device})
-    body = plan_study1(config) if study == "emb-vs-img" else plan_study2(config)
+    try:
+        body = plan_study1(config) if study == "emb-vs-img" else plan_study2(config)
+    finally:
+        _release_cohort.cache_clear()  # read once per plan; a later plan reads the releases as they are then
     dump = (config.effective() if study == "reconstruction" else config).model_dump(mode="json")
     hours_key = "gpu_hours" if config.device.startswith("cuda") else "hours"
     known = [r["estimate"][hours_key] for r in body["runs"] if r["estimate"].get(hours_key) is not None]

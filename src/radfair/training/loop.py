@@ -213,14 +213,14 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
     epoch0, batch0 = 0, 0
     partial = _Means()
     resumed_from = None
-    if state is not None and state["done"]:  # a finished fit: its weights are in best.pt, which every caller loads
+    if state is not None:
         if names:
             tracks = {k: _Track.from_state(state["members"][k]) for k in keys}
             ensemble_history = list(state["history"])
         else:
             tracks = {"": _Track.from_state(state)}
-        return result((state["epoch"], state["batch"]), 0.0, math.nan)
-    if state is not None:
+        if state["done"]:  # a finished fit: its weights are in best.pt, which every caller loads
+            return result((state["epoch"], state["batch"]), 0.0, math.nan)
         for name, module in step.modules.items():
             module.load_state_dict(state["modules"][name])
         for name, opt in step.optimizers.items():
@@ -231,11 +231,6 @@ def fit(step: Step, train: Batches, val: Batches, config: LoopConfig, run_dir: s
         if hasattr(step, "load_extra_state") and "extra" in state:
             step.load_extra_state(state["extra"])
         epoch0, batch0 = state["epoch"], state["batch"]
-        if names:
-            tracks = {k: _Track.from_state(state["members"][k]) for k in keys}
-            ensemble_history = list(state["history"])
-        else:
-            tracks = {"": _Track.from_state(state)}
         partial = _Means(state["partial_sums"], state["partial_count"], device)
         resumed_from = (epoch0, batch0)
         log(f"resumed from epoch {epoch0 + 1}, batch {batch0} of {len(train)}")

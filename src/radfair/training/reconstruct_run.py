@@ -134,13 +134,10 @@ def run_reconstructor_training(config_dict: dict, ctx) -> dict[str, str]:
                      progress=ctx.progress, log=ctx.log)
     write_table(pd.DataFrame(result.history), ctx.run_dir / "history.csv")
     outputs = dict(TRAIN_RECONSTRUCTOR.outputs)
-    if not config.reconstruct_splits:
-        outputs.pop("reconstructed")
-    elif config.volumes is None:
-        reconstruct_with_best(step, pairs, batches, ctx.run_dir, config.seed, splits=config.reconstruct_splits)
+    if config.reconstruct_splits:
+        reconstruct_best(step, pairs, batches, config, ctx.run_dir, device, splits=config.reconstruct_splits, progress=ctx.progress)
     else:
-        reconstruct_volumes_with_best(step, pairs, ctx.run_dir, config.seed, config.batch_size, device, progress=ctx.progress,
-                                      splits=config.reconstruct_splits)
+        outputs.pop("reconstructed")
     return outputs
 
 
@@ -187,11 +184,10 @@ def reconstruct_finished(run: str | Path, splits: Sequence[str], run_dir: Path, 
     pairs, pairs_path = saved_pairs(paired_rows(config)[0], run_dir)
     torch_device = torch.device(device)
     step = reconstructor_on(config, torch_device)
-    if config.volumes is None:
-        batches = pair_batches(*image_pairs(config, pairs, pairs_path, progress), config, torch_device)
-        return reconstruct_with_best(step, pairs, batches, run_dir, config.seed, splits=splits, best=best_path, folder=folder)
-    return reconstruct_volumes_with_best(step, pairs, run_dir, config.seed, config.batch_size, torch_device, progress=progress,
-                                         splits=splits, best=best_path, folder=folder)
+    batches = (pair_batches(*image_pairs(config, pairs, pairs_path, progress), config, torch_device)
+               if config.volumes is None else None)  # volumes are read whole by reconstruct_volumes
+    return reconstruct_best(step, pairs, batches, config, run_dir, torch_device, splits=splits, folder=folder, best=best_path,
+                            progress=progress)
 
 
 RECONSTRUCT = declare("reconstruct", settings=ReconstructSettings, function=run_reconstruct, gpu=0.5,
@@ -231,6 +227,16 @@ def reconstruct_with_best(step, pairs: pd.DataFrame, batches, run_dir, seed: int
     return table
 
 
+def reconstruct_best(step, pairs: pd.DataFrame, batches, config: ReconstructorRunConfig, run_dir, device, *,
+                     splits: Sequence[str], folder=None, best=None, progress: bool = True) -> pd.DataFrame:
+    """With the best checkpoint, reconstruct the pairs of ``splits``: images (:func:`reconstruct_with_best`, from
+    ``batches``) or, with ``config.volumes``, whole NIfTI volumes (:func:`reconstruct_volumes_with_best`)."""
+    if config.volumes is None:
+        return reconstruct_with_best(step, pairs, batches, run_dir, config.seed, splits=splits, folder=folder, best=best)
+    return reconstruct_volumes_with_best(step, pairs, run_dir, config.seed, config.batch_size, device, progress=progress,
+                                         splits=splits, folder=folder, best=best)
+
+
 def reconstruct_volumes_with_best(step, pairs: pd.DataFrame, run_dir, seed: int, batch_size: int, device, *,
                                   progress: bool = True, splits: Sequence[str] = SCORED_SPLITS, folder=None,
                                   best=None) -> pd.DataFrame:
@@ -264,6 +270,6 @@ def reconstruct_pairs(step, rows: pd.DataFrame, batches: PairedImageBatches, fol
     return pd.concat(out, ignore_index=True)
 
 
-__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "reconstruct_finished", "run_reconstruct", "image_pairs", "load_best", "pair_batches", "reconstructor_on", "saved_pairs", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
+__all__ = ["RECONSTRUCT", "ReconstructSettings", "SCORED_SPLITS", "ReconstructorRunConfig", "reconstruct_best", "reconstruct_finished", "run_reconstruct", "image_pairs", "load_best", "pair_batches", "reconstructor_on", "saved_pairs", "paired_rows", "reconstruct_pairs", "reconstruct_volumes_with_best", "reconstruct_with_best",
            "TRAIN_RECONSTRUCTOR", "run_reconstructor_training",
            "training_masks"]

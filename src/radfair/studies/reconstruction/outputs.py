@@ -95,7 +95,7 @@ def _gradcam(out: Path, xray, scoring: dict) -> list[str]:
     """Grad-CAM for the finding with the highest clean AUROC, on one positive test image, clean vs each reconstruction
     at the noisiest level (:meth:`XrayPart.gradcam_target`; its scoring runs kept that image's reconstructions)."""
     model, config = load_classifier(xray.runs.run_dir(xray.classifier))
-    target = xray.gradcam_target()
+    target = xray.gradcam_target
     if target is None:
         return [f"gradcam_{xray.short}.png not drawn: no test image is positive for any finding"]
     label, image_id = target

@@ -11,6 +11,7 @@ The degraded images are written once by ``radfair degrade xray`` into ``OUT/degr
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -82,9 +83,11 @@ class XrayPart(DatasetPart):
         clf = self.runs.run_dir(self.classifier)
         return "classification", {"classifier_run": str(clf), "labels": self.study.labels}, self.classifier
 
+    @functools.cached_property
     def gradcam_target(self) -> tuple[str, str] | None:
         """(finding, image id) of the Grad-CAM figure: the finding whose positive test images the clean classifier
-        scores highest above its mean, and its highest-scored positive test image; None without a positive."""
+        scores highest above its mean, and its highest-scored positive test image; None without a positive. Read once
+        the classifier has finished (the scoring runs keep this image; the figure draws it)."""
         from ...training.classify import load_classifier
 
         _, config = load_classifier(self.runs.run_dir(self.classifier))
@@ -96,7 +99,7 @@ class XrayPart(DatasetPart):
         return label, str(clean.loc[clean[f"y_{label}"] == 1].sort_values(f"p_{label}", ascending=False)["image_id"].iloc[0])
 
     def scoring_specs(self, recon: dict[Key, RunSpec]) -> dict[Key, dict[str, RunSpec]]:
-        target = self.gradcam_target()
+        target = self.gradcam_target
         keep = [target[1]] if target else []  # the Grad-CAM image's reconstructions are kept for the figure
         return {key: {"classifier": predict_spec(self.runs, self.classifier, str(self.cohort), spec, self.config.device,
                                                  f"score-{spec.label}", keep)} for key, spec in recon.items()}
